@@ -1,0 +1,76 @@
+//! Tokens: generated from the OS CSPRNG, stored and compared only as SHA-256 digests.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// A new bearer token: 256 random bits, URL-safe base64 (43 chars).
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Configured secrets (admin tokens, the registration token), kept as digests and compared
+/// in constant time; comparing digests also hides the secrets' lengths.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    digests: Vec<[u8; 32]>,
+}
+
+impl Secrets {
+    pub fn new<S: AsRef<str>>(tokens: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            digests: tokens
+                .into_iter()
+                .map(|t| t.as_ref().trim().to_string())
+                .filter(|t| !t.is_empty())
+                .map(|t| digest(&t))
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    pub fn verify(&self, presented: &str) -> bool {
+        let d = digest(presented);
+        // check every configured token, so timing does not tell which one matched
+        self.digests
+            .iter()
+            .fold(0u8, |hit, known| hit | known.ct_eq(&d).unwrap_u8())
+            == 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_url_safe() {
+        let a = generate_token();
+        let b = generate_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+
+    #[test]
+    fn secrets_accept_any_configured_token_and_nothing_else() {
+        let s = Secrets::new(["old", " new "]);
+        assert!(s.verify("old") && s.verify("new"));
+        assert!(!s.verify("") && !s.verify("ol") && !s.verify("new "));
+        assert!(Secrets::new([""]).is_empty());
+    }
+}

@@ -1,0 +1,349 @@
+//! `owp bench`: drives a running server like a worker fleet would and prints throughput,
+//! latency percentiles per endpoint, errors, server RSS, and the invariant checker's verdict.
+//!
+//! It registers W workers, creates T tasks across R repos, then every worker loops
+//! poll -> `in_progress` -> `completed` until all tasks are done.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::{json, Value};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Base URL of a running server.
+    #[arg(long, env = "OWP_URL", default_value = "http://127.0.0.1:8787")]
+    pub url: String,
+    #[arg(long, env = "OWP_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: String,
+    /// Concurrent simulated workers.
+    #[arg(long, default_value_t = 100)]
+    pub workers: usize,
+    /// Tasks to create and drive to completion.
+    #[arg(long, default_value_t = 20_000)]
+    pub tasks: usize,
+    #[arg(long, default_value_t = 20)]
+    pub repos: usize,
+    /// Review budget per repo.
+    #[arg(long, default_value_t = 1000)]
+    pub max_open_prs: i64,
+    /// Leases per worker (max_concurrent_tasks).
+    #[arg(long, default_value_t = 2)]
+    pub leases_per_worker: i64,
+    /// When given, run the invariant checker against this database after the run.
+    #[arg(long, env = "OWP_BENCH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// When given, report this server process's resident memory (Linux /proc).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Give up after this long.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Default)]
+struct Stats {
+    latencies: Mutex<BTreeMap<&'static str, Vec<Duration>>>,
+    errors: Mutex<BTreeMap<String, u64>>,
+    completed: AtomicU64,
+}
+
+impl Stats {
+    fn record(&self, endpoint: &'static str, d: Duration) {
+        self.latencies
+            .lock()
+            .expect("stats lock")
+            .entry(endpoint)
+            .or_default()
+            .push(d);
+    }
+    fn error(&self, what: String) {
+        *self
+            .errors
+            .lock()
+            .expect("stats lock")
+            .entry(what)
+            .or_default() += 1;
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.workers * 2)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let base = args.url.trim_end_matches('/').to_string();
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    println!(
+        "bench: {} workers, {} tasks, {} repos against {base}",
+        args.workers, args.tasks, args.repos
+    );
+
+    let repos: Vec<String> = (0..args.repos)
+        .map(|i| format!("bench-{run_id}/r{i}"))
+        .collect();
+    for r in &repos {
+        admin(
+            &http,
+            &base,
+            &args.admin_token,
+            "/v1/admin/repos",
+            json!({"repo": r, "max_open_prs": args.max_open_prs, "area_locks_enabled": false}),
+        )
+        .await?;
+    }
+    let setup = Instant::now();
+    let batch: Vec<Value> = (0..args.tasks)
+        .map(|i| json!({"repo": repos[i % repos.len()], "title": format!("task {i}"), "estimate_points": 1,
+                        "required_skills": if i % 2 == 0 { json!(["rust"]) } else { json!([]) }}))
+        .collect();
+    for chunk in batch.chunks(200) {
+        admin(
+            &http,
+            &base,
+            &args.admin_token,
+            "/v1/admin/tasks",
+            Value::Array(chunk.to_vec()),
+        )
+        .await?;
+    }
+    println!(
+        "created {} tasks in {:.1}s",
+        args.tasks,
+        setup.elapsed().as_secs_f64()
+    );
+
+    let mut tokens = Vec::with_capacity(args.workers);
+    for i in 0..args.workers {
+        let resp = http
+            .post(format!("{base}/v1/workers/register"))
+            .json(
+                &json!({"name": format!("bench-{i}"), "skills": ["rust", "sql"],
+                          "capacity_points": 10, "max_concurrent_tasks": args.leases_per_worker}),
+            )
+            .send()
+            .await?;
+        let body: Value = resp.error_for_status()?.json().await?;
+        tokens.push(
+            body["token"]
+                .as_str()
+                .context("token in registration")?
+                .to_string(),
+        );
+    }
+
+    let stats = Arc::new(Stats::default());
+    let rss_before = args.server_pid.and_then(rss_kib);
+    let started = Instant::now();
+    let deadline = started + args.timeout;
+    let target = args.tasks as u64;
+    let mut handles = Vec::new();
+    for token in tokens {
+        let (http, base, stats) = (http.clone(), base.clone(), stats.clone());
+        handles.push(tokio::spawn(async move {
+            worker_loop(http, base, token, stats, target, deadline).await
+        }));
+    }
+    let peak_rss = Arc::new(AtomicU64::new(0));
+    let sampler = args.server_pid.map(|pid| {
+        let peak = peak_rss.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Some(kib) = rss_kib(pid) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    });
+    for h in handles {
+        h.await?;
+    }
+    let elapsed = started.elapsed();
+    if let Some(s) = sampler {
+        s.abort();
+    }
+    let done = stats.completed.load(Ordering::Relaxed);
+    println!();
+    println!(
+        "completed lifecycles: {done}/{target} in {:.2}s",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "throughput: {:.0} task lifecycles/s",
+        done as f64 / elapsed.as_secs_f64()
+    );
+    let lat = stats.latencies.lock().expect("stats lock").clone();
+    println!(
+        "{:<12} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "endpoint", "requests", "p50 ms", "p95 ms", "p99 ms", "max ms"
+    );
+    for (endpoint, samples) in lat.iter() {
+        let mut s = samples.clone();
+        s.sort_unstable();
+        let p = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
+        println!(
+            "{endpoint:<12} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+            s.len(),
+            p(0.5),
+            p(0.95),
+            p(0.99),
+            p(1.0)
+        );
+    }
+    let errors = stats.errors.lock().expect("stats lock").clone();
+    println!(
+        "errors: {}",
+        if errors.is_empty() {
+            "none".to_string()
+        } else {
+            format!("{errors:?}")
+        }
+    );
+    if let Some(pid) = args.server_pid {
+        println!(
+            "server rss: before {} MiB, peak {} MiB, after {} MiB",
+            rss_before.map_or("?".into(), |k| (k / 1024).to_string()),
+            peak_rss.load(Ordering::Relaxed) / 1024,
+            rss_kib(pid).map_or("?".into(), |k| (k / 1024).to_string()),
+        );
+    }
+    if let Some(url) = &args.database_url {
+        let pool = sqlx::PgPool::connect(url).await?;
+        let violations = crate::checker::check(&pool).await?;
+        if violations.is_empty() {
+            println!("invariant checker: OK (I1-I7 hold over the whole database and audit log)");
+        } else {
+            println!("invariant checker: {} VIOLATIONS", violations.len());
+            for v in &violations {
+                println!("  {v}");
+            }
+            bail!("invariants violated");
+        }
+    }
+    if done < target {
+        bail!("only {done} of {target} tasks completed before the timeout");
+    }
+    Ok(())
+}
+
+async fn worker_loop(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    stats: Arc<Stats>,
+    target: u64,
+    deadline: Instant,
+) {
+    let auth = format!("Bearer {token}");
+    let mut idle_polls = 0u32;
+    while stats.completed.load(Ordering::Relaxed) < target && Instant::now() < deadline {
+        let t = Instant::now();
+        let resp = http
+            .get(format!("{base}/v1/work"))
+            .header("authorization", &auth)
+            .send()
+            .await;
+        let leases = match resp {
+            Ok(r) if r.status().is_success() => {
+                stats.record("poll", t.elapsed());
+                match r.json::<Value>().await {
+                    Ok(v) => v["leases"].as_array().cloned().unwrap_or_default(),
+                    Err(e) => {
+                        stats.error(format!("poll body: {e}"));
+                        continue;
+                    }
+                }
+            }
+            Ok(r) => {
+                stats.error(format!("poll {}", r.status()));
+                continue;
+            }
+            Err(e) => {
+                stats.error(format!("poll: {}", e.without_url()));
+                continue;
+            }
+        };
+        if leases.is_empty() {
+            // others hold the remaining work: back off a little, as a real client would
+            idle_polls += 1;
+            tokio::time::sleep(Duration::from_millis(5 * u64::from(idle_polls.min(20)))).await;
+            continue;
+        }
+        idle_polls = 0;
+        for lease in leases {
+            let task = lease["task_id"].as_str().unwrap_or_default();
+            if lease["status"] == "leased"
+                && !report(&http, &base, &auth, task, "in_progress", &stats).await
+            {
+                continue;
+            }
+            if report(&http, &base, &auth, task, "completed", &stats).await {
+                stats.completed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn report(
+    http: &reqwest::Client,
+    base: &str,
+    auth: &str,
+    task: &str,
+    status: &str,
+    stats: &Stats,
+) -> bool {
+    let t = Instant::now();
+    let resp = http
+        .post(format!("{base}/v1/tasks/{task}/status"))
+        .header("authorization", auth)
+        .json(&json!({ "status": status }))
+        .send()
+        .await;
+    match resp {
+        Ok(r) if r.status().is_success() => {
+            stats.record("status", t.elapsed());
+            true
+        }
+        Ok(r) => {
+            stats.error(format!("status {status} {}", r.status()));
+            false
+        }
+        Err(e) => {
+            stats.error(format!("status: {}", e.without_url()));
+            false
+        }
+    }
+}
+
+async fn admin(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let resp = http
+        .post(format!("{base}{path}"))
+        .header("x-admin-token", token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{path}: {status} {body}");
+    }
+    Ok(body)
+}
+
+/// Resident set size of a process, from /proc (Linux).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

@@ -1,0 +1,213 @@
+//! Input rules shared by the endpoints: lengths, ranges, skill normalisation, handles, URLs.
+//! Each failure names the field, so clients see `details: "skills[3]: too long"`.
+
+use std::collections::HashSet;
+
+/// A rejected field: becomes a 400 `validation_error` with `details = "field: message"`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Prefixes the field with its place in a bulk array: `[3].title`.
+    pub fn at_index(self, i: usize) -> Self {
+        Self::new(format!("[{i}].{}", self.field), self.message)
+    }
+
+    pub fn details(&self) -> String {
+        format!("{}: {}", self.field, self.message)
+    }
+}
+
+pub type Checked<T> = Result<T, Invalid>;
+
+/// A required string of `min..=max` characters (Unicode scalar values), trimmed.
+pub fn text(field: &str, value: &str, min: usize, max: usize) -> Checked<String> {
+    let v = value.trim();
+    let n = v.chars().count();
+    if n < min {
+        return Err(Invalid::new(
+            field,
+            if min == 1 {
+                "must not be empty".into()
+            } else {
+                format!("must be at least {min} characters")
+            },
+        ));
+    }
+    if n > max {
+        return Err(Invalid::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// An optional string: missing, null or blank is `None`.
+pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Checked<Option<String>> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => text(field, v, 1, max).map(Some),
+    }
+}
+
+/// An integer within `min..=max`, or `default` when absent.
+pub fn int_in(field: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> Checked<i32> {
+    let v = value.unwrap_or(default);
+    if !(min..=max).contains(&v) {
+        return Err(Invalid::new(
+            field,
+            format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(i32::try_from(v).expect("range checked above fits i32"))
+}
+
+pub const MAX_SKILLS: usize = 50;
+pub const MAX_SKILL_LEN: usize = 50;
+
+/// Skills are tags: trimmed, lower-cased, de-duplicated in first-seen order, 1-50 chars, ≤ 50.
+pub fn skills(field: &str, tags: &[String]) -> Checked<Vec<String>> {
+    if tags.len() > MAX_SKILLS {
+        return Err(Invalid::new(field, format!("at most {MAX_SKILLS} tags")));
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(tags.len());
+    for (i, tag) in tags.iter().enumerate() {
+        let tag = text(
+            &format!("{field}[{i}]"),
+            &tag.to_lowercase(),
+            1,
+            MAX_SKILL_LEN,
+        )?;
+        if seen.insert(tag.clone()) {
+            out.push(tag);
+        }
+    }
+    Ok(out)
+}
+
+/// GitHub's login rules: 1-39 ASCII letters, digits or single inner hyphens.
+pub fn github_handle(field: &str, value: Option<&str>) -> Checked<Option<String>> {
+    let Some(h) = value.map(str::trim).filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    let ok = h.len() <= 39
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !h.starts_with('-')
+        && !h.ends_with('-')
+        && !h.contains("--");
+    if ok {
+        Ok(Some(h.to_string()))
+    } else {
+        Err(Invalid::new(
+            field,
+            "must be a GitHub login: up to 39 letters, digits or single inner hyphens",
+        ))
+    }
+}
+
+/// An absolute `https` URL with a host, as PR links must be.
+pub fn https_url(field: &str, value: &str) -> Checked<String> {
+    let v = value.trim();
+    match url::Url::parse(v) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => {
+            if v.len() > 2000 {
+                return Err(Invalid::new(field, "must be at most 2000 characters"));
+            }
+            Ok(v.to_string())
+        }
+        _ => Err(Invalid::new(field, "must be an https URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn skills_are_trimmed_lowercased_and_deduplicated() {
+        assert_eq!(
+            skills("skills", &tags(&[" Rust", "rust", "SQL ", "go"])).unwrap(),
+            ["rust", "sql", "go"]
+        );
+        assert_eq!(skills("skills", &[]).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_skills_name_the_offending_index() {
+        let err = skills("skills", &tags(&["a", "b", "c", &"x".repeat(51)])).unwrap_err();
+        assert_eq!(err.details(), "skills[3]: must be at most 50 characters");
+        let err = skills("skills", &tags(&["ok", "  "])).unwrap_err();
+        assert_eq!(err.field, "skills[1]");
+        let many: Vec<String> = (0..51).map(|i| format!("s{i}")).collect();
+        assert!(skills("skills", &many).is_err());
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        assert_eq!(text("name", "é", 1, 1).unwrap(), "é");
+        assert!(text("name", "", 1, 120).is_err());
+        assert!(text("name", &"n".repeat(121), 1, 120).is_err());
+        assert_eq!(optional_text("area", Some("  "), 100).unwrap(), None);
+    }
+
+    #[test]
+    fn ranges_and_defaults() {
+        assert_eq!(int_in("capacity_points", None, 5, 1, 1000).unwrap(), 5);
+        assert_eq!(
+            int_in("capacity_points", Some(0), 5, 1, 1000)
+                .unwrap_err()
+                .details(),
+            "capacity_points: must be between 1 and 1000"
+        );
+        assert!(int_in(
+            "priority",
+            Some(i64::MAX),
+            10,
+            i32::MIN.into(),
+            i32::MAX.into()
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn github_handles_follow_github_rules() {
+        assert_eq!(
+            github_handle("h", Some("octo-cat")).unwrap().as_deref(),
+            Some("octo-cat")
+        );
+        assert_eq!(github_handle("h", None).unwrap(), None);
+        for bad in ["-x", "x-", "a--b", "a_b", &"a".repeat(40)] {
+            assert!(github_handle("h", Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pr_urls_must_be_https() {
+        assert!(https_url("pr_url", "https://github.com/o/r/pull/1").is_ok());
+        assert!(https_url("pr_url", "http://github.com/o/r/pull/1").is_err());
+        assert!(https_url("pr_url", "github.com/o/r/pull/1").is_err());
+        assert!(https_url("pr_url", "javascript:alert(1)").is_err());
+    }
+
+    #[test]
+    fn bulk_errors_carry_their_index() {
+        let e = Invalid::new("title", "must not be empty").at_index(3);
+        assert_eq!(e.details(), "[3].title: must not be empty");
+    }
+}

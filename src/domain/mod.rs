@@ -1,0 +1,6 @@
+//! Pure rules of the pool: no I/O, no SQL, no HTTP. Everything here is unit-tested.
+
+pub mod ids;
+pub mod input;
+pub mod status;
+pub mod transition;

@@ -1,0 +1,148 @@
+//! Task statuses as stored, and the statuses a client may report.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Where a task rests. `released` and `closed` are reports, not resting places.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    Ready,
+    Leased,
+    InProgress,
+    Blocked,
+    PrOpened,
+    Completed,
+    Merged,
+    Failed,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 8] = [
+        Self::Ready,
+        Self::Leased,
+        Self::InProgress,
+        Self::Blocked,
+        Self::PrOpened,
+        Self::Completed,
+        Self::Merged,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Leased => "leased",
+            Self::InProgress => "in_progress",
+            Self::Blocked => "blocked",
+            Self::PrOpened => "pr_opened",
+            Self::Completed => "completed",
+            Self::Merged => "merged",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Held under a live lease: counts against the worker's capacity (I2).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Leased | Self::InProgress | Self::Blocked)
+    }
+
+    /// Occupies one of the repo's review slots (I4) and its area lock (I5).
+    pub fn is_open(self) -> bool {
+        self.is_live() || self == Self::PrOpened
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Merged | Self::Failed)
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnknownStatus;
+
+impl FromStr for TaskStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or(UnknownStatus)
+    }
+}
+
+/// A status a client may send in `POST /v1/tasks/{id}/status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    Rest(TaskStatus),
+    Released,
+    Closed,
+}
+
+impl Report {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rest(s) => s.as_str(),
+            Self::Released => "released",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Report {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "released" => Ok(Self::Released),
+            "closed" => Ok(Self::Closed),
+            other => other.parse().map(Self::Rest),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_their_wire_names() {
+        for s in TaskStatus::ALL {
+            assert_eq!(s.as_str().parse::<TaskStatus>(), Ok(s));
+            assert_eq!(s.as_str().parse::<Report>(), Ok(Report::Rest(s)));
+        }
+        assert_eq!("released".parse::<Report>(), Ok(Report::Released));
+        assert_eq!("closed".parse::<Report>(), Ok(Report::Closed));
+        assert_eq!("done".parse::<Report>(), Err(UnknownStatus));
+        assert_eq!("Leased".parse::<TaskStatus>(), Err(UnknownStatus));
+    }
+
+    #[test]
+    fn live_open_and_terminal_sets_match_the_protocol() {
+        use TaskStatus::*;
+        let live: Vec<_> = TaskStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_live())
+            .collect();
+        assert_eq!(live, [Leased, InProgress, Blocked]);
+        let open: Vec<_> = TaskStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_open())
+            .collect();
+        assert_eq!(open, [Leased, InProgress, Blocked, PrOpened]);
+        let terminal: Vec<_> = TaskStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(terminal, [Completed, Merged, Failed]);
+    }
+}

@@ -1,0 +1,190 @@
+//! `ApiError`: the one place where failures become HTTP answers in PROTOCOL.md's format.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::input::Invalid;
+use crate::store::StoreError;
+
+/// Every non-2xx body. `code` is API: clients match on it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// One of validation_error, auth_error, forbidden, not_found, conflict,
+    /// payload_too_large, rate_limited, unavailable, internal_error.
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<String>,
+    pub suggestion: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation error: {0}")]
+    Validation(String),
+    #[error("authentication required")]
+    Auth(&'static str),
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    #[error("conflict: {details}")]
+    Conflict {
+        message: &'static str,
+        details: String,
+    },
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("database unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn lease_lost() -> Self {
+        Self::Conflict {
+            message: "your lease on this task is gone; stop working on it",
+            details: "lease_lost".into(),
+        }
+    }
+
+    pub fn invalid_transition(from: &str, to: &str) -> Self {
+        Self::Conflict {
+            message: "this status change is not allowed from the task's current status",
+            details: format!("invalid_transition: {from} -> {to}"),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::BAD_REQUEST,
+            Self::Auth(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation(_) => "validation_error",
+            Self::Auth(_) => "auth_error",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict { .. } => "conflict",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        let (message, details, suggestion): (String, Option<String>, Option<&str>) = match self {
+            Self::Validation(details) => (
+                "the request is not valid".into(),
+                Some(details.clone()),
+                Some("fix the named field and send the request again"),
+            ),
+            Self::Auth(what) => ((*what).into(), None, Some("send valid credentials")),
+            Self::Forbidden(why) => ((*why).into(), None, None),
+            Self::NotFound(what) => (format!("{what} not found"), None, None),
+            Self::Conflict { message, details } => {
+                let hint =
+                    (details == "lease_lost").then_some("drop this task and poll for new work");
+                ((*message).into(), Some(details.clone()), hint)
+            }
+            Self::PayloadTooLarge { limit } => (
+                format!("the request body is larger than {limit} bytes"),
+                None,
+                Some("split bulk requests into smaller batches"),
+            ),
+            Self::RateLimited { retry_after_secs } => (
+                "too many requests".into(),
+                None,
+                Some(if *retry_after_secs > 0 {
+                    "retry after the Retry-After delay"
+                } else {
+                    "retry later"
+                }),
+            ),
+            Self::Unavailable => (
+                "the service cannot reach its database".into(),
+                None,
+                Some("retry with exponential backoff and jitter"),
+            ),
+            Self::Internal => (
+                "an internal error occurred; it has been logged with this request's x-request-id"
+                    .into(),
+                None,
+                None,
+            ),
+        };
+        ErrorBody {
+            code: self.code(),
+            message,
+            details,
+            suggestion: suggestion.map(str::to_string),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        crate::metrics::count_error(self.code());
+        let mut resp = (self.status(), Json(self.body())).into_response();
+        match self {
+            Self::RateLimited { retry_after_secs } => {
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs.max(1)),
+                );
+            }
+            Self::Unavailable => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Auth(_) => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        Self::Validation(e.details())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                Self::Unavailable
+            }
+            StoreError::Conflict(what) => Self::Conflict {
+                message: "the request conflicts with existing state",
+                details: what.into(),
+            },
+            StoreError::Internal(cause) => {
+                // logged once, inside the request span; never sent to the client
+                tracing::error!(error = %cause, "store error");
+                Self::Internal
+            }
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Maintainer endpoints: repositories with review budgets, tasks, and the pool overview.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{parse_value, ApiJson, AuthAdmin};
+use crate::app::AppState;
+use crate::domain::ids::TaskId;
+use crate::domain::input::{self, Checked, Invalid};
+use crate::domain::status::TaskStatus;
+use crate::error::ApiError;
+use crate::store::repos::{self, RepoSettings};
+use crate::store::tasks::{self, Created, NewTask};
+use crate::store::{scheduler, state};
+
+#[derive(Deserialize, ToSchema)]
+pub struct RepoRequest {
+    /// 1-200 characters, e.g. owner/name.
+    pub repo: String,
+    /// Review budget: most tasks open at once (0-10,000, default 3; 0 pauses the repo).
+    pub max_open_prs: Option<i64>,
+    /// At most one open task per (repo, area) when true (default).
+    pub area_locks_enabled: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RepoResponse {
+    pub ok: bool,
+    pub repo: String,
+}
+
+/// Create a repository, or update its settings if it exists.
+#[utoipa::path(post, path = "/v1/admin/repos", tag = "admin", request_body = RepoRequest, security(("admin" = [])),
+    responses((status = 201, description = "created", body = RepoResponse), (status = 200, description = "updated", body = RepoResponse),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+pub async fn upsert_repo(
+    State(app): State<AppState>,
+    _admin: AuthAdmin,
+    ApiJson(req): ApiJson<RepoRequest>,
+) -> Result<(StatusCode, Json<RepoResponse>), ApiError> {
+    let settings = RepoSettings {
+        repo: input::text("repo", &req.repo, 1, 200)?,
+        max_open_prs: input::int_in("max_open_prs", req.max_open_prs, 3, 0, 10_000)?,
+        area_locks_enabled: req.area_locks_enabled.unwrap_or(true),
+    };
+    let created = repos::upsert_repo(&app.pool, &settings).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(RepoResponse {
+            ok: true,
+            repo: settings.repo,
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct TaskRequest {
+    pub repo: String,
+    /// 1-300 characters.
+    pub title: String,
+    /// Up to 20,000 characters.
+    pub description: Option<String>,
+    #[serde(default)]
+    pub required_skills: Option<Vec<String>>,
+    /// 1-100, default 1.
+    pub estimate_points: Option<i64>,
+    /// Higher is claimed first; default 10.
+    pub priority: Option<i64>,
+    /// Up to 100 characters; with area locks on, one open task per area.
+    pub area: Option<String>,
+    /// 0-3, default 0.
+    pub tier: Option<i64>,
+    /// 1-100, default 3.
+    pub max_attempts: Option<i64>,
+}
+
+impl TaskRequest {
+    fn validate(self) -> Checked<NewTask> {
+        Ok(NewTask {
+            id: TaskId::generate(),
+            repo: input::text("repo", &self.repo, 1, 200)?,
+            title: input::text("title", &self.title, 1, 300)?,
+            description: input::optional_text("description", self.description.as_deref(), 20_000)?
+                .unwrap_or_default(),
+            required_skills: input::skills(
+                "required_skills",
+                self.required_skills.as_deref().unwrap_or_default(),
+            )?,
+            estimate_points: input::int_in("estimate_points", self.estimate_points, 1, 1, 100)?,
+            priority: input::int_in(
+                "priority",
+                self.priority,
+                10,
+                i32::MIN.into(),
+                i32::MAX.into(),
+            )?,
+            area: input::optional_text("area", self.area.as_deref(), 100)?,
+            tier: input::int_in("tier", self.tier, 0, 0, 3)?,
+            max_attempts: input::int_in("max_attempts", self.max_attempts, 3, 1, 100)?,
+        })
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TaskCreated {
+    pub ok: bool,
+    pub task_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TasksCreated {
+    pub ok: bool,
+    pub task_ids: Vec<String>,
+}
+
+/// The most tasks one bulk request may create.
+pub const MAX_BULK: usize = 5_000;
+
+/// Create one task, or (with a JSON array) many in one transaction.
+#[utoipa::path(post, path = "/v1/admin/tasks", tag = "admin", security(("admin" = [])),
+    request_body(content = TaskRequest, description = "one task, or a JSON array of them (bulk import, all or nothing)"),
+    responses((status = 201, description = "one task created, or `{ok, task_ids}` for an array", body = TaskCreated),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+              (status = 404, description = "the repo does not exist", body = crate::error::ErrorBody),
+              (status = 413, body = crate::error::ErrorBody)))]
+pub async fn create_tasks(
+    State(app): State<AppState>,
+    _admin: AuthAdmin,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let bulk = body.is_array();
+    let requests: Vec<TaskRequest> = if bulk {
+        parse_value(body)?
+    } else {
+        vec![parse_value(body)?]
+    };
+    if requests.is_empty() || requests.len() > MAX_BULK {
+        return Err(Invalid::new("body", format!("send 1 to {MAX_BULK} tasks")).into());
+    }
+    let tasks = requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.validate()
+                .map_err(|e| if bulk { e.at_index(i) } else { e })
+        })
+        .collect::<Checked<Vec<_>>>()?;
+    let ids = match tasks::insert_tasks(&app.pool, &tasks).await? {
+        Created::Ok(ids) => ids,
+        Created::UnknownRepo(_) => return Err(ApiError::NotFound("repo")),
+    };
+    crate::metrics::tasks_created(ids.len());
+    let mut ids: Vec<String> = ids.into_iter().map(|t| t.0).collect();
+    Ok(if bulk {
+        (
+            StatusCode::CREATED,
+            Json(TasksCreated {
+                ok: true,
+                task_ids: ids,
+            }),
+        )
+            .into_response()
+    } else {
+        let task_id = ids.pop().expect("exactly one task was created");
+        (StatusCode::CREATED, Json(TaskCreated { ok: true, task_id })).into_response()
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RepoStateOut {
+    pub repo: String,
+    pub max_open_prs: i32,
+    /// Open slots in use: tasks leased, in_progress, blocked or pr_opened.
+    pub current_open_prs: i64,
+    pub area_locks_enabled: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SchedulerOut {
+    /// Replica id of the scheduler leader, if one leads.
+    pub leader: Option<String>,
+    pub last_sweep_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StateResponse {
+    pub workers_online: i64,
+    pub workers_total: i64,
+    pub tasks_ready: i64,
+    /// v0.1 name of tasks_ready.
+    pub tasks_queued: i64,
+    pub tasks_leased: i64,
+    pub tasks_in_progress: i64,
+    pub tasks_blocked: i64,
+    pub tasks_pr_opened: i64,
+    pub tasks_merged: i64,
+    pub tasks_completed: i64,
+    pub tasks_failed: i64,
+    pub repositories: Vec<RepoStateOut>,
+    pub scheduler: SchedulerOut,
+}
+
+/// Counts of workers and tasks, repo budgets in use, and the scheduler leader.
+#[utoipa::path(get, path = "/v1/admin/state", tag = "admin", security(("admin" = [])),
+    responses((status = 200, body = StateResponse), (status = 401, body = crate::error::ErrorBody)))]
+pub async fn get_state(
+    State(app): State<AppState>,
+    _admin: AuthAdmin,
+) -> Result<Json<StateResponse>, ApiError> {
+    let s = state::read_state(&app.pool, app.settings.heartbeat_timeout.as_secs_f64()).await?;
+    let sched = scheduler::read_state(&app.pool).await?;
+    let count = |st: TaskStatus| {
+        s.tasks_by_status
+            .iter()
+            .find(|(name, _)| name == st.as_str())
+            .map_or(0, |(_, n)| *n)
+    };
+    Ok(Json(StateResponse {
+        workers_online: s.workers_online,
+        workers_total: s.workers_total,
+        tasks_ready: count(TaskStatus::Ready),
+        tasks_queued: count(TaskStatus::Ready),
+        tasks_leased: count(TaskStatus::Leased),
+        tasks_in_progress: count(TaskStatus::InProgress),
+        tasks_blocked: count(TaskStatus::Blocked),
+        tasks_pr_opened: count(TaskStatus::PrOpened),
+        tasks_merged: count(TaskStatus::Merged),
+        tasks_completed: count(TaskStatus::Completed),
+        tasks_failed: count(TaskStatus::Failed),
+        repositories: s
+            .repositories
+            .into_iter()
+            .map(|r| RepoStateOut {
+                repo: r.repo,
+                max_open_prs: r.max_open_prs,
+                current_open_prs: r.current_open_prs,
+                area_locks_enabled: r.area_locks_enabled,
+            })
+            .collect(),
+        scheduler: SchedulerOut {
+            leader: sched.leader,
+            last_sweep_at: sched.last_sweep_at,
+        },
+    }))
+}

@@ -1,0 +1,182 @@
+//! Extractors: JSON bodies whose errors name the field, query strings, and the two kinds of
+//! credentials (worker bearer token, admin token). All rejections are `ApiError`s.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+use crate::auth;
+use crate::domain::ids::WorkerId;
+use crate::domain::transition::Actor;
+use crate::error::ApiError;
+use crate::store::workers;
+
+pub const ADMIN_HEADER: &str = "x-admin-token";
+pub const REGISTRATION_HEADER: &str = "x-registration-token";
+
+/// A JSON body. An empty body reads as `{}` (every field optional, e.g. a bare heartbeat).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, app).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge {
+                    limit: app.settings.body_limit,
+                }
+            } else {
+                ApiError::Validation("body: could not be read".into())
+            }
+        })?;
+        let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        parse_json(body).map(ApiJson)
+    }
+}
+
+/// Deserialises JSON; a failure names the field path (`skills[3]`, `[2].title`).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(field_error)
+}
+
+/// Like `parse_json`, for a body already read as a JSON value (bulk endpoints).
+pub fn parse_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(field_error)
+}
+
+fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::Validation(format!("body: malformed JSON ({inner})"));
+    }
+    // serde_json appends " at line L column C"; the path says more
+    let msg = inner.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    if path == "." {
+        ApiError::Validation(format!("body: {msg}"))
+    } else {
+        ApiError::Validation(format!("{path}: {msg}"))
+    }
+}
+
+/// A query string, its errors as `validation_error`.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| {
+                let text = e.body_text();
+                let text = text.trim_start_matches("Failed to deserialize query string: ");
+                ApiError::Validation(format!("query: {text}"))
+            })
+    }
+}
+
+/// The worker named by `Authorization: Bearer <token>`.
+pub struct AuthWorker {
+    pub id: WorkerId,
+    pub status: String,
+}
+
+impl FromRequestParts<AppState> for AuthWorker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(&parts.headers).ok_or_else(|| {
+            crate::metrics::auth_failure("worker");
+            ApiError::Auth("missing bearer token: send Authorization: Bearer <token>")
+        })?;
+        let worker = workers::authenticate(&app.pool, &auth::digest(token))
+            .await?
+            .ok_or_else(|| {
+                crate::metrics::auth_failure("worker");
+                ApiError::Auth("invalid worker token")
+            })?;
+        tracing::Span::current().record("worker_id", worker.id.as_str());
+        Ok(AuthWorker {
+            id: worker.id,
+            status: worker.status,
+        })
+    }
+}
+
+/// An admin, by `X-Admin-Token`. Worker tokens are never accepted here.
+pub struct AuthAdmin;
+
+impl FromRequestParts<AppState> for AuthAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        verify_admin(&parts.headers, app).map(|()| AuthAdmin)
+    }
+}
+
+fn verify_admin(headers: &HeaderMap, app: &AppState) -> Result<(), ApiError> {
+    let presented = header_str(headers, ADMIN_HEADER);
+    if presented.is_some_and(|t| app.admin.verify(t)) {
+        return Ok(());
+    }
+    crate::metrics::auth_failure("admin");
+    Err(ApiError::Auth(if presented.is_some() {
+        "invalid admin token"
+    } else {
+        "missing admin token: send X-Admin-Token"
+    }))
+}
+
+/// Who reports a task status: an admin (by `X-Admin-Token`) or a worker (by bearer token).
+pub enum Caller {
+    Admin,
+    Worker(AuthWorker),
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor<'_> {
+        match self {
+            Self::Admin => Actor::Admin,
+            Self::Worker(w) => Actor::Worker(w.id.as_str()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        if parts.headers.contains_key(ADMIN_HEADER) {
+            return verify_admin(&parts.headers, app).map(|()| Caller::Admin);
+        }
+        AuthWorker::from_request_parts(parts, app)
+            .await
+            .map(Caller::Worker)
+    }
+}
+
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = header_str(headers, "authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}

@@ -1,0 +1,45 @@
+//! The OpenAPI 3.1 document, generated from the handlers' and types' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, ops, tasks, work, workers};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "OWP Pool", description = "The Open Work Protocol v1: a capacity-aware task scheduler for independent contributors."),
+    paths(
+        workers::register_worker, workers::heartbeat,
+        work::claim_work, work::claim_work_post,
+        tasks::report_status,
+        admin::upsert_repo, admin::create_tasks, admin::get_state,
+        ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
+    ),
+    components(schemas(crate::error::ErrorBody, admin::TasksCreated)),
+    modifiers(&Security),
+    tags((name = "workers"), (name = "work"), (name = "tasks"), (name = "admin"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let c = api.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "worker",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        c.add_security_scheme(
+            "admin",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Admin-Token"))),
+        );
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

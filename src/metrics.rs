@@ -1,0 +1,235 @@
+//! Every metric the service exports: names, help texts and the recorder, in one place.
+//! Labels are low-cardinality by construction: route templates, statuses, reasons, codes.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const HTTP_REQUESTS: &str = "owp_http_requests_total";
+pub const HTTP_DURATION: &str = "owp_http_request_duration_seconds";
+pub const API_ERRORS: &str = "owp_api_errors_total";
+pub const AUTH_FAILURES: &str = "owp_auth_failures_total";
+pub const REGISTRATIONS: &str = "owp_worker_registrations_total";
+pub const POLLS: &str = "owp_polls_total";
+pub const LEASES_CLAIMED: &str = "owp_leases_claimed_total";
+pub const CLAIMED_PER_POLL: &str = "owp_claimed_per_poll";
+pub const CLAIM_DURATION: &str = "owp_claim_duration_seconds";
+pub const LEASES_RENEWED: &str = "owp_leases_renewed_total";
+pub const LEASES_RELEASED: &str = "owp_leases_released_total";
+pub const LEASES_EXPIRED: &str = "owp_leases_expired_total";
+pub const TASKS_REQUEUED: &str = "owp_tasks_requeued_total";
+pub const TRANSITIONS: &str = "owp_task_transitions_total";
+pub const TASKS_CREATED: &str = "owp_tasks_created_total";
+pub const WORKERS_MARKED_OFFLINE: &str = "owp_workers_marked_offline_total";
+pub const IS_LEADER: &str = "owp_scheduler_is_leader";
+pub const SWEEP_DURATION: &str = "owp_scheduler_sweep_duration_seconds";
+pub const SWEEP_ROWS: &str = "owp_scheduler_sweep_rows";
+pub const LAST_SWEEP: &str = "owp_scheduler_last_sweep_timestamp_seconds";
+pub const LEADER_CHANGES: &str = "owp_scheduler_leadership_changes_total";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+const COUNT_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (tests start many apps in one process).
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(CLAIMED_PER_POLL.into()), COUNT_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(SWEEP_ROWS.into()), COUNT_BUCKETS)
+                })
+                .expect("bucket lists are non-empty constants")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP requests answered, by method, route template and status."
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "HTTP request latency, by method, route template and status."
+    );
+    describe_counter!(API_ERRORS, "Error answers, by error code.");
+    describe_counter!(
+        AUTH_FAILURES,
+        "Requests refused for missing or wrong credentials, by kind (worker, admin, registration)."
+    );
+    describe_counter!(REGISTRATIONS, "Workers registered.");
+    describe_counter!(POLLS, "Work polls served.");
+    describe_counter!(LEASES_CLAIMED, "Leases granted to workers.");
+    describe_histogram!(CLAIMED_PER_POLL, "New leases granted per poll.");
+    describe_histogram!(
+        CLAIM_DURATION,
+        Unit::Seconds,
+        "Duration of the claim transaction of one poll."
+    );
+    describe_counter!(
+        LEASES_RENEWED,
+        "Leases renewed by a holder's status report."
+    );
+    describe_counter!(
+        LEASES_RELEASED,
+        "Leases ended by their holder (released, completed, failed, pr_opened)."
+    );
+    describe_counter!(
+        LEASES_EXPIRED,
+        "Leases that expired without progress and were ended by the scheduler."
+    );
+    describe_counter!(
+        TASKS_REQUEUED,
+        "Tasks returned to the ready queue, by reason."
+    );
+    describe_counter!(
+        TRANSITIONS,
+        "Task status changes, by reported target status."
+    );
+    describe_counter!(TASKS_CREATED, "Tasks created by admins.");
+    describe_counter!(
+        WORKERS_MARKED_OFFLINE,
+        "Workers marked offline after missing heartbeats."
+    );
+    describe_gauge!(
+        IS_LEADER,
+        "1 on the replica that currently leads the scheduler, else 0."
+    );
+    describe_histogram!(
+        SWEEP_DURATION,
+        Unit::Seconds,
+        "Duration of one scheduler sweep, by duty."
+    );
+    describe_histogram!(SWEEP_ROWS, "Rows changed by one scheduler sweep, by duty.");
+    describe_gauge!(
+        LAST_SWEEP,
+        Unit::Seconds,
+        "Unix time of the last completed sweep on this replica."
+    );
+    describe_counter!(
+        LEADER_CHANGES,
+        "Times this replica gained or lost scheduler leadership, by event."
+    );
+}
+
+pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route.to_string()),
+        ("status", status.to_string()),
+    ];
+    counter!(HTTP_REQUESTS, &labels).increment(1);
+    histogram!(HTTP_DURATION, &labels).record(elapsed.as_secs_f64());
+}
+
+pub fn count_error(code: &'static str) {
+    counter!(API_ERRORS, "code" => code).increment(1);
+}
+
+pub fn auth_failure(kind: &'static str) {
+    counter!(AUTH_FAILURES, "kind" => kind).increment(1);
+}
+
+pub fn leases_claimed(n: usize) {
+    counter!(POLLS).increment(1);
+    counter!(LEASES_CLAIMED).increment(n as u64);
+    histogram!(CLAIMED_PER_POLL).record(n as f64);
+}
+
+pub fn claim_duration(elapsed: Duration) {
+    histogram!(CLAIM_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub fn transition(to: &'static str, ended_lease: bool, requeue_reason: Option<&'static str>) {
+    counter!(TRANSITIONS, "to" => to).increment(1);
+    if ended_lease {
+        counter!(LEASES_RELEASED).increment(1);
+    }
+    if let Some(reason) = requeue_reason {
+        counter!(TASKS_REQUEUED, "reason" => reason).increment(1);
+    }
+}
+
+pub fn lease_renewed() {
+    counter!(LEASES_RENEWED).increment(1);
+}
+
+pub fn registration() {
+    counter!(REGISTRATIONS).increment(1);
+}
+
+pub fn tasks_created(n: usize) {
+    counter!(TASKS_CREATED).increment(n as u64);
+}
+
+pub fn set_leader(is_leader: bool) {
+    gauge!(IS_LEADER).set(if is_leader { 1.0 } else { 0.0 });
+    counter!(LEADER_CHANGES, "event" => if is_leader { "gained" } else { "lost" }).increment(1);
+}
+
+pub fn sweep(duty: &'static str, rows: u64, elapsed: Duration) {
+    histogram!(SWEEP_DURATION, "duty" => duty).record(elapsed.as_secs_f64());
+    histogram!(SWEEP_ROWS, "duty" => duty).record(rows as f64);
+}
+
+pub fn sweep_completed(unix_secs: f64) {
+    gauge!(LAST_SWEEP).set(unix_secs);
+}
+
+pub fn leases_expired(n: u64) {
+    counter!(LEASES_EXPIRED).increment(n);
+}
+
+pub fn requeued(reason: &'static str, n: u64) {
+    counter!(TASKS_REQUEUED, "reason" => reason).increment(n);
+}
+
+pub fn workers_marked_offline(n: u64) {
+    counter!(WORKERS_MARKED_OFFLINE).increment(n);
+}
+
+pub const DB_POOL_SIZE: &str = "owp_db_pool_connections";
+pub const DB_POOL_IDLE: &str = "owp_db_pool_idle_connections";
+pub const DB_POOL_MAX: &str = "owp_db_pool_max_connections";
+
+/// Gauges read from this process at scrape time.
+pub fn refresh_process_gauges(app: &crate::app::AppState) {
+    use std::sync::atomic::Ordering;
+    describe_gauge!(
+        DB_POOL_SIZE,
+        "Connections currently open in this replica's pool."
+    );
+    describe_gauge!(DB_POOL_IDLE, "Idle connections in this replica's pool.");
+    describe_gauge!(
+        DB_POOL_MAX,
+        "Most connections this replica's pool may open."
+    );
+    gauge!(DB_POOL_SIZE).set(f64::from(app.pool.size()));
+    gauge!(DB_POOL_IDLE).set(app.pool.num_idle() as f64);
+    gauge!(DB_POOL_MAX).set(f64::from(app.pool.options().get_max_connections()));
+    gauge!(IS_LEADER).set(if app.is_leader.load(Ordering::Relaxed) {
+        1.0
+    } else {
+        0.0
+    });
+}

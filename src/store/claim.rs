@@ -1,0 +1,259 @@
+//! Lease claiming: one short transaction per poll.
+//!
+//! What must be serialised, and how:
+//! - the worker's own capacity (I2, I8): the worker row is locked first, so two polls of
+//!   one worker run one after the other and each sees the other's claims;
+//! - a repo's budget and its area locks (I4, I5): the candidate tasks' repo rows are
+//!   locked, always in repo-name order, before their open slots are counted;
+//! - a task (I1): candidates are locked with `for update skip locked`, so concurrent polls
+//!   pass over each other's candidates instead of queueing behind them.
+//!
+//! Lock order is worker -> tasks (never waits) -> repositories (sorted), and no other
+//! transaction takes a repo lock while holding another lock, so polls cannot deadlock.
+//! Other writers only ever free capacity, slots or areas, so a count read under these
+//! locks can only be conservative.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use super::StoreResult;
+use crate::domain::ids::LeaseId;
+
+/// A live lease as the worker sees it.
+#[derive(Debug, Clone)]
+pub struct LeaseView {
+    pub task_id: String,
+    pub lease_id: String,
+    pub repo: String,
+    pub title: String,
+    pub description: String,
+    pub estimate_points: i32,
+    pub priority: i32,
+    pub area: Option<String>,
+    pub tier: i16,
+    pub required_skills: Vec<String>,
+    pub status: String,
+    pub attempt: i32,
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+pub struct ClaimRequest<'a> {
+    pub worker_id: &'a str,
+    /// Cap on new claims in this call (`max`).
+    pub max_new: Option<u32>,
+    pub lease_ttl_secs: f64,
+}
+
+pub struct Claimed {
+    /// All of the worker's live leases, old and new.
+    pub leases: Vec<LeaseView>,
+    pub new: usize,
+}
+
+/// How far past the wanted count candidates are locked, to absorb lost races.
+const CANDIDATE_SLACK: i64 = 8;
+
+struct Budget {
+    max_open: i64,
+    area_locks: bool,
+    open: i64,
+    held_areas: HashSet<String>,
+}
+
+pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
+    let mut tx = pool.begin().await?;
+    // Locks the worker row for the rest of the poll (I2, I8); the poll is a sign of life.
+    let w = sqlx::query!(
+        "update workers set last_heartbeat = now(), online = true where id = $1
+         returning skills, capacity_points, max_concurrent_tasks, status, trust_tier",
+        req.worker_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let used = sqlx::query!(
+        r#"select coalesce(sum(estimate_points), 0)::int as "points!", count(*)::int as "leases!"
+           from tasks where worker_id = $1 and status in ('leased', 'in_progress', 'blocked')"#,
+        req.worker_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut free_points = w.capacity_points - used.points;
+    let free_slots = i64::from(w.max_concurrent_tasks - used.leases);
+    let want = free_slots.min(req.max_new.map_or(i64::MAX, i64::from));
+    let mut new = 0;
+    if w.status != "paused" && want > 0 && free_points > 0 {
+        new = claim_candidates(
+            &mut tx,
+            req,
+            &w.skills,
+            w.trust_tier,
+            &mut free_points,
+            want,
+        )
+        .await?;
+    }
+    let leases = live_leases(&mut tx, req.worker_id).await?;
+    tx.commit().await?;
+    crate::metrics::leases_claimed(new);
+    Ok(Claimed { leases, new })
+}
+
+async fn claim_candidates(
+    tx: &mut PgConnection,
+    req: &ClaimRequest<'_>,
+    skills: &[String],
+    tier: i16,
+    free_points: &mut i32,
+    want: i64,
+) -> StoreResult<usize> {
+    // Repos with a free slot are a hint here (re-checked under the repo lock below); they
+    // keep full repos' tasks from crowding the candidate list. Uses tasks_ready_queue,
+    // tasks_open_by_repo and tasks_one_per_area.
+    let candidates = sqlx::query!(
+        r#"with open_repos as materialized (
+               select r.repo, r.area_locks_enabled from repositories r
+               where r.max_open_prs > (select count(*) from tasks o where o.repo = r.repo
+                                       and o.status in ('leased', 'in_progress', 'blocked', 'pr_opened')))
+           select t.id, t.repo, t.area, t.estimate_points
+           from tasks t join open_repos r on r.repo = t.repo
+           where t.status = 'ready'
+             and t.required_skills <@ $1
+             and t.estimate_points <= $2
+             and t.tier <= $3
+             and not (r.area_locks_enabled and t.area is not null and exists (
+                 select 1 from tasks a where a.repo = t.repo and a.area = t.area and a.holds_area_lock))
+           order by t.priority desc, t.created_at, t.id
+           limit $4
+           for update of t skip locked"#,
+        skills,
+        *free_points,
+        tier,
+        want + CANDIDATE_SLACK,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let mut repos: Vec<&str> = candidates.iter().map(|c| c.repo.as_str()).collect();
+    repos.sort_unstable();
+    repos.dedup();
+    let mut budgets = lock_budgets(tx, &repos).await?;
+
+    let mut claimed = 0usize;
+    for c in &candidates {
+        if claimed as i64 == want {
+            break;
+        }
+        if c.estimate_points > *free_points {
+            continue;
+        }
+        let b = budgets
+            .get_mut(&c.repo)
+            .expect("every candidate's repo was locked");
+        if b.open >= b.max_open {
+            continue;
+        }
+        let area = c.area.as_deref().filter(|_| b.area_locks);
+        if area.is_some_and(|a| b.held_areas.contains(a)) {
+            continue;
+        }
+        let lease_id = LeaseId::generate();
+        let granted = sqlx::query_scalar!(
+            r#"with t as (
+                   update tasks set status = 'leased', worker_id = $2, lease_id = $3,
+                       lease_expires_at = now() + make_interval(secs => $4),
+                       holds_area_lock = $5, updated_at = now()
+                   where id = $1 and status = 'ready'
+                   returning id, attempt, repo),
+               l as (insert into leases (id, task_id, worker_id, attempt)
+                     select $3, id, $2, attempt from t),
+               a as (insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data)
+                     select 'lease_granted', id, $2, repo, $3, 'ready', 'leased', jsonb_build_object('attempt', attempt)
+                     from t)
+               select count(*) as "n!" from t"#,
+            c.id,
+            req.worker_id,
+            lease_id.as_str(),
+            req.lease_ttl_secs,
+            area.is_some(),
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if granted == 1 {
+            b.open += 1;
+            if let Some(a) = area {
+                b.held_areas.insert(a.to_string());
+            }
+            *free_points -= c.estimate_points;
+            claimed += 1;
+        }
+    }
+    Ok(claimed)
+}
+
+/// Locks the repos (sorted, so concurrent polls take them in one order) and reads their
+/// open slots and held areas under that lock.
+async fn lock_budgets(
+    tx: &mut PgConnection,
+    repos: &[&str],
+) -> StoreResult<HashMap<String, Budget>> {
+    let rows = sqlx::query!(
+        "select repo, max_open_prs, area_locks_enabled from repositories
+         where repo = any($1) order by repo for update",
+        repos as &[&str]
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut budgets: HashMap<String, Budget> = rows
+        .into_iter()
+        .map(|r| {
+            let b = Budget {
+                max_open: i64::from(r.max_open_prs),
+                area_locks: r.area_locks_enabled,
+                open: 0,
+                held_areas: HashSet::new(),
+            };
+            (r.repo, b)
+        })
+        .collect();
+    // a new statement, so a new snapshot: it sees every claim committed before our locks
+    let open = sqlx::query!(
+        r#"select repo, count(*) as "open!",
+                  coalesce(array_agg(area) filter (where holds_area_lock), '{}') as "areas!: Vec<String>"
+           from tasks
+           where repo = any($1) and status in ('leased', 'in_progress', 'blocked', 'pr_opened')
+           group by repo"#,
+        repos as &[&str]
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in open {
+        if let Some(b) = budgets.get_mut(&r.repo) {
+            b.open = r.open;
+            b.held_areas = r.areas.into_iter().collect();
+        }
+    }
+    Ok(budgets)
+}
+
+/// The worker's unexpired live leases. An expired one still counts against its capacity
+/// until the sweep requeues it, but is no longer the worker's to work on.
+pub async fn live_leases(tx: &mut PgConnection, worker_id: &str) -> StoreResult<Vec<LeaseView>> {
+    let rows = sqlx::query_as!(
+        LeaseView,
+        r#"select id as task_id, lease_id as "lease_id!", repo, title, description, estimate_points,
+                  priority, area, tier, required_skills, status, attempt,
+                  lease_expires_at as "lease_expires_at!"
+           from tasks
+           where worker_id = $1 and status in ('leased', 'in_progress', 'blocked')
+             and lease_expires_at > now()
+           order by priority desc, created_at, id"#,
+        worker_id
+    )
+    .fetch_all(tx)
+    .await?;
+    Ok(rows)
+}

@@ -1,0 +1,113 @@
+//! Every SQL statement of the service, grouped by table or concern. Nothing above this
+//! module speaks SQL; nothing in here speaks HTTP.
+
+pub mod audit;
+pub mod claim;
+pub mod repos;
+pub mod scheduler;
+pub mod state;
+pub mod tasks;
+pub mod workers;
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!();
+
+/// Statuses that hold a live lease (I2), as SQL sees them.
+pub const LIVE: [&str; 3] = ["leased", "in_progress", "blocked"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is shutting down: retryable, 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    /// A uniqueness or reference rule of the schema refused the write: 409.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Internal(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        use sqlx::Error as E;
+        match &e {
+            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
+                Self::Unavailable(e)
+            }
+            E::Database(db) => match db.code().as_deref() {
+                // connection exceptions, admin shutdown, cannot connect now, statement timeout
+                Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "57014" => {
+                    Self::Unavailable(e)
+                }
+                Some("23505") => Self::Conflict("duplicate"),
+                _ => Self::Internal(e),
+            },
+            _ => Self::Internal(e),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Pool settings that keep a SKIP LOCKED queue healthy: bounded statements, no idle
+/// transactions left holding row locks, and a bounded wait for a connection so a down
+/// database answers 503 quickly instead of hanging requests.
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+pub async fn connect(url: &str, s: &PoolSettings) -> Result<PgPool, sqlx::Error> {
+    let opts: PgConnectOptions = url.parse()?;
+    pool_options(s).connect_with(with_timeouts(opts, s)).await
+}
+
+/// A pool that connects on first use, so `serve` starts (and reports not-ready) while the
+/// database is still down.
+pub fn connect_lazy(url: &str, s: &PoolSettings) -> Result<PgPool, sqlx::Error> {
+    let opts: PgConnectOptions = url.parse()?;
+    Ok(pool_options(s).connect_lazy_with(with_timeouts(opts, s)))
+}
+
+fn pool_options(s: &PoolSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(s.max_connections)
+        .min_connections(0)
+        .acquire_timeout(s.acquire_timeout)
+        .idle_timeout(Duration::from_secs(300))
+}
+
+fn with_timeouts(opts: PgConnectOptions, s: &PoolSettings) -> PgConnectOptions {
+    let ms = |d: Duration| d.as_millis().to_string();
+    opts.application_name("owp-pool").options([
+        ("statement_timeout", ms(s.statement_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            ms(s.statement_timeout * 2),
+        ),
+    ])
+}
+
+/// Readiness: the database answers and every migration this binary knows is applied.
+pub async fn migrations_current(pool: &PgPool) -> StoreResult<bool> {
+    // not a checked query: the table is sqlx's own and may not exist yet
+    let applied: Vec<i64> =
+        sqlx::query_scalar("select version from _sqlx_migrations where success order by version")
+            .fetch_all(pool)
+            .await
+            .or_else(|e| match &e {
+                // no migrations table yet: not migrated
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("42P01") => Ok(vec![]),
+                _ => Err(e),
+            })?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .all(|m| applied.binary_search(&m.version).is_ok()))
+}

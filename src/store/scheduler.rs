@@ -1,0 +1,55 @@
+//! The scheduler's shared state row: who leads, and when it last swept.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::StoreResult;
+
+pub struct SchedulerState {
+    pub leader: Option<String>,
+    pub last_sweep_at: Option<DateTime<Utc>>,
+}
+
+pub async fn read_state(pool: &PgPool) -> StoreResult<SchedulerState> {
+    let r = sqlx::query!("select leader, last_sweep_at from scheduler_state where singleton")
+        .fetch_one(pool)
+        .await?;
+    Ok(SchedulerState {
+        leader: r.leader,
+        last_sweep_at: r.last_sweep_at,
+    })
+}
+
+/// Called by a replica that just won the election.
+pub async fn record_leader(pool: &PgPool, replica: &str) -> StoreResult<()> {
+    sqlx::query!(
+        "update scheduler_state set leader = $1, leader_since = now() where singleton",
+        replica
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Called by the leader after a completed sweep; a replica that lost the lead cannot
+/// overwrite its successor's name, because the update names the expected leader.
+pub async fn record_sweep(pool: &PgPool, replica: &str) -> StoreResult<()> {
+    sqlx::query!(
+        "update scheduler_state set last_sweep_at = now() where singleton and leader = $1",
+        replica
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Called on a graceful step-down, so the state does not name a replica that left.
+pub async fn clear_leader(pool: &PgPool, replica: &str) -> StoreResult<()> {
+    sqlx::query!(
+        "update scheduler_state set leader = null where singleton and leader = $1",
+        replica
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}

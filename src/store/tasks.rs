@@ -1,0 +1,295 @@
+//! Tasks: bulk creation, and status reports applied under the task's row lock.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+
+use super::audit::{insert_event, Event};
+use super::StoreResult;
+use crate::domain::ids::TaskId;
+use crate::domain::status::{Report, TaskStatus};
+use crate::domain::transition::{self, Actor, PriorLease, TaskView, Verdict};
+
+#[derive(Serialize)]
+pub struct NewTask {
+    pub id: TaskId,
+    pub repo: String,
+    pub title: String,
+    pub description: String,
+    pub required_skills: Vec<String>,
+    pub estimate_points: i32,
+    pub priority: i32,
+    pub area: Option<String>,
+    pub tier: i32,
+    pub max_attempts: i32,
+}
+
+pub enum Created {
+    Ok(Vec<TaskId>),
+    UnknownRepo(String),
+}
+
+/// Creates all tasks in one transaction and one statement, with their audit events (I7).
+pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask]) -> StoreResult<Created> {
+    let mut repos: Vec<&str> = tasks.iter().map(|t| t.repo.as_str()).collect();
+    repos.sort_unstable();
+    repos.dedup();
+    let mut tx = pool.begin().await?;
+    // key share: a repo cannot disappear under the insert (repos are never deleted today)
+    let known: Vec<String> = sqlx::query_scalar!(
+        "select repo from repositories where repo = any($1) for key share",
+        &repos as &[&str]
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if let Some(missing) = repos.iter().find(|r| !known.iter().any(|k| k == *r)) {
+        return Ok(Created::UnknownRepo(missing.to_string()));
+    }
+    let batch = serde_json::to_value(tasks).expect("tasks serialise to JSON");
+    sqlx::query!(
+        "with input as (
+             select * from jsonb_to_recordset($1) as x(
+                 id text, repo text, title text, description text, required_skills jsonb,
+                 estimate_points int, priority int, area text, tier smallint, max_attempts int)
+         ),
+         ins as (
+             insert into tasks (id, repo, title, description, required_skills, estimate_points,
+                                priority, area, tier, max_attempts)
+             select id, repo, title, description,
+                    array(select jsonb_array_elements_text(required_skills)),
+                    estimate_points, priority, area, tier, max_attempts
+             from input
+             returning id, repo)
+         insert into audit_events (kind, task_id, repo, to_status)
+         select 'task_created', id, repo, 'ready' from ins",
+        batch
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Created::Ok(tasks.iter().map(|t| t.id.clone()).collect()))
+}
+
+#[derive(Default, Serialize)]
+pub struct Artifact {
+    pub pr_url: Option<String>,
+    pub commit_sha: Option<String>,
+    pub patch_url: Option<String>,
+    pub extra: Option<serde_json::Value>,
+}
+
+impl Artifact {
+    fn is_empty(&self) -> bool {
+        self.pr_url.is_none()
+            && self.commit_sha.is_none()
+            && self.patch_url.is_none()
+            && self.extra.is_none()
+    }
+}
+
+pub struct StatusUpdate<'a> {
+    pub task_id: &'a str,
+    pub actor: Actor<'a>,
+    pub report: Report,
+    pub lease_id: Option<&'a str>,
+    pub message: Option<&'a str>,
+    pub artifact: Artifact,
+    pub lease_ttl_secs: f64,
+}
+
+pub enum StatusResult {
+    Updated {
+        status: String,
+        lease_expires_at: Option<DateTime<Utc>>,
+    },
+    NotFound,
+    LeaseLost,
+    Forbidden,
+    Invalid {
+        from: TaskStatus,
+    },
+}
+
+/// Applies one status report: locks the task row, decides with the domain rules, writes the
+/// task, its lease, artifact and audit events in one transaction.
+pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<StatusResult> {
+    let mut tx = pool.begin().await?;
+    // the row lock serialises every report on this task, and its requeue by the sweeps
+    let Some(t) = sqlx::query!(
+        r#"select status, worker_id, lease_id, attempt, max_attempts, repo,
+                  coalesce(lease_expires_at < now(), false) as "expired!"
+           from tasks where id = $1 for update"#,
+        u.task_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(StatusResult::NotFound);
+    };
+    let status: TaskStatus = t.status.parse().map_err(|_| corrupt("tasks.status"))?;
+    let prior = match u.actor {
+        Actor::Worker(w) => sqlx::query!(
+            r#"select id, last_report,
+                      coalesce(end_reason in ('lease_expired', 'worker_offline'), false) as "revoked!"
+               from leases where task_id = $1 and worker_id = $2
+               order by granted_at desc limit 1"#,
+            u.task_id,
+            w
+        )
+        .fetch_optional(&mut *tx)
+        .await?,
+        Actor::Admin => None,
+    };
+    let view = TaskView {
+        status,
+        holder: t.worker_id.as_deref(),
+        lease_id: t.lease_id.as_deref(),
+        lease_expired: t.expired,
+    };
+    let prior_view = prior.as_ref().map(|p| PriorLease {
+        lease_id: &p.id,
+        last_report: p.last_report.as_deref(),
+        revoked: p.revoked,
+    });
+    let verdict = transition::decide(&view, u.actor, u.report, u.lease_id, prior_view.as_ref());
+    let worker_id = match u.actor {
+        Actor::Worker(w) => Some(w),
+        Actor::Admin => None,
+    };
+    let result = match verdict {
+        Verdict::LeaseLost => StatusResult::LeaseLost,
+        Verdict::Forbidden => StatusResult::Forbidden,
+        Verdict::Invalid => StatusResult::Invalid { from: status },
+        Verdict::AlreadyApplied => StatusResult::Updated {
+            status: u.report.as_str().to_string(),
+            lease_expires_at: None,
+        },
+        Verdict::Repeat => {
+            // a repeat is a sign of progress: it renews a live lease, nothing else
+            let expires = sqlx::query_scalar!(
+                "update tasks set lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
+                 where id = $1 and status in ('leased', 'in_progress', 'blocked')
+                 returning lease_expires_at",
+                u.task_id,
+                u.lease_ttl_secs
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+            record_artifact(&mut tx, u, worker_id, t.lease_id.as_deref()).await?;
+            StatusResult::Updated {
+                status: status.as_str().to_string(),
+                lease_expires_at: expires,
+            }
+        }
+        Verdict::Apply => {
+            let out = transition::outcome(u.report, t.attempt, t.max_attempts);
+            let expires = sqlx::query_scalar!(
+                "update tasks set
+                     status = $3, attempt = $4,
+                     worker_id = case when $3 = 'ready' then null else worker_id end,
+                     lease_id = case when $5 then null else lease_id end,
+                     lease_expires_at = case when $5 then null else now() + make_interval(secs => $7) end,
+                     holds_area_lock = holds_area_lock and not $6,
+                     pr_url = coalesce($8, pr_url),
+                     updated_at = now()
+                 where id = $1 and status = $2
+                 returning lease_expires_at",
+                u.task_id,
+                status.as_str(),
+                out.status.as_str(),
+                out.attempt,
+                out.ends_lease,
+                out.frees_slot,
+                u.lease_ttl_secs,
+                u.artifact.pr_url,
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            // the task's newest lease is the live one, or the one that opened the PR
+            sqlx::query!(
+                "update leases set last_report = $2,
+                     ended_at = case when ended_at is null and $3 then now() else ended_at end,
+                     end_reason = case when ended_at is null and $3 then $2 else end_reason end
+                 where id = (select id from leases where task_id = $1 order by granted_at desc limit 1)",
+                u.task_id,
+                u.report.as_str(),
+                out.ends_lease,
+            )
+            .execute(&mut *tx)
+            .await?;
+            record_artifact(&mut tx, u, worker_id, t.lease_id.as_deref()).await?;
+            insert_event(
+                &mut tx,
+                Event {
+                    kind: "task_status_changed",
+                    task_id: Some(u.task_id),
+                    worker_id,
+                    repo: Some(&t.repo),
+                    lease_id: t.lease_id.as_deref(),
+                    from_status: Some(status.as_str()),
+                    to_status: Some(u.report.as_str()),
+                    data: u.message.map(|m| serde_json::json!({ "message": m })),
+                    ..Event::default()
+                },
+            )
+            .await?;
+            if let Some(reason) = out.requeued {
+                insert_event(
+                    &mut tx,
+                    Event {
+                        kind: "task_requeued",
+                        task_id: Some(u.task_id),
+                        worker_id,
+                        repo: Some(&t.repo),
+                        from_status: Some(status.as_str()),
+                        to_status: Some("ready"),
+                        reason: Some(reason),
+                        data: Some(serde_json::json!({ "attempt": out.attempt })),
+                        ..Event::default()
+                    },
+                )
+                .await?;
+            }
+            StatusResult::Updated {
+                status: out.status.as_str().to_string(),
+                lease_expires_at: expires,
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(result)
+}
+
+async fn record_artifact(
+    tx: &mut PgConnection,
+    u: &StatusUpdate<'_>,
+    worker_id: Option<&str>,
+    lease_id: Option<&str>,
+) -> StoreResult<()> {
+    if u.artifact.is_empty() {
+        return Ok(());
+    }
+    let a = &u.artifact;
+    sqlx::query!(
+        "insert into artifacts (task_id, worker_id, lease_id, pr_url, commit_sha, patch_url, extra)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+        u.task_id,
+        worker_id,
+        lease_id,
+        a.pr_url,
+        a.commit_sha,
+        a.patch_url,
+        a.extra,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A value the schema's check constraints rule out was read: a bug, reported as a 500.
+fn corrupt(what: &'static str) -> super::StoreError {
+    super::StoreError::Internal(sqlx::Error::Decode(
+        format!("unexpected value in {what}").into(),
+    ))
+}
