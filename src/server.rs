@@ -66,11 +66,11 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
                 .await
         }));
     }
-    let scheduler = crate::scheduler::spawn(
-        app.clone(),
-        cfg.leader_database_url().to_string(),
-        stop_rx.clone(),
-    );
+    let leader_db: sqlx::postgres::PgConnectOptions = cfg
+        .leader_database_url()
+        .parse()
+        .context("OWP_LEADER_DATABASE_URL is not a valid PostgreSQL URL")?;
+    let scheduler = crate::scheduler::spawn(app.clone(), leader_db, stop_rx.clone());
     let server = tokio::spawn(serve_on(app.clone(), listener, stopped(stop_rx)));
 
     shutdown_signal().await;

@@ -62,6 +62,17 @@ fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     // serde_json appends " at line L column C"; the path says more
     let msg = inner.to_string();
     let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    // serde reports a missing field at its parent; name the field itself
+    if let Some(field) = msg
+        .strip_prefix("missing field `")
+        .and_then(|m| m.strip_suffix('`'))
+    {
+        return ApiError::Validation(if path == "." {
+            format!("{field}: is required")
+        } else {
+            format!("{path}.{field}: is required")
+        });
+    }
     if path == "." {
         ApiError::Validation(format!("body: {msg}"))
     } else {

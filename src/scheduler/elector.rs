@@ -27,7 +27,7 @@ use crate::store;
 /// The advisory lock key: "owp_schd" as a big-endian i64.
 pub const LOCK_KEY: i64 = 0x6f77_705f_7363_6864;
 
-pub async fn run(app: AppState, url: String, mut stop: watch::Receiver<bool>) {
+pub async fn run(app: AppState, db: PgConnectOptions, mut stop: watch::Receiver<bool>) {
     let interval = app.settings.election_interval;
     let replica = app.settings.replica_id.clone();
     let mut conn: Option<PgConnection> = None;
@@ -37,7 +37,7 @@ pub async fn run(app: AppState, url: String, mut stop: watch::Receiver<bool>) {
             break;
         }
         if !app.is_leader.load(Ordering::Relaxed) {
-            match try_acquire(&mut conn, &url, interval).await {
+            match try_acquire(&mut conn, &db, interval).await {
                 Ok(true) => {
                     set_leader(&app, true);
                     tracing::info!(replica = %replica, "gained scheduler leadership");
@@ -108,11 +108,11 @@ async fn run_sweep(app: &AppState, replica: &str) {
 
 async fn try_acquire(
     conn: &mut Option<PgConnection>,
-    url: &str,
+    db: &PgConnectOptions,
     timeout: Duration,
 ) -> Result<bool, sqlx::Error> {
     if conn.is_none() {
-        *conn = Some(connect(url, timeout).await?);
+        *conn = Some(connect(db, timeout).await?);
     }
     let c = conn.as_mut().expect("connected above");
     let q = sqlx::query_scalar!(r#"select pg_try_advisory_lock($1) as "locked!""#, LOCK_KEY)
@@ -143,10 +143,9 @@ async fn check_alive(
     }
 }
 
-async fn connect(url: &str, timeout: Duration) -> Result<PgConnection, sqlx::Error> {
-    let opts: PgConnectOptions = url.parse()?;
+async fn connect(db: &PgConnectOptions, timeout: Duration) -> Result<PgConnection, sqlx::Error> {
     // server-side keepalives end a session whose client vanished silently, freeing the lock
-    let opts = opts.application_name("owp-leader").options([
+    let opts = db.clone().application_name("owp-leader").options([
         ("tcp_keepalives_idle", "5"),
         ("tcp_keepalives_interval", "2"),
         ("tcp_keepalives_count", "3"),

@@ -9,6 +9,7 @@ pub mod offline_workers;
 
 use std::time::Instant;
 
+use sqlx::postgres::PgConnectOptions;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -18,8 +19,12 @@ use crate::app::AppState;
 pub const BATCH: i64 = 1000;
 
 /// Starts the elector; it runs until `stop` turns true, then releases leadership.
-pub fn spawn(app: AppState, leader_url: String, stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(elector::run(app, leader_url, stop))
+pub fn spawn(
+    app: AppState,
+    leader_db: PgConnectOptions,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(elector::run(app, leader_db, stop))
 }
 
 /// One sweep of every duty, as the leader runs it.

@@ -1,0 +1,284 @@
+//! Admin endpoints: repos, tasks (single and bulk), state.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::support::*;
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn repos_are_created_then_updated(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = app
+        .admin(
+            Method::POST,
+            "/v1/admin/repos",
+            Some(json!({"repo": "acme/widgets"})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(body, json!({"ok": true, "repo": "acme/widgets"}));
+    let state = app.state().await;
+    assert_eq!(
+        state["repositories"],
+        json!([{"repo": "acme/widgets", "max_open_prs": 3, "current_open_prs": 0, "area_locks_enabled": true}])
+    );
+    app.admin(
+        Method::POST,
+        "/v1/admin/repos",
+        Some(json!({"repo": "acme/widgets", "max_open_prs": 0, "area_locks_enabled": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let state = app.state().await;
+    assert_eq!(state["repositories"][0]["max_open_prs"], 0);
+    assert_eq!(state["repositories"][0]["area_locks_enabled"], false);
+
+    for bad in [
+        json!({"repo": ""}),
+        json!({"repo": "r", "max_open_prs": -1}),
+        json!({"repo": "r", "max_open_prs": 10001}),
+        json!({"repo": "x".repeat(201)}),
+        json!({"repo": "r", "area_locks_enabled": "yes"}),
+    ] {
+        app.admin(Method::POST, "/v1/admin/repos", Some(bad))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    }
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn tasks_get_defaults_and_an_audit_event(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.create_repo("r", 3, true).await;
+    let id = app
+        .create_task(json!({"repo": "r", "title": "Fix the docs"}))
+        .await;
+    assert!(id.starts_with("t_"));
+    let row: (String, i32, i32, i32, i16, i32, Vec<String>, Option<String>) = sqlx::query_as(
+        "select status, estimate_points, priority, attempt, tier, max_attempts, required_skills, area from tasks where id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(row, ("ready".into(), 1, 10, 0, 0, 3, vec![], None));
+    assert_eq!(audit_kinds(&app.pool, &id).await, ["task_created"]);
+    let state = app.state().await;
+    assert_eq!(
+        (state["tasks_ready"].clone(), state["tasks_queued"].clone()),
+        (json!(1), json!(1))
+    );
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn bulk_import_is_all_or_nothing(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.create_repo("r", 3, true).await;
+    let ids = app
+        .create_tasks(
+            (0..50)
+                .map(|i| json!({"repo": "r", "title": format!("t{i}"), "required_skills": ["Go"]}))
+                .collect(),
+        )
+        .await;
+    assert_eq!(ids.len(), 50);
+    let skills: Vec<String> =
+        sqlx::query_scalar("select required_skills[1] from tasks where id = $1")
+            .bind(&ids[7])
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        skills,
+        ["go"],
+        "required skills are normalised like worker skills"
+    );
+
+    // one bad element: 400 naming it, and nothing of the batch is created
+    let err = app
+        .admin(Method::POST, "/v1/admin/tasks",
+               Some(json!([{"repo": "r", "title": "ok"}, {"repo": "r", "title": "ok"}, {"repo": "r", "title": ""}])))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    assert!(
+        err["details"].as_str().unwrap().starts_with("[2].title"),
+        "{err}"
+    );
+    // an unknown repo anywhere in the batch: 404, nothing created
+    app.admin(
+        Method::POST,
+        "/v1/admin/tasks",
+        Some(json!([{"repo": "r", "title": "ok"}, {"repo": "nope", "title": "x"}])),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "not_found");
+    let n: i64 = sqlx::query_scalar("select count(*) from tasks")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 50);
+    app.admin(Method::POST, "/v1/admin/tasks", Some(json!([])))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn task_fields_are_validated(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.create_repo("r", 3, true).await;
+    let cases = [
+        (json!({"repo": "r"}), "title"),
+        (json!({"repo": "r", "title": "x".repeat(301)}), "title"),
+        (
+            json!({"repo": "r", "title": "t", "description": "d".repeat(20_001)}),
+            "description",
+        ),
+        (
+            json!({"repo": "r", "title": "t", "estimate_points": 0}),
+            "estimate_points",
+        ),
+        (
+            json!({"repo": "r", "title": "t", "estimate_points": 101}),
+            "estimate_points",
+        ),
+        (json!({"repo": "r", "title": "t", "tier": 4}), "tier"),
+        (
+            json!({"repo": "r", "title": "t", "max_attempts": 0}),
+            "max_attempts",
+        ),
+        (
+            json!({"repo": "r", "title": "t", "priority": 1.5}),
+            "priority",
+        ),
+        (
+            json!({"repo": "r", "title": "t", "area": "a".repeat(101)}),
+            "area",
+        ),
+        (
+            json!({"repo": "r", "title": "t", "required_skills": [1]}),
+            "required_skills[0]",
+        ),
+    ];
+    for (body, field) in cases {
+        let err = app
+            .admin(Method::POST, "/v1/admin/tasks", Some(body.clone()))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+        assert!(
+            err["details"].as_str().unwrap().contains(field),
+            "{body} -> {err}"
+        );
+    }
+    app.admin(
+        Method::POST,
+        "/v1/admin/tasks",
+        Some(json!({"repo": "ghost", "title": "t"})),
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn admin_routes_need_the_admin_token_and_refuse_worker_tokens(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let w = app.register("w", &[], 5, 2).await;
+    let bearer = format!("Bearer {}", w.token);
+    for (method, path) in [
+        (Method::GET, "/v1/admin/state"),
+        (Method::POST, "/v1/admin/repos"),
+        (Method::POST, "/v1/admin/tasks"),
+    ] {
+        let body = (method == Method::POST).then(|| json!({"repo": "r", "title": "t"}));
+        app.call(method.clone(), path, &[], body.clone())
+            .await
+            .expect_error(StatusCode::UNAUTHORIZED, "auth_error");
+        app.call(
+            method.clone(),
+            path,
+            &[("x-admin-token", "wrong")],
+            body.clone(),
+        )
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "auth_error");
+        app.call(
+            method.clone(),
+            path,
+            &[("authorization", &bearer)],
+            body.clone(),
+        )
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "auth_error");
+        app.call(method, path, &[("x-admin-token", &w.token)], body)
+            .await
+            .expect_error(StatusCode::UNAUTHORIZED, "auth_error");
+    }
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn admin_tokens_rotate_by_listing_several(pool: PgPool) {
+    let state = owp_pool::app::AppState::new(
+        pool,
+        test_settings(),
+        owp_pool::auth::Secrets::new(["old", "new"]),
+        None,
+    );
+    let app = spawn_state(state).await;
+    for t in ["old", "new"] {
+        app.call(
+            Method::GET,
+            "/v1/admin/state",
+            &[("x-admin-token", t)],
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn state_counts_every_status_and_open_slots(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.create_repo("r", 5, false).await;
+    let ids = app
+        .create_tasks(
+            (0..6)
+                .map(|i| json!({"repo": "r", "title": format!("t{i}"), "priority": 100 - i}))
+                .collect(),
+        )
+        .await;
+    let w = app.register("w", &[], 100, 5).await;
+    let leases = app.poll_query(&w, "?max=5").await;
+    assert_eq!(leases.len(), 5);
+    app.report(&w, &ids[0], json!({"status": "in_progress"}))
+        .await
+        .expect(StatusCode::OK);
+    app.report(&w, &ids[1], json!({"status": "blocked"}))
+        .await
+        .expect(StatusCode::OK);
+    app.report(
+        &w,
+        &ids[2],
+        json!({"status": "pr_opened", "pr_url": "https://github.com/o/r/pull/1"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    app.report(&w, &ids[3], json!({"status": "completed"}))
+        .await
+        .expect(StatusCode::OK);
+    let s = app.state().await;
+    assert_eq!(s["workers_total"], 1);
+    assert_eq!(s["workers_online"], 1);
+    assert_eq!(s["tasks_ready"], 1, "{s}");
+    assert_eq!(s["tasks_leased"], 1);
+    assert_eq!(s["tasks_in_progress"], 1);
+    assert_eq!(s["tasks_blocked"], 1);
+    assert_eq!(s["tasks_pr_opened"], 1);
+    assert_eq!(s["tasks_completed"], 1);
+    assert_eq!(s["tasks_merged"], 0);
+    assert_eq!(s["tasks_failed"], 0);
+    assert_eq!(s["repositories"][0]["current_open_prs"], 4);
+    assert!(
+        s["scheduler"].get("leader").is_some() && s["scheduler"].get("last_sweep_at").is_some()
+    );
+}

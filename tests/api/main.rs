@@ -1,0 +1,13 @@
+//! Black-box tests: the real app over HTTP against a fresh PostgreSQL database per test.
+
+mod admin;
+mod concurrency;
+mod errors;
+mod fleet;
+mod ops;
+mod replicas;
+mod scheduler;
+mod status;
+mod support;
+mod work;
+mod workers;

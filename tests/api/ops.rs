@@ -1,0 +1,101 @@
+//! Operations endpoints and the OpenAPI document.
+
+use reqwest::{Method, StatusCode};
+use sqlx::PgPool;
+
+use crate::support::*;
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn health_endpoints_report_liveness_and_readiness(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    assert_eq!(
+        app.call(Method::GET, "/healthz", &[], None)
+            .await
+            .expect(StatusCode::OK)["status"],
+        "ok"
+    );
+    assert_eq!(
+        app.call(Method::GET, "/readyz", &[], None)
+            .await
+            .expect(StatusCode::OK)["status"],
+        "ready"
+    );
+    assert_eq!(
+        app.call(Method::GET, "/health", &[], None)
+            .await
+            .expect(StatusCode::OK)["status"],
+        "ready"
+    );
+    // a schema behind this binary's migrations is not ready
+    sqlx::query("delete from _sqlx_migrations")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.call(Method::GET, "/readyz", &[], None)
+        .await
+        .expect_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(
+        app.call(Method::GET, "/healthz", &[], None)
+            .await
+            .expect(StatusCode::OK)["status"],
+        "ok"
+    );
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn metrics_are_prometheus_text_with_route_templates(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let w = app.register("w", &[], 5, 2).await;
+    app.poll(&w).await;
+    app.report(&w, "t_nothing", serde_json::json!({"status": "completed"}))
+        .await;
+    let resp = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("# HELP owp_http_requests_total"), "{text}");
+    assert!(
+        text.contains(r#"route="/v1/tasks/{task_id}/status""#),
+        "route templates, never raw paths"
+    );
+    assert!(!text.contains("t_nothing"), "no ids in labels");
+    assert!(text.contains("owp_leases_claimed_total"));
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn the_openapi_document_describes_every_route(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let doc = app
+        .call(Method::GET, "/openapi.json", &[], None)
+        .await
+        .expect(StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/v1/workers/register",
+        "/v1/workers/heartbeat",
+        "/v1/work",
+        "/v1/tasks/{task_id}/status",
+        "/v1/admin/repos",
+        "/v1/admin/tasks",
+        "/v1/admin/state",
+        "/healthz",
+        "/readyz",
+        "/health",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    assert!(
+        doc["paths"]["/v1/work"].get("get").is_some()
+            && doc["paths"]["/v1/work"].get("post").is_some()
+    );
+    assert!(doc["components"]["securitySchemes"].get("worker").is_some());
+    assert!(doc["components"]["schemas"].get("ErrorBody").is_some());
+}

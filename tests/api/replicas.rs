@@ -1,0 +1,1 @@
+//! Several replicas as real processes: leader election and failover.
