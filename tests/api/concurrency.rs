@@ -23,7 +23,7 @@ async fn a_task_never_has_two_live_leases_under_contention(
     fleet
         .register(60, |i| (10 + (i % 3) as i64, 1 + (i % 3) as i64))
         .await;
-    let o = fleet.run(false, DEADLINE).await;
+    let o = fleet.run(false, 1, DEADLINE).await;
     fleet.assert_all_good(&o).await;
 }
 
@@ -32,13 +32,13 @@ async fn a_worker_never_exceeds_its_capacity_under_contention(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
 ) {
-    // I2: small capacities against tasks of 1-4 points
+    // I2: small capacities against tasks of 1-4 points, three concurrent pollers per worker
     let mut fleet = Fleet::start(opts, conn, 2).await;
     seed_tasks(&fleet.replicas[0], 5, |_| 30, 500, 0).await;
     fleet
         .register(50, |i| (4 + (i % 4) as i64, 2 + (i % 2) as i64))
         .await;
-    let o = fleet.run(false, DEADLINE).await;
+    let o = fleet.run(false, 3, DEADLINE).await;
     fleet.assert_all_good(&o).await;
 }
 
@@ -51,7 +51,7 @@ async fn workers_only_get_tasks_they_have_the_skills_for(
     let mut fleet = Fleet::start(opts, conn, 2).await;
     seed_tasks(&fleet.replicas[0], 5, |_| 20, 500, 0).await;
     fleet.register(52, |_| (10, 3)).await;
-    let o = fleet.run(false, DEADLINE).await;
+    let o = fleet.run(false, 1, DEADLINE).await;
     fleet.assert_all_good(&o).await;
     let skill_misses: i64 = sqlx::query_scalar(
         "select count(*) from leases l join tasks t on t.id = l.task_id join workers w on w.id = l.worker_id
@@ -70,7 +70,7 @@ async fn claim_never_exceeds_repo_budget_under_contention(
     let mut fleet = Fleet::start(opts, conn, 2).await;
     seed_tasks(&fleet.replicas[0], 8, |r| 1 + (r % 3) as i64, 500, 0).await;
     fleet.register(50, |_| (10, 3)).await;
-    let o = fleet.run(false, DEADLINE).await;
+    let o = fleet.run(false, 1, DEADLINE).await;
     fleet.assert_all_good(&o).await;
 }
 
@@ -80,7 +80,7 @@ async fn one_open_task_per_area_under_contention(opts: PgPoolOptions, conn: PgCo
     let mut fleet = Fleet::start(opts, conn, 2).await;
     seed_tasks(&fleet.replicas[0], 3, |_| 50, 510, 4).await;
     fleet.register(50, |_| (10, 3)).await;
-    let o = fleet.run(false, DEADLINE).await;
+    let o = fleet.run(false, 1, DEADLINE).await;
     fleet.assert_all_good(&o).await;
 }
 
@@ -93,7 +93,7 @@ async fn paused_workers_get_no_new_leases_under_contention(
     let mut fleet = Fleet::start(opts, conn, 2).await;
     seed_tasks(&fleet.replicas[0], 5, |_| 20, 500, 0).await;
     fleet.register(50, |_| (10, 3)).await;
-    let o = fleet.run(true, DEADLINE).await;
+    let o = fleet.run(true, 1, DEADLINE).await;
     assert!(
         o.claimed_while_paused.is_empty(),
         "leases granted after a pause was acknowledged: {:?}",

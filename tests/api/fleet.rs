@@ -88,7 +88,8 @@ impl Fleet {
     }
 
     /// Runs every worker until no task is left unfinished; returns what the clients saw.
-    pub async fn run(&self, pause_some: bool, deadline: Duration) -> Observed {
+    /// `pollers` concurrent poll loops per worker (several processes of one contributor).
+    pub async fn run(&self, pause_some: bool, pollers: usize, deadline: Duration) -> Observed {
         let observed = Arc::new(Mutex::new(Observed::default()));
         let done = Arc::new(AtomicBool::new(false));
         let started = Instant::now();
@@ -123,17 +124,22 @@ impl Fleet {
             })
         };
         let mut handles = vec![];
+        let apps: Vec<(String, reqwest::Client)> = self
+            .replicas
+            .iter()
+            .map(|a| (a.base.clone(), a.http.clone()))
+            .collect();
         for (i, fw) in self.workers.iter().enumerate() {
-            let apps: Vec<(String, reqwest::Client)> = self
-                .replicas
-                .iter()
-                .map(|a| (a.base.clone(), a.http.clone()))
-                .collect();
-            let (fw, done, observed) = (fw.clone(), done.clone(), observed.clone());
-            let pauses = pause_some && i % 5 == 0;
-            handles.push(tokio::spawn(async move {
-                simulate(i, apps, fw, done, observed, pauses).await
-            }));
+            let held = Arc::new(Mutex::new(HashSet::new()));
+            for p in 0..pollers {
+                let (apps, fw, held) = (apps.clone(), fw.clone(), held.clone());
+                let (done, observed) = (done.clone(), observed.clone());
+                let pauses = pause_some && i % 5 == 0 && p == 0;
+                let seed = i * pollers + p;
+                handles.push(tokio::spawn(async move {
+                    simulate(seed, apps, fw, done, observed, held, pauses).await
+                }));
+            }
         }
         for h in handles {
             h.await.unwrap();
@@ -200,11 +206,11 @@ async fn simulate(
     fw: FleetWorker,
     done: Arc<AtomicBool>,
     observed: Arc<Mutex<Observed>>,
+    held: Arc<Mutex<HashSet<String>>>,
     pauses: bool,
 ) {
     let mut rng = StdRng::seed_from_u64(i as u64);
     let auth = format!("Bearer {}", fw.w.token);
-    let mut held: HashSet<String> = HashSet::new();
     let mut paused = false;
     let mut polls = 0u64;
     while !done.load(Ordering::Relaxed) {
@@ -281,8 +287,12 @@ async fn simulate(
         }
         for l in leases {
             let task = l["task_id"].as_str().unwrap().to_string();
-            if !held.insert(l["lease_id"].as_str().unwrap().to_string()) {
-                continue; // already driving this lease
+            if !held
+                .lock()
+                .unwrap()
+                .insert(l["lease_id"].as_str().unwrap().to_string())
+            {
+                continue; // this worker already drives this lease
             }
             let path = |t: &str| format!("{base}/v1/tasks/{t}/status");
             let steps: &[&str] = match rng.gen_range(0..100) {
