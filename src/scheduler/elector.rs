@@ -2,7 +2,7 @@
 //!
 //! States and moves (checked every `election_interval`):
 //! - follower: connect if needed, `pg_try_advisory_lock`; on success -> leader.
-//! - leader: before each sweep, prove the lock session is alive with a bounded query.
+//! - leader: every tick (so before each sweep), prove the lock session is alive with a bounded query.
 //!   If it fails or hangs, the lock may already be someone else's: drop the connection,
 //!   stop duties at once -> follower.
 //! - on stop (SIGTERM): a leader finishes the sweep in progress, unlocks explicitly and
@@ -53,16 +53,19 @@ pub async fn run(app: AppState, db: PgConnectOptions, mut stop: watch::Receiver<
                 }
             }
         }
-        if app.is_leader.load(Ordering::Relaxed) && Instant::now() >= next_sweep {
-            // the lock lives with the session: no live session, no leadership
+        if app.is_leader.load(Ordering::Relaxed) {
+            // the lock lives with the session: no live session, no leadership. Checked every
+            // tick, so a lost lock is noticed within one interval, and always before a sweep
             if let Err(e) = check_alive(conn.as_mut(), interval).await {
                 tracing::error!(error = %e, replica = %replica, "lost scheduler leadership: lock connection failed");
                 set_leader(&app, false);
                 conn = None;
                 continue;
             }
-            run_sweep(&app, &replica).await;
-            next_sweep = Instant::now() + app.settings.sweep_interval;
+            if Instant::now() >= next_sweep {
+                run_sweep(&app, &replica).await;
+                next_sweep = Instant::now() + app.settings.sweep_interval;
+            }
         }
         let nap = if app.is_leader.load(Ordering::Relaxed) {
             next_sweep
