@@ -32,11 +32,13 @@ ensure_postgres() {
 }
 
 # psql as the database superuser: over TCP where trust auth allows it, else via the socket.
+# The database is $PGADMIN_DB (default postgres).
 pg_admin() {
-  if psql -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
-    psql -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -U postgres -d postgres -v ON_ERROR_STOP=1 -Atq "$@"
+  local db=${PGADMIN_DB:-postgres}
+  if psql -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -U postgres -d "$db" -Atqc 'select 1' >/dev/null 2>&1; then
+    psql -h "$PGHOST_ADDR" -p "$PGPORT_NUM" -U postgres -d "$db" -v ON_ERROR_STOP=1 -Atq "$@"
   else
-    as_postgres psql -p "$PGPORT_NUM" -d postgres -v ON_ERROR_STOP=1 -Atq "$@"
+    as_postgres psql -p "$PGPORT_NUM" -d "$db" -v ON_ERROR_STOP=1 -Atq "$@"
   fi
 }
 

@@ -3,15 +3,19 @@
 //! What must be serialised, and how:
 //! - the worker's own capacity (I2, I8): the worker row is locked first, so two polls of
 //!   one worker run one after the other and each sees the other's claims;
-//! - a repo's budget and its area locks (I4, I5): the candidate tasks' repo rows are
-//!   locked, always in repo-name order, before their open slots are counted;
+//! - a repo's budget and its area locks (I4, I5): the candidates' repo rows are locked
+//!   before their open slots are counted. They are taken with `skip locked`: a repo that
+//!   another poll is claiming from right now is passed over by this poll instead of
+//!   queueing behind it (waiting there made every poll wait on every other, since one
+//!   poll's candidates span many repos). Only when no candidate repo is free does a poll
+//!   wait, for one repo, holding no other repo lock;
 //! - a task (I1): candidates are locked with `for update skip locked`, so concurrent polls
 //!   pass over each other's candidates instead of queueing behind them.
 //!
-//! Lock order is worker -> tasks (never waits) -> repositories (sorted), and no other
-//! transaction takes a repo lock while holding another lock, so polls cannot deadlock.
-//! Other writers only ever free capacity, slots or areas, so a count read under these
-//! locks can only be conservative.
+//! Deadlock-free: a poll waits at most once, for one repo, and only while it holds no repo
+//! lock; transactions holding repo locks never wait for task or worker rows. Other writers
+//! only ever free capacity, slots or areas, so a count read under these locks can only be
+//! conservative.
 
 use std::collections::{HashMap, HashSet};
 
@@ -53,7 +57,7 @@ pub struct Claimed {
 }
 
 /// How far past the wanted count candidates are locked, to absorb lost races.
-const CANDIDATE_SLACK: i64 = 8;
+const CANDIDATE_SLACK: i64 = 4;
 
 struct Budget {
     max_open: i64,
@@ -108,6 +112,13 @@ async fn claim_candidates(
     free_points: &mut i32,
     want: i64,
 ) -> StoreResult<usize> {
+    // The only good plan walks tasks_ready_queue in order and stops at the LIMIT. With
+    // stale statistics (right after a bulk import, say) the planner believes few tasks are
+    // ready and sorts them all instead: 20-40 ms per poll at 20k ready tasks. Forbidding
+    // sorts for this transaction leaves it the index walk, whatever the statistics say.
+    sqlx::query!("set local enable_sort = off")
+        .execute(&mut *tx)
+        .await?;
     // Repos with a free slot are a hint here (re-checked under the repo lock below); they
     // keep full repos' tasks from crowding the candidate list. Uses tasks_ready_queue,
     // tasks_open_by_repo and tasks_one_per_area.
@@ -140,7 +151,7 @@ async fn claim_candidates(
     let mut repos: Vec<&str> = candidates.iter().map(|c| c.repo.as_str()).collect();
     repos.sort_unstable();
     repos.dedup();
-    let mut budgets = lock_budgets(tx, &repos).await?;
+    let mut budgets = lock_budgets(tx, &repos, &candidates[0].repo).await?;
 
     let mut claimed = 0usize;
     for c in &candidates {
@@ -150,9 +161,10 @@ async fn claim_candidates(
         if c.estimate_points > *free_points {
             continue;
         }
-        let b = budgets
-            .get_mut(&c.repo)
-            .expect("every candidate's repo was locked");
+        // a repo another poll is claiming from is passed over this time
+        let Some(b) = budgets.get_mut(&c.repo) else {
+            continue;
+        };
         if b.open >= b.max_open {
             continue;
         }
@@ -194,20 +206,38 @@ async fn claim_candidates(
     Ok(claimed)
 }
 
-/// Locks the repos (sorted, so concurrent polls take them in one order) and reads their
-/// open slots and held areas under that lock.
+/// Locks the candidates' repos that no other poll is claiming from (or, when all are busy,
+/// waits for the first candidate's repo) and reads their open slots and held areas under
+/// that lock. Repos missing from the map were not locked: their candidates are skipped.
 async fn lock_budgets(
     tx: &mut PgConnection,
     repos: &[&str],
+    first: &str,
 ) -> StoreResult<HashMap<String, Budget>> {
     let rows = sqlx::query!(
         "select repo, max_open_prs, area_locks_enabled from repositories
-         where repo = any($1) order by repo for update",
+         where repo = any($1) for update skip locked",
         repos as &[&str]
     )
     .fetch_all(&mut *tx)
     .await?;
-    let mut budgets: HashMap<String, Budget> = rows
+    if rows.is_empty() {
+        // every candidate repo is busy: queue for one, holding no other repo lock
+        let r = sqlx::query!(
+            "select repo, max_open_prs, area_locks_enabled from repositories where repo = $1 for update",
+            first
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let b = Budget {
+            max_open: i64::from(r.max_open_prs),
+            area_locks: r.area_locks_enabled,
+            open: 0,
+            held_areas: HashSet::new(),
+        };
+        return count_open(tx, HashMap::from([(r.repo, b)])).await;
+    }
+    let budgets = rows
         .into_iter()
         .map(|r| {
             let b = Budget {
@@ -219,14 +249,23 @@ async fn lock_budgets(
             (r.repo, b)
         })
         .collect();
-    // a new statement, so a new snapshot: it sees every claim committed before our locks
+    count_open(tx, budgets).await
+}
+
+/// Reads the open slots and held areas of locked repos. A new statement, so a new
+/// snapshot: it sees every claim committed before our locks were granted.
+async fn count_open(
+    tx: &mut PgConnection,
+    mut budgets: HashMap<String, Budget>,
+) -> StoreResult<HashMap<String, Budget>> {
+    let locked: Vec<&str> = budgets.keys().map(String::as_str).collect();
     let open = sqlx::query!(
         r#"select repo, count(*) as "open!",
                   coalesce(array_agg(area) filter (where holds_area_lock), '{}') as "areas!: Vec<String>"
            from tasks
            where repo = any($1) and status in ('leased', 'in_progress', 'blocked', 'pr_opened')
            group by repo"#,
-        repos as &[&str]
+        &locked as &[&str]
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -249,11 +288,17 @@ pub async fn live_leases(tx: &mut PgConnection, worker_id: &str) -> StoreResult<
                   lease_expires_at as "lease_expires_at!"
            from tasks
            where worker_id = $1 and status in ('leased', 'in_progress', 'blocked')
-             and lease_expires_at > now()
-           order by priority desc, created_at, id"#,
+             and lease_expires_at > now()"#,
         worker_id
     )
     .fetch_all(tx)
     .await?;
+    // sorted here, not in SQL: the claim transaction forbids sorts (see claim_candidates)
+    let mut rows = rows;
+    rows.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then_with(|| a.task_id.cmp(&b.task_id))
+    });
     Ok(rows)
 }

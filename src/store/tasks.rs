@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use super::audit::{insert_event, Event};
 use super::StoreResult;
 use crate::domain::ids::TaskId;
 use crate::domain::status::{Report, TaskStatus};
@@ -111,15 +110,29 @@ pub enum StatusResult {
 }
 
 /// Applies one status report: locks the task row, decides with the domain rules, writes the
-/// task, its lease, artifact and audit events in one transaction.
+/// task, its lease, artifact and audit events in one transaction (four round trips).
 pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<StatusResult> {
+    let worker_id = match u.actor {
+        Actor::Worker(w) => Some(w),
+        Actor::Admin => None,
+    };
     let mut tx = pool.begin().await?;
-    // the row lock serialises every report on this task, and its requeue by the sweeps
+    // the row lock serialises every report on this task, and its requeue by the sweeps;
+    // the caller's newest lease on it (if any) tells lease_lost from forbidden
     let Some(t) = sqlx::query!(
-        r#"select status, worker_id, lease_id, attempt, max_attempts, repo,
-                  coalesce(lease_expires_at < now(), false) as "expired!"
-           from tasks where id = $1 for update"#,
-        u.task_id
+        r#"select t.status, t.worker_id, t.lease_id, t.attempt, t.max_attempts, t.repo,
+                  coalesce(t.lease_expires_at < now(), false) as "expired!",
+                  p.id as "prior_id?", p.last_report as "prior_report?",
+                  coalesce(p.end_reason in ('lease_expired', 'worker_offline'), false) as "prior_revoked!"
+           from tasks t
+           left join lateral (
+               select id, last_report, end_reason from leases l
+               where l.task_id = t.id and l.worker_id = $2
+               order by l.granted_at desc limit 1) p on true
+           where t.id = $1
+           for update of t"#,
+        u.task_id,
+        worker_id,
     )
     .fetch_optional(&mut *tx)
     .await?
@@ -127,35 +140,18 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         return Ok(StatusResult::NotFound);
     };
     let status: TaskStatus = t.status.parse().map_err(|_| corrupt("tasks.status"))?;
-    let prior = match u.actor {
-        Actor::Worker(w) => sqlx::query!(
-            r#"select id, last_report,
-                      coalesce(end_reason in ('lease_expired', 'worker_offline'), false) as "revoked!"
-               from leases where task_id = $1 and worker_id = $2
-               order by granted_at desc limit 1"#,
-            u.task_id,
-            w
-        )
-        .fetch_optional(&mut *tx)
-        .await?,
-        Actor::Admin => None,
-    };
     let view = TaskView {
         status,
         holder: t.worker_id.as_deref(),
         lease_id: t.lease_id.as_deref(),
         lease_expired: t.expired,
     };
-    let prior_view = prior.as_ref().map(|p| PriorLease {
-        lease_id: &p.id,
-        last_report: p.last_report.as_deref(),
-        revoked: p.revoked,
+    let prior = t.prior_id.as_deref().map(|id| PriorLease {
+        lease_id: id,
+        last_report: t.prior_report.as_deref(),
+        revoked: t.prior_revoked,
     });
-    let verdict = transition::decide(&view, u.actor, u.report, u.lease_id, prior_view.as_ref());
-    let worker_id = match u.actor {
-        Actor::Worker(w) => Some(w),
-        Actor::Admin => None,
-    };
+    let verdict = transition::decide(&view, u.actor, u.report, u.lease_id, prior.as_ref());
     let result = match verdict {
         Verdict::LeaseLost => StatusResult::LeaseLost,
         Verdict::Forbidden => StatusResult::Forbidden,
@@ -184,73 +180,13 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         }
         Verdict::Apply => {
             let out = transition::outcome(u.report, t.attempt, t.max_attempts);
-            let expires = sqlx::query_scalar!(
-                "update tasks set
-                     status = $3, attempt = $4,
-                     worker_id = case when $3 = 'ready' then null else worker_id end,
-                     lease_id = case when $5 then null else lease_id end,
-                     lease_expires_at = case when $5 then null else now() + make_interval(secs => $7) end,
-                     holds_area_lock = holds_area_lock and not $6,
-                     pr_url = coalesce($8, pr_url),
-                     updated_at = now()
-                 where id = $1 and status = $2
-                 returning lease_expires_at",
-                u.task_id,
-                status.as_str(),
-                out.status.as_str(),
-                out.attempt,
-                out.ends_lease,
-                out.frees_slot,
-                u.lease_ttl_secs,
-                u.artifact.pr_url,
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            // the task's newest lease is the live one, or the one that opened the PR
-            sqlx::query!(
-                "update leases set last_report = $2,
-                     ended_at = case when ended_at is null and $3 then now() else ended_at end,
-                     end_reason = case when ended_at is null and $3 then $2 else end_reason end
-                 where id = (select id from leases where task_id = $1 order by granted_at desc limit 1)",
-                u.task_id,
-                u.report.as_str(),
-                out.ends_lease,
-            )
-            .execute(&mut *tx)
-            .await?;
+            let from = Snapshot {
+                status,
+                repo: &t.repo,
+                lease_id: t.lease_id.as_deref(),
+            };
+            let expires = apply(&mut tx, u, worker_id, &from, &out).await?;
             record_artifact(&mut tx, u, worker_id, t.lease_id.as_deref()).await?;
-            insert_event(
-                &mut tx,
-                Event {
-                    kind: "task_status_changed",
-                    task_id: Some(u.task_id),
-                    worker_id,
-                    repo: Some(&t.repo),
-                    lease_id: t.lease_id.as_deref(),
-                    from_status: Some(status.as_str()),
-                    to_status: Some(u.report.as_str()),
-                    data: u.message.map(|m| serde_json::json!({ "message": m })),
-                    ..Event::default()
-                },
-            )
-            .await?;
-            if let Some(reason) = out.requeued {
-                insert_event(
-                    &mut tx,
-                    Event {
-                        kind: "task_requeued",
-                        task_id: Some(u.task_id),
-                        worker_id,
-                        repo: Some(&t.repo),
-                        from_status: Some(status.as_str()),
-                        to_status: Some("ready"),
-                        reason: Some(reason),
-                        data: Some(serde_json::json!({ "attempt": out.attempt })),
-                        ..Event::default()
-                    },
-                )
-                .await?;
-            }
             StatusResult::Updated {
                 status: out.status.as_str().to_string(),
                 lease_expires_at: expires,
@@ -258,7 +194,78 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         }
     };
     tx.commit().await?;
+    match verdict {
+        Verdict::Apply => {
+            let out = transition::outcome(u.report, t.attempt, t.max_attempts);
+            crate::metrics::transition(u.report.as_str(), out.ends_lease, out.requeued);
+        }
+        Verdict::Repeat if status.is_live() => crate::metrics::lease_renewed(),
+        _ => {}
+    }
     Ok(result)
+}
+
+/// The task as locked, before the transition.
+struct Snapshot<'a> {
+    status: TaskStatus,
+    repo: &'a str,
+    lease_id: Option<&'a str>,
+}
+
+/// Writes an allowed transition in one statement: the task, its newest lease (the live one,
+/// or the one that opened the PR), the status event and, on a requeue, its event (I7).
+async fn apply(
+    tx: &mut PgConnection,
+    u: &StatusUpdate<'_>,
+    worker_id: Option<&str>,
+    from: &Snapshot<'_>,
+    out: &transition::Outcome,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let message = u.message.map(|m| serde_json::json!({ "message": m }));
+    let expires = sqlx::query_scalar!(
+        r#"with t as (
+               update tasks set
+                   status = $3, attempt = $4,
+                   worker_id = case when $3 = 'ready' then null else worker_id end,
+                   lease_id = case when $5 then null else lease_id end,
+                   lease_expires_at = case when $5 then null else now() + make_interval(secs => $7) end,
+                   holds_area_lock = holds_area_lock and not $6,
+                   pr_url = coalesce($8, pr_url),
+                   updated_at = now()
+               where id = $1 and status = $2
+               returning lease_expires_at),
+           l as (
+               update leases set last_report = $9,
+                   ended_at = case when ended_at is null and $5 then now() else ended_at end,
+                   end_reason = case when ended_at is null and $5 then $9 else end_reason end
+               where id = (select id from leases where task_id = $1 order by granted_at desc limit 1)
+                 and exists (select 1 from t)),
+           changed as (
+               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data)
+               select 'task_status_changed', $1, $10, $11, $12, $2, $9, $13 from t),
+           requeued as (
+               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data)
+               select 'task_requeued', $1, $10, $11, $12, $2, 'ready', $14, jsonb_build_object('attempt', $4::int)
+               from t where $14::text is not null)
+           select lease_expires_at from t"#,
+        u.task_id,
+        from.status.as_str(),
+        out.status.as_str(),
+        out.attempt,
+        out.ends_lease,
+        out.frees_slot,
+        u.lease_ttl_secs,
+        u.artifact.pr_url,
+        u.report.as_str(),
+        worker_id,
+        from.repo,
+        from.lease_id,
+        message,
+        out.requeued,
+    )
+    .fetch_one(tx)
+    .await?;
+    Ok(expires)
 }
 
 async fn record_artifact(
