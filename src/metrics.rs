@@ -209,12 +209,21 @@ pub fn workers_marked_offline(n: u64) {
 }
 
 pub const DB_POOL_SIZE: &str = "owp_db_pool_connections";
+pub const DB_ACQUIRE: &str = "owp_db_acquire_duration_seconds";
+pub const DB_UP: &str = "owp_db_up";
+pub const TASKS: &str = "owp_tasks";
+pub const WORKERS_ONLINE: &str = "owp_workers_online";
+pub const REPO_OPEN: &str = "owp_repo_open_slots";
+pub const REPO_BUDGET: &str = "owp_repo_max_open_prs";
+pub const OLDEST_READY: &str = "owp_oldest_ready_task_age_seconds";
 pub const DB_POOL_IDLE: &str = "owp_db_pool_idle_connections";
 pub const DB_POOL_MAX: &str = "owp_db_pool_max_connections";
 
-/// Gauges read from this process at scrape time.
-pub fn refresh_process_gauges(app: &crate::app::AppState) {
-    use std::sync::atomic::Ordering;
+pub fn db_acquire(elapsed: Duration) {
+    histogram!(DB_ACQUIRE).record(elapsed.as_secs_f64());
+}
+
+fn describe_scrape_gauges() {
     describe_gauge!(
         DB_POOL_SIZE,
         "Connections currently open in this replica's pool."
@@ -224,6 +233,39 @@ pub fn refresh_process_gauges(app: &crate::app::AppState) {
         DB_POOL_MAX,
         "Most connections this replica's pool may open."
     );
+    describe_histogram!(
+        DB_ACQUIRE,
+        Unit::Seconds,
+        "Wait for a pooled connection plus BEGIN, per transaction."
+    );
+    describe_gauge!(
+        DB_UP,
+        "1 when this replica's last scrape-time query reached the database, else 0."
+    );
+    describe_gauge!(
+        TASKS,
+        "Tasks by status (the whole pool, read from the database at scrape time)."
+    );
+    describe_gauge!(
+        WORKERS_ONLINE,
+        "Workers online: heartbeat within the timeout."
+    );
+    describe_gauge!(
+        REPO_OPEN,
+        "Open slots in use per repository (leased, in_progress, blocked, pr_opened)."
+    );
+    describe_gauge!(REPO_BUDGET, "Review budget (max_open_prs) per repository.");
+    describe_gauge!(
+        OLDEST_READY,
+        "How long the longest-waiting ready task has been ready."
+    );
+}
+
+/// Refreshes the gauges read at scrape time: this process's pool and leadership, and the
+/// pool-wide state from one cheap query (bounded, so a slow database cannot hang a scrape).
+pub async fn refresh_scrape_gauges(app: &crate::app::AppState) {
+    use std::sync::atomic::Ordering;
+    describe_scrape_gauges();
     gauge!(DB_POOL_SIZE).set(f64::from(app.pool.size()));
     gauge!(DB_POOL_IDLE).set(app.pool.num_idle() as f64);
     gauge!(DB_POOL_MAX).set(f64::from(app.pool.options().get_max_connections()));
@@ -232,4 +274,33 @@ pub fn refresh_process_gauges(app: &crate::app::AppState) {
     } else {
         0.0
     });
+    let timeout = app.settings.heartbeat_timeout.as_secs_f64();
+    let read = crate::store::state::read_gauges(&app.pool, timeout);
+    match tokio::time::timeout(Duration::from_secs(1), read).await {
+        Ok(Ok(g)) => {
+            gauge!(DB_UP).set(1.0);
+            for st in crate::domain::status::TaskStatus::ALL {
+                let n = g
+                    .tasks_by_status
+                    .iter()
+                    .find(|(s, _)| s == st.as_str())
+                    .map_or(0, |(_, n)| *n);
+                gauge!(TASKS, "status" => st.as_str()).set(n as f64);
+            }
+            gauge!(WORKERS_ONLINE).set(g.workers_online as f64);
+            for (repo, open, max) in g.repos {
+                gauge!(REPO_OPEN, "repo" => repo.clone()).set(open as f64);
+                gauge!(REPO_BUDGET, "repo" => repo).set(f64::from(max));
+            }
+            gauge!(OLDEST_READY).set(g.oldest_ready_age_secs);
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics: state gauges unavailable");
+            gauge!(DB_UP).set(0.0);
+        }
+        Err(_) => {
+            tracing::warn!("metrics: state gauges timed out");
+            gauge!(DB_UP).set(0.0);
+        }
+    }
 }

@@ -59,7 +59,8 @@ pub fn router(app: AppState) -> Router {
                 TraceLayer::new_for_http()
                     .make_span_with(make_span)
                     .on_request(())
-                    .on_response(on_response),
+                    .on_response(on_response)
+                    .on_failure(()),
             )
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(CatchPanicLayer::custom(|_| {
@@ -113,10 +114,11 @@ fn make_span(req: &Request) -> Span {
 fn on_response<B>(resp: &Response<B>, latency: Duration, span: &Span) {
     span.record("status", resp.status().as_u16());
     span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+    // one line per request, carrying the span: request id, route, status, latency, worker
     if resp.status().is_server_error() {
         tracing::warn!("request failed");
     } else {
-        tracing::debug!("request done");
+        tracing::info!("request");
     }
 }
 

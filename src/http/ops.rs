@@ -54,7 +54,7 @@ pub async fn health(state: State<AppState>) -> Result<Json<HealthResponse>, ApiE
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    crate::metrics::refresh_process_gauges(&app);
+    crate::metrics::refresh_scrape_gauges(&app).await;
     (
         [(
             header::CONTENT_TYPE,

@@ -67,7 +67,7 @@ struct Budget {
 }
 
 pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     // Locks the worker row for the rest of the poll (I2, I8); the poll is a sign of life.
     let w = sqlx::query!(
         "update workers set last_heartbeat = now(), online = true where id = $1

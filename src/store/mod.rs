@@ -54,6 +54,18 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Opens a transaction on a pooled connection, timing the wait (pool acquire + BEGIN) for
+/// `owp_db_acquire_duration_seconds`: a rising wait means the pool is too small or the
+/// database is slow.
+pub async fn begin(
+    pool: &PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    let started = std::time::Instant::now();
+    let tx = pool.begin().await;
+    crate::metrics::db_acquire(started.elapsed());
+    tx
+}
+
 /// Pool settings that keep a SKIP LOCKED queue healthy: bounded statements, no idle
 /// transactions left holding row locks, and a bounded wait for a connection so a down
 /// database answers 503 quickly instead of hanging requests.

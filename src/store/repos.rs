@@ -13,7 +13,7 @@ pub struct RepoSettings {
 
 /// Creates the repo or updates its settings; true when it was created.
 pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings) -> StoreResult<bool> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     // xmax = 0 only on a freshly inserted row: tells insert from update in one statement
     let created = sqlx::query_scalar!(
         r#"insert into repositories (repo, max_open_prs, area_locks_enabled) values ($1, $2, $3)

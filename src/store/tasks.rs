@@ -33,7 +33,7 @@ pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask]) -> StoreResult<Creat
     let mut repos: Vec<&str> = tasks.iter().map(|t| t.repo.as_str()).collect();
     repos.sort_unstable();
     repos.dedup();
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     // key share: a repo cannot disappear under the insert (repos are never deleted today)
     let known: Vec<String> = sqlx::query_scalar!(
         "select repo from repositories where repo = any($1) for key share",
@@ -116,7 +116,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         Actor::Worker(w) => Some(w),
         Actor::Admin => None,
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     // the row lock serialises every report on this task, and its requeue by the sweeps;
     // the caller's newest lease on it (if any) tells lease_lost from forbidden
     let Some(t) = sqlx::query!(

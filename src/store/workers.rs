@@ -17,7 +17,7 @@ pub struct NewWorker {
 }
 
 pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     sqlx::query!(
         "insert into workers (id, name, github_handle, token_digest, skills, capacity_points, max_concurrent_tasks)
          values ($1, $2, $3, $4, $5, $6, $7)",
@@ -84,7 +84,7 @@ pub async fn heartbeat(
     status: &str,
     note: Option<&str>,
 ) -> StoreResult<i64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin(pool).await?;
     // the old status comes from the locked row, so a status change is audited exactly once
     let prev = sqlx::query_scalar!(
         "select status from workers where id = $1 for update",

@@ -2,11 +2,13 @@
 
 mod admin;
 mod concurrency;
+mod db_down;
 mod errors;
 mod fleet;
 mod ops;
 mod replicas;
 mod scheduler;
+mod shutdown;
 mod status;
 mod support;
 mod work;

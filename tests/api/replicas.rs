@@ -14,6 +14,21 @@ pub struct Replica {
     pub id: String,
     pub base: String,
     child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Replica {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 impl Drop for Replica {
@@ -62,6 +77,7 @@ pub fn start_replica(db_url: &str, id: &str, extra_env: &[(&str, &str)]) -> Repl
         id: id.into(),
         base: format!("http://127.0.0.1:{port}"),
         child: cmd.spawn().expect("the owp binary starts"),
+        log,
     }
 }
 

@@ -1,0 +1,112 @@
+//! Graceful shutdown of the real binary: SIGTERM stops accepting, lets the in-flight request
+//! finish, releases leadership, and exits 0.
+
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::replicas::{database_url, is_leader, start_replica, wait_ready};
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let url = database_url(&conn);
+    let pool = opts.connect_with(conn).await.unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut r = start_replica(&url, "draining", &[("OWP_SHUTDOWN_TIMEOUT", "20s")]);
+    wait_ready(&http, &r).await;
+    let start = Instant::now();
+    while is_leader(&http, &r).await != Some(true) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the lone replica leads"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reg: serde_json::Value = http
+        .post(format!("{}/v1/workers/register", r.base))
+        .json(&json!({"name": "slowpoke"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, token) = (
+        reg["worker_id"].as_str().unwrap().to_string(),
+        reg["token"].as_str().unwrap().to_string(),
+    );
+
+    // hold the worker's row, so its heartbeat stays in flight inside the server
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("select 1 from workers where id = $1 for update")
+        .bind(&id)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let in_flight = {
+        let (http, base) = (http.clone(), r.base.clone());
+        tokio::spawn(async move {
+            http.post(format!("{base}/v1/workers/heartbeat"))
+                .bearer_auth(token)
+                .json(&json!({"status": "working"}))
+                .send()
+                .await
+        })
+    };
+    let start = Instant::now();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and application_name = 'owp-pool' and wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool).await.unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the heartbeat never reached the database"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    assert!(Command::new("kill")
+        .args(["-TERM", &r.pid().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let addr = r.base.trim_start_matches("http://").to_string();
+    let start = Instant::now();
+    while TcpStream::connect(&addr).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still accepting after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    blocker.commit().await.unwrap();
+    let resp = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    let status = r.wait();
+    assert!(status.success(), "exit status {status:?}");
+    let log = r.log();
+    assert!(log.contains("released scheduler leadership"), "{log}");
+    assert!(log.contains("in-flight requests finished"), "{log}");
+    let leader: Option<String> = sqlx::query_scalar("select leader from scheduler_state")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(leader, None, "the leaving leader cleared its name");
+}
