@@ -23,6 +23,26 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Drive a running server with simulated workers and print throughput and latency.
     Bench(crate::bench::BenchArgs),
+    /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs: no shell needed).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Args)]
+pub struct HealthcheckArgs {
+    #[arg(long, env = "OWP_PORT", default_value_t = 8787)]
+    pub port: u16,
+}
+
+pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{}/healthz", args.port);
+    let resp = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()?
+        .get(&url)
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "{url} answered {}", resp.status());
+    Ok(())
 }
 
 #[derive(Args)]
