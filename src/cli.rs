@@ -41,7 +41,11 @@ pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
         .get(&url)
         .send()
         .await?;
-    anyhow::ensure!(resp.status().is_success(), "{url} answered {}", resp.status());
+    anyhow::ensure!(
+        resp.status().is_success(),
+        "{url} answered {}",
+        resp.status()
+    );
     Ok(())
 }
 

@@ -176,6 +176,10 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %cause, "database unavailable");
                 Self::Unavailable
             }
+            StoreError::BadText(cause) => {
+                tracing::info!(error = %cause, "refused text the database cannot store");
+                Self::Validation("body: text must not contain NUL (\\u0000) characters".into())
+            }
             StoreError::Conflict(what) => Self::Conflict {
                 message: "the request conflicts with existing state",
                 details: what.into(),

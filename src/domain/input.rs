@@ -30,18 +30,18 @@ impl Invalid {
 
 pub type Checked<T> = Result<T, Invalid>;
 
-/// A required string of `min..=max` characters (Unicode scalar values), trimmed.
+/// A required string of `min..=max` characters (Unicode scalar values) as sent, not blank;
+/// stored trimmed. Counting as sent keeps the server and the OpenAPI `maxLength` in step.
 pub fn text(field: &str, value: &str, min: usize, max: usize) -> Checked<String> {
-    let v = value.trim();
-    let n = v.chars().count();
+    no_nul(field, value)?;
+    let n = value.chars().count();
+    if min > 0 && value.trim().is_empty() {
+        return Err(Invalid::new(field, "must not be empty or blank"));
+    }
     if n < min {
         return Err(Invalid::new(
             field,
-            if min == 1 {
-                "must not be empty".into()
-            } else {
-                format!("must be at least {min} characters")
-            },
+            format!("must be at least {min} characters"),
         ));
     }
     if n > max {
@@ -50,14 +50,19 @@ pub fn text(field: &str, value: &str, min: usize, max: usize) -> Checked<String>
             format!("must be at most {max} characters"),
         ));
     }
-    Ok(v.to_string())
+    Ok(value.trim().to_string())
 }
 
-/// An optional string: missing, null or blank is `None`.
+/// An optional string: missing, null or blank is `None`; at most `max` characters as sent.
 pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Checked<Option<String>> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) => text(field, v, 1, max).map(Some),
+    match value {
+        None => Ok(None),
+        Some(v) if v.chars().count() > max => Err(Invalid::new(
+            field,
+            format!("must be at most {max} characters"),
+        )),
+        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) => no_nul(field, v).map(|()| Some(v.trim().to_string())),
     }
 }
 
@@ -71,6 +76,17 @@ pub fn int_in(field: &str, value: Option<i64>, default: i64, min: i64, max: i64)
         ));
     }
     Ok(i32::try_from(v).expect("range checked above fits i32"))
+}
+
+/// PostgreSQL text and jsonb cannot hold NUL: refuse it here, naming the field.
+fn no_nul(field: &str, value: &str) -> Checked<()> {
+    if value.contains('\0') {
+        return Err(Invalid::new(
+            field,
+            "must not contain NUL (\\u0000) characters",
+        ));
+    }
+    Ok(())
 }
 
 pub const MAX_SKILLS: usize = 50;
@@ -99,7 +115,7 @@ pub fn skills(field: &str, tags: &[String]) -> Checked<Vec<String>> {
 
 /// GitHub's login rules: 1-39 ASCII letters, digits or single inner hyphens.
 pub fn github_handle(field: &str, value: Option<&str>) -> Checked<Option<String>> {
-    let Some(h) = value.map(str::trim).filter(|h| !h.is_empty()) else {
+    let Some(h) = value.filter(|h| !h.is_empty()) else {
         return Ok(None);
     };
     let ok = h.len() <= 39
@@ -119,7 +135,7 @@ pub fn github_handle(field: &str, value: Option<&str>) -> Checked<Option<String>
 
 /// An absolute `https` URL with a host, as PR links must be.
 pub fn https_url(field: &str, value: &str) -> Checked<String> {
-    let v = value.trim();
+    let v = value;
     match url::Url::parse(v) {
         Ok(u) if u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) => {
             if v.len() > 2000 {
@@ -152,6 +168,8 @@ mod tests {
     fn bad_skills_name_the_offending_index() {
         let err = skills("skills", &tags(&["a", "b", "c", &"x".repeat(51)])).unwrap_err();
         assert_eq!(err.details(), "skills[3]: must be at most 50 characters");
+        // as sent: padding counts
+        assert!(skills("skills", &tags(&[&format!(" {}", "x".repeat(50))])).is_err());
         let err = skills("skills", &tags(&["ok", "  "])).unwrap_err();
         assert_eq!(err.field, "skills[1]");
         let many: Vec<String> = (0..51).map(|i| format!("s{i}")).collect();
@@ -164,6 +182,18 @@ mod tests {
         assert!(text("name", "", 1, 120).is_err());
         assert!(text("name", &"n".repeat(121), 1, 120).is_err());
         assert_eq!(optional_text("area", Some("  "), 100).unwrap(), None);
+        assert!(text("name", "   ", 1, 120).is_err(), "blank is empty");
+        assert!(optional_text("note", Some(&format!(" {}", "n".repeat(100))), 100).is_err());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_the_field_named() {
+        assert_eq!(text("title", "a\0b", 1, 10).unwrap_err().field, "title");
+        assert!(optional_text("note", Some("x\0"), 10).is_err());
+        assert_eq!(
+            skills("skills", &tags(&["ok", "b\0d"])).unwrap_err().field,
+            "skills[1]"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{parse_value, ApiJson, AuthAdmin};
+use super::extract::{parse_value, ApiJson, ApiJsonAny, AuthAdmin};
 use crate::app::AppState;
 use crate::domain::ids::TaskId;
 use crate::domain::input::{self, Checked, Invalid};
@@ -21,8 +21,11 @@ use crate::store::{scheduler, state};
 #[derive(Deserialize, ToSchema)]
 pub struct RepoRequest {
     /// 1-200 characters, e.g. owner/name.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub repo: String,
     /// Review budget: most tasks open at once (0-10,000, default 3; 0 pauses the repo).
+    #[serde(default, deserialize_with = "super::extract::lenient_int")]
+    #[schema(minimum = 0, maximum = 10000)]
     pub max_open_prs: Option<i64>,
     /// At most one open task per (repo, area) when true (default).
     pub area_locks_enabled: Option<bool>,
@@ -65,23 +68,55 @@ pub async fn upsert_repo(
 
 #[derive(Deserialize, ToSchema)]
 pub struct TaskRequest {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub repo: String,
     /// 1-300 characters.
+    #[schema(min_length = 1, max_length = 300, pattern = r"\S")]
     pub title: String,
     /// Up to 20,000 characters.
+    #[schema(max_length = 20000)]
     pub description: Option<String>,
+    /// Skills a worker needs, all of them (case-insensitive).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<super::SkillTag>>, max_items = 50)]
     pub required_skills: Option<Vec<String>>,
     /// 1-100, default 1.
+    #[serde(default, deserialize_with = "super::extract::lenient_int")]
+    #[schema(minimum = 1, maximum = 100)]
     pub estimate_points: Option<i64>,
     /// Higher is claimed first; default 10.
+    #[serde(default, deserialize_with = "super::extract::lenient_int")]
+    #[schema(minimum = -2147483648i64, maximum = 2147483647i64)]
     pub priority: Option<i64>,
     /// Up to 100 characters; with area locks on, one open task per area.
+    #[schema(max_length = 100)]
     pub area: Option<String>,
     /// 0-3, default 0.
+    #[serde(default, deserialize_with = "super::extract::lenient_int")]
+    #[schema(minimum = 0, maximum = 3)]
     pub tier: Option<i64>,
     /// 1-100, default 3.
+    #[serde(default, deserialize_with = "super::extract::lenient_int")]
+    #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<i64>,
+}
+
+/// One task, or an array of up to 5,000 created in one transaction.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // the OpenAPI shape of the body; the handler reads JSON values
+pub enum TasksBody {
+    One(TaskRequest),
+    Many(Vec<TaskRequest>),
+}
+
+/// `{ok, task_id}` for one task, `{ok, task_ids}` for an array.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum TasksCreatedBody {
+    One(TaskCreated),
+    Many(TasksCreated),
 }
 
 impl TaskRequest {
@@ -128,15 +163,15 @@ pub const MAX_BULK: usize = 5_000;
 
 /// Create one task, or (with a JSON array) many in one transaction.
 #[utoipa::path(post, path = "/v1/admin/tasks", tag = "admin", security(("admin" = [])),
-    request_body(content = TaskRequest, description = "one task, or a JSON array of them (bulk import, all or nothing)"),
-    responses((status = 201, description = "one task created, or `{ok, task_ids}` for an array", body = TaskCreated),
+    request_body(content = TasksBody, description = "one task, or a JSON array of them (bulk import, all or nothing)"),
+    responses((status = 201, description = "one task created, or `{ok, task_ids}` for an array", body = TasksCreatedBody),
               (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
               (status = 404, description = "the repo does not exist", body = crate::error::ErrorBody),
               (status = 413, body = crate::error::ErrorBody)))]
 pub async fn create_tasks(
     State(app): State<AppState>,
     _admin: AuthAdmin,
-    ApiJson(body): ApiJson<serde_json::Value>,
+    ApiJsonAny(body): ApiJsonAny,
 ) -> Result<Response, ApiError> {
     let bulk = body.is_array();
     let requests: Vec<TaskRequest> = if bulk {
@@ -144,8 +179,19 @@ pub async fn create_tasks(
     } else {
         vec![parse_value(body)?]
     };
-    if requests.is_empty() || requests.len() > MAX_BULK {
-        return Err(Invalid::new("body", format!("send 1 to {MAX_BULK} tasks")).into());
+    if requests.len() > MAX_BULK {
+        return Err(Invalid::new("body", format!("send at most {MAX_BULK} tasks at once")).into());
+    }
+    if requests.is_empty() {
+        // an empty import is a valid no-op
+        return Ok((
+            StatusCode::CREATED,
+            Json(TasksCreated {
+                ok: true,
+                task_ids: vec![],
+            }),
+        )
+            .into_response());
     }
     let tasks = requests
         .into_iter()

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::auth;
@@ -17,28 +18,68 @@ use crate::store::workers;
 pub const ADMIN_HEADER: &str = "x-admin-token";
 pub const REGISTRATION_HEADER: &str = "x-registration-token";
 
-/// A JSON body. An empty body reads as `{}` (every field optional, e.g. a bare heartbeat).
+/// A JSON object body. No body (or `null`) reads as `{}`: every field optional, e.g. a bare
+/// heartbeat. Arrays are refused, not read as serde's positional form of a struct.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, app).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge {
-                    limit: app.settings.body_limit,
-                }
-            } else {
-                ApiError::Validation("body: could not be read".into())
-            }
-        })?;
-        let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
+        let bytes = read_body(req, app).await?;
+        let trimmed = bytes.trim_ascii();
+        let body: &[u8] = match trimmed {
+            b"" | b"null" => b"{}",
+            [b'{', ..] => trimmed,
+            _ => return Err(ApiError::Validation("body: must be a JSON object".into())),
         };
         parse_json(body).map(ApiJson)
+    }
+}
+
+/// Any JSON body (an object or an array), for endpoints that take both.
+pub struct ApiJsonAny(pub serde_json::Value);
+
+impl FromRequest<AppState> for ApiJsonAny {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+        let bytes = read_body(req, app).await?;
+        parse_json(&bytes).map(ApiJsonAny)
+    }
+}
+
+async fn read_body(req: Request, app: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, app).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge {
+                limit: app.settings.body_limit,
+            }
+        } else {
+            ApiError::Validation("body: could not be read".into())
+        }
+    })
+}
+
+/// Integer fields accept any JSON number without a fractional part (`3` and `3.0` are the
+/// same integer to JSON Schema); anything else is a type error naming the field.
+pub fn lenient_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        // beyond i64, still an integer: out of every range we accept
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(Some(f as i64)),
+        Some(f) if f.fract() == 0.0 => {
+            Err(D::Error::custom(format!("integer {n} is out of range")))
+        }
+        _ => Err(D::Error::custom(format!(
+            "invalid type: number {n}, expected an integer"
+        ))),
     }
 }
 

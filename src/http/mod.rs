@@ -28,6 +28,23 @@ use crate::error::ApiError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A skill tag in the OpenAPI document: 1-50 characters, not blank (compared
+/// case-insensitively). Written by hand: utoipa cannot put length limits on array items.
+pub struct SkillTag;
+
+impl utoipa::PartialSchema for SkillTag {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(crate::domain::input::MAX_SKILL_LEN))
+            .pattern(Some(r"\S"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SkillTag {}
+
 pub fn router(app: AppState) -> Router {
     let body_limit = app.settings.body_limit;
     let api = Router::new()

@@ -8,7 +8,9 @@ use super::{admin, ops, tasks, work, workers};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "OWP Pool", description = "The Open Work Protocol v1: a capacity-aware task scheduler for independent contributors."),
+    info(title = "OWP Pool", description = "The Open Work Protocol v1: a capacity-aware task scheduler for independent contributors. \
+Rules beyond the schemas: strings must not contain NUL (U+0000); `pr_url` (or `artifact.pr_url`) is required \
+with status `pr_opened`; unknown request fields are ignored; every non-2xx answer is an ErrorBody."),
     paths(
         workers::register_worker, workers::heartbeat,
         work::claim_work, work::claim_work_post,

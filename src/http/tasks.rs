@@ -16,8 +16,11 @@ use crate::store::tasks::{self, Artifact, StatusResult, StatusUpdate};
 #[derive(Deserialize, ToSchema)]
 pub struct ArtifactIn {
     /// https URL of the pull request.
+    #[schema(format = "uri", max_length = 2000, pattern = "^https://")]
     pub pr_url: Option<String>,
+    #[schema(max_length = 100)]
     pub commit_sha: Option<String>,
+    #[schema(format = "uri", max_length = 2000, pattern = "^https://")]
     pub patch_url: Option<String>,
     /// Anything else the client wants kept with the artifact.
     pub extra: Option<serde_json::Value>,
@@ -25,15 +28,36 @@ pub struct ArtifactIn {
 
 #[derive(Deserialize, ToSchema)]
 pub struct StatusRequest {
-    /// in_progress | blocked | pr_opened | completed | failed | released | merged | closed
+    /// The status to move to; see the transition table in PROTOCOL.md.
+    #[schema(value_type = ReportedStatus)]
     pub status: String,
     /// Up to 2,000 characters, kept in the audit log.
+    #[schema(max_length = 2000)]
     pub message: Option<String>,
     pub artifact: Option<ArtifactIn>,
-    /// Synonym for `artifact.pr_url`.
+    /// Synonym for `artifact.pr_url`; required with `pr_opened`.
+    #[schema(format = "uri", max_length = 2000, pattern = "^https://")]
     pub pr_url: Option<String>,
     /// When given and not the task's current lease, the update is refused with `lease_lost`.
     pub lease_id: Option<String>,
+}
+
+/// Statuses a report may name. `released` hands the task back; `closed` means the PR was
+/// closed unmerged. Naming the current status renews the lease.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the accepted values; domain::status parses them
+pub enum ReportedStatus {
+    Ready,
+    Leased,
+    InProgress,
+    Blocked,
+    PrOpened,
+    Completed,
+    Merged,
+    Failed,
+    Released,
+    Closed,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -110,6 +134,10 @@ pub async fn report_status(
     caller: Caller,
     ApiJson(req): ApiJson<StatusRequest>,
 ) -> Result<Json<StatusResponse>, ApiError> {
+    if task_id.contains('\0') {
+        // no id has one, and PostgreSQL text cannot hold it
+        return Err(ApiError::NotFound("task"));
+    }
     let lease_id = req.lease_id.clone().filter(|l| !l.trim().is_empty());
     let c = req.validate()?;
     let update = StatusUpdate {

@@ -18,9 +18,11 @@ use crate::store::claim::{self, ClaimRequest, LeaseView};
 #[into_params(parameter_in = Query)]
 pub struct WorkParams {
     /// Cap on new claims in this call (0-100).
+    #[param(minimum = 0, maximum = 100)]
     pub max: Option<i64>,
     /// Long poll: seconds to hold the request until work appears (0-60). This server
     /// answers at once; clients poll again after `poll_interval_seconds`.
+    #[param(minimum = 0, maximum = 60)]
     pub wait: Option<i64>,
 }
 

@@ -17,16 +17,23 @@ use crate::store::workers::{self, NewWorker};
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    /// 1-120 characters.
+    /// 1-120 characters, not blank.
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub name: String,
-    /// GitHub login, up to 39 characters.
+    /// GitHub login: letters, digits, single inner hyphens; up to 39 characters.
+    #[schema(max_length = 39, pattern = r"^$|^[A-Za-z0-9](-?[A-Za-z0-9])*$")]
     pub github_handle: Option<String>,
     /// 0-50 tags of 1-50 characters; trimmed, lower-cased, de-duplicated.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<super::SkillTag>>, max_items = 50)]
     pub skills: Option<Vec<String>>,
     /// 1-1000, default 5.
+    #[serde(default, deserialize_with = "super::extract::lenient_int")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub capacity_points: Option<i64>,
     /// 1-100, default 2.
+    #[serde(default, deserialize_with = "super::extract::lenient_int")]
+    #[schema(minimum = 1, maximum = 100)]
     pub max_concurrent_tasks: Option<i64>,
 }
 
@@ -100,10 +107,22 @@ pub async fn register_worker(
 
 #[derive(Deserialize, ToSchema)]
 pub struct HeartbeatRequest {
-    /// idle | working | paused (default idle). A paused worker keeps its leases but gets no new work.
+    /// Default idle. A paused worker keeps its leases but gets no new work.
+    #[schema(value_type = Option<HeartbeatStatus>)]
     pub status: Option<String>,
     /// Up to 500 characters.
+    #[schema(max_length = 500)]
     pub note: Option<String>,
+}
+
+/// The worker's own status, as a heartbeat reports it.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the accepted values; the handler checks them
+pub enum HeartbeatStatus {
+    Idle,
+    Working,
+    Paused,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -128,7 +147,8 @@ fn heartbeat_status(s: Option<&str>) -> Checked<&'static str> {
 
 /// Report liveness and the worker's own status.
 #[utoipa::path(post, path = "/v1/workers/heartbeat", tag = "workers",
-    request_body = HeartbeatRequest, security(("worker" = [])),
+    request_body(content = Option<HeartbeatRequest>, description = "optional: an empty body is an idle heartbeat"),
+    security(("worker" = [])),
     responses((status = 200, body = HeartbeatResponse), (status = 400, body = crate::error::ErrorBody),
               (status = 401, body = crate::error::ErrorBody)))]
 pub async fn heartbeat(

@@ -28,6 +28,10 @@ pub enum StoreError {
     /// A uniqueness or reference rule of the schema refused the write: 409.
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// Text PostgreSQL cannot store (a NUL character, in text or jsonb): 400. Input rules
+    /// refuse it per field first; this catches free-form JSON and ids.
+    #[error("text the database cannot store: {0}")]
+    BadText(sqlx::Error),
     #[error(transparent)]
     Internal(sqlx::Error),
 }
@@ -45,6 +49,8 @@ impl From<sqlx::Error> for StoreError {
                     Self::Unavailable(e)
                 }
                 Some("23505") => Self::Conflict("duplicate"),
+                // character_not_in_repertoire, untranslatable_character (jsonb \u0000)
+                Some("22021" | "22P05") => Self::BadText(e),
                 _ => Self::Internal(e),
             },
             _ => Self::Internal(e),

@@ -16,7 +16,7 @@ async fn malformed_json_and_wrong_types_are_validation_errors(pool: PgPool) {
             .body(body)
             .send()
     };
-    for body in ["{", "{\"name\": }", "{\"name\": \"x\"", "nul"] {
+    for body in ["{", "{\"name\": }", "{\"name\": \"x\"", "{\"name\": nul}"] {
         let r = raw(body).await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let b: serde_json::Value = r.json().await.unwrap();
@@ -126,4 +126,108 @@ async fn internal_errors_hide_their_cause_and_return_the_request_id(pool: PgPool
         .await
         .unwrap();
     assert_eq!(status, "idle");
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn bodies_follow_the_openapi_document_exactly(pool: PgPool) {
+    // findings of schemathesis runs against /openapi.json, kept as regressions
+    let app = spawn_app(pool).await;
+    // 3.0 is an integer to JSON Schema; 3.5 is not
+    let w = app
+        .call(
+            Method::POST,
+            "/v1/workers/register",
+            &[],
+            Some(json!({"name": "n", "capacity_points": 3.0})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let e = app
+        .call(
+            Method::POST,
+            "/v1/workers/register",
+            &[],
+            Some(json!({"name": "n", "capacity_points": 3.5})),
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    assert!(
+        e["details"]
+            .as_str()
+            .unwrap()
+            .starts_with("capacity_points:"),
+        "{e}"
+    );
+    // an array is not an object, even where every field is optional
+    let auth = format!("Bearer {}", w["token"].as_str().unwrap());
+    app.call(
+        Method::POST,
+        "/v1/workers/heartbeat",
+        &[("authorization", &auth)],
+        Some(json!([null, null])),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    // no body and a null body are both a bare heartbeat
+    app.call(
+        Method::POST,
+        "/v1/workers/heartbeat",
+        &[("authorization", &auth)],
+        Some(serde_json::Value::Null),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // lengths count as sent, and blank is empty
+    app.call(
+        Method::POST,
+        "/v1/workers/register",
+        &[],
+        Some(json!({"name": "   "})),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    app.call(
+        Method::POST,
+        "/v1/workers/register",
+        &[],
+        Some(json!({"name": format!(" {}", "n".repeat(120))})),
+    )
+    .await
+    .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn nul_characters_are_a_validation_error_not_a_crash(pool: PgPool) {
+    // found by schemathesis: PostgreSQL text and jsonb cannot hold \u0000
+    let app = spawn_app(pool).await;
+    app.create_repo("r", 3, true).await;
+    let bad_title = json!([{"repo": "r", "title": "a\u{0}b"}]);
+    let e = app
+        .admin(Method::POST, "/v1/admin/tasks", Some(bad_title))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    assert!(
+        e["details"].as_str().unwrap().starts_with("[0].title"),
+        "{e}"
+    );
+    let w = app.register("w", &[], 5, 2).await;
+    let t = app.create_task(json!({"repo": "r", "title": "t"})).await;
+    app.poll(&w).await;
+    // free-form JSON reaches the database's own check, still a 400
+    let bad_extra = json!({"status": "in_progress", "artifact": {"extra": {"k": "v\u{0}"}}});
+    app.report(&w, &t, bad_extra)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    // no task id holds one
+    app.report(&w, "t_\u{0}", json!({"status": "in_progress"}))
+        .await
+        .expect_error(StatusCode::NOT_FOUND, "not_found");
+    // a lease id is compared, never stored: a strange one is simply not the current lease
+    let bad_lease = json!({"status": "in_progress", "lease_id": "l_\u{0}"});
+    let e = app
+        .report(&w, &t, bad_lease)
+        .await
+        .expect_error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(e["details"], "lease_lost");
+    assert_eq!(app.task_row(&t).await.0, "leased", "nothing changed");
 }
