@@ -102,6 +102,14 @@ pub struct ServeConfig {
     #[arg(long, env = "OWP_SWEEP_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub sweep_interval: Duration,
 
+    /// Interval of the lease-expiry duty (default: OWP_SWEEP_INTERVAL).
+    #[arg(long, env = "OWP_LEASE_EXPIRY_INTERVAL", value_parser = humantime::parse_duration)]
+    pub lease_expiry_interval: Option<Duration>,
+
+    /// Interval of the offline-workers duty (default: OWP_SWEEP_INTERVAL).
+    #[arg(long, env = "OWP_OFFLINE_WORKERS_INTERVAL", value_parser = humantime::parse_duration)]
+    pub offline_workers_interval: Option<Duration>,
+
     /// How often every replica tries to become (or checks it still is) the leader.
     #[arg(long, env = "OWP_ELECTION_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub election_interval: Duration,
@@ -207,6 +215,8 @@ impl fmt::Debug for ServeConfig {
             .field("lease_ttl", &self.lease_ttl)
             .field("heartbeat_timeout", &self.heartbeat_timeout)
             .field("sweep_interval", &self.sweep_interval)
+            .field("lease_expiry_interval", &self.lease_expiry_interval)
+            .field("offline_workers_interval", &self.offline_workers_interval)
             .field("election_interval", &self.election_interval)
             .field("replica_id", &self.replica_id())
             .field("body_limit", &self.body_limit)

@@ -31,7 +31,7 @@ pub async fn run(app: AppState, db: PgConnectOptions, mut stop: watch::Receiver<
     let interval = app.settings.election_interval;
     let replica = app.settings.replica_id.clone();
     let mut conn: Option<PgConnection> = None;
-    let mut next_sweep = Instant::now();
+    let mut schedule = super::Schedule::now();
     loop {
         if *stop.borrow() {
             break;
@@ -44,7 +44,7 @@ pub async fn run(app: AppState, db: PgConnectOptions, mut stop: watch::Receiver<
                     if let Err(e) = store::scheduler::record_leader(&app.pool, &replica).await {
                         tracing::warn!(error = %e, "could not record leadership");
                     }
-                    next_sweep = Instant::now();
+                    schedule = super::Schedule::now();
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -62,13 +62,13 @@ pub async fn run(app: AppState, db: PgConnectOptions, mut stop: watch::Receiver<
                 conn = None;
                 continue;
             }
-            if Instant::now() >= next_sweep {
-                run_sweep(&app, &replica).await;
-                next_sweep = Instant::now() + app.settings.sweep_interval;
+            if Instant::now() >= schedule.next_due() {
+                run_sweep(&app, &replica, &mut schedule).await;
             }
         }
         let nap = if app.is_leader.load(Ordering::Relaxed) {
-            next_sweep
+            schedule
+                .next_due()
                 .saturating_duration_since(Instant::now())
                 .min(interval)
         } else {
@@ -86,9 +86,10 @@ pub async fn run(app: AppState, db: PgConnectOptions, mut stop: watch::Receiver<
     }
 }
 
-async fn run_sweep(app: &AppState, replica: &str) {
-    match super::sweep(app).await {
-        Ok(report) => {
+async fn run_sweep(app: &AppState, replica: &str, schedule: &mut super::Schedule) {
+    match super::sweep_due(app, schedule).await {
+        Ok(None) => {}
+        Ok(Some(report)) => {
             if report.expired.leases + report.offline.workers + report.offline.requeued > 0 {
                 tracing::info!(
                     expired = report.expired.leases,
@@ -104,8 +105,11 @@ async fn run_sweep(app: &AppState, replica: &str) {
                 tracing::warn!(error = %e, "could not record sweep");
             }
         }
-        // logged and retried on the next tick; the duties are safe to repeat
-        Err(e) => tracing::warn!(error = %e, "sweep failed"),
+        Err(e) => {
+            // logged and retried on the next tick; the duties are safe to repeat
+            tracing::warn!(error = %e, "sweep failed");
+            *schedule = super::Schedule::now();
+        }
     }
 }
 
@@ -148,7 +152,12 @@ async fn check_alive(
 
 async fn connect(db: &PgConnectOptions, timeout: Duration) -> Result<PgConnection, sqlx::Error> {
     // server-side keepalives end a session whose client vanished silently, freeing the lock
-    let opts = db.clone().application_name("owp-leader").options([
+    // no statement logging: sqlx would log SQL text (slow ones at WARN)
+    let mut opts = db.clone();
+    opts = opts
+        .application_name("owp-leader")
+        .disable_statement_logging();
+    let opts = opts.options([
         ("tcp_keepalives_idle", "5"),
         ("tcp_keepalives_interval", "2"),
         ("tcp_keepalives_count", "3"),

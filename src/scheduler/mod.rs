@@ -27,16 +27,47 @@ pub fn spawn(
     tokio::spawn(elector::run(app, leader_db, stop))
 }
 
-/// One sweep of every duty, as the leader runs it.
-pub async fn sweep(app: &AppState) -> Result<SweepReport, crate::store::StoreError> {
+/// When each duty is next due; every duty has its own interval.
+pub struct Schedule {
+    next_expiry: Instant,
+    next_offline: Instant,
+}
+
+impl Schedule {
+    /// Everything due now (a new leader sweeps at once).
+    pub fn now() -> Self {
+        let now = Instant::now();
+        Self {
+            next_expiry: now,
+            next_offline: now,
+        }
+    }
+
+    pub fn next_due(&self) -> Instant {
+        self.next_expiry.min(self.next_offline)
+    }
+}
+
+/// Runs the duties that are due, as the leader does; `None` when none was due.
+pub async fn sweep_due(
+    app: &AppState,
+    schedule: &mut Schedule,
+) -> Result<Option<SweepReport>, crate::store::StoreError> {
     let started = Instant::now();
-    let expired = lease_expiry::run(&app.pool).await?;
-    let offline = offline_workers::run(&app.pool, app.settings.heartbeat_timeout).await?;
-    Ok(SweepReport {
-        expired,
-        offline,
-        elapsed: started.elapsed(),
-    })
+    let mut report = SweepReport::default();
+    let mut ran = false;
+    if started >= schedule.next_expiry {
+        report.expired = lease_expiry::run(&app.pool).await?;
+        schedule.next_expiry = Instant::now() + app.settings.lease_expiry_interval;
+        ran = true;
+    }
+    if started >= schedule.next_offline {
+        report.offline = offline_workers::run(&app.pool, app.settings.heartbeat_timeout).await?;
+        schedule.next_offline = Instant::now() + app.settings.offline_workers_interval;
+        ran = true;
+    }
+    report.elapsed = started.elapsed();
+    Ok(ran.then_some(report))
 }
 
 #[derive(Debug, Default)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, PgPool};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -103,17 +103,20 @@ fn pool_options(s: &PoolSettings) -> PgPoolOptions {
 
 fn with_timeouts(opts: PgConnectOptions, s: &PoolSettings) -> PgConnectOptions {
     let ms = |d: Duration| d.as_millis().to_string();
-    opts.application_name("owp-pool").options([
-        ("statement_timeout", ms(s.statement_timeout)),
-        (
-            "idle_in_transaction_session_timeout",
-            ms(s.statement_timeout * 2),
-        ),
-        // Prepared statements switch to a generic plan after five runs; for the claim query
-        // that plan sorts every ready task (27 ms at 20k ready) instead of walking
-        // tasks_ready_queue to the LIMIT (under 2 ms). Planning each run costs far less.
-        ("plan_cache_mode", "force_custom_plan".to_string()),
-    ])
+    // sqlx logs statements, and slow ones at WARN, with their SQL text: not in our logs
+    opts.application_name("owp-pool")
+        .disable_statement_logging()
+        .options([
+            ("statement_timeout", ms(s.statement_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                ms(s.statement_timeout * 2),
+            ),
+            // Prepared statements switch to a generic plan after five runs; for the claim query
+            // that plan sorts every ready task (27 ms at 20k ready) instead of walking
+            // tasks_ready_queue to the LIMIT (under 2 ms). Planning each run costs far less.
+            ("plan_cache_mode", "force_custom_plan".to_string()),
+        ])
 }
 
 /// Readiness: the database answers and every migration this binary knows is applied.

@@ -40,7 +40,8 @@ async fn app_with_scheduler(
     let settings = owp_pool::app::Settings {
         lease_ttl: ttl,
         heartbeat_timeout: hb,
-        sweep_interval: Duration::from_millis(200),
+        lease_expiry_interval: Duration::from_millis(200),
+        offline_workers_interval: Duration::from_millis(300),
         election_interval: Duration::from_millis(200),
         ..test_settings()
     };
