@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -12,11 +11,9 @@ use super::extract::{parse_value, ApiJson, ApiJsonAny, AuthAdmin};
 use crate::app::AppState;
 use crate::domain::ids::TaskId;
 use crate::domain::input::{self, Checked, Invalid};
-use crate::domain::status::TaskStatus;
 use crate::error::ApiError;
 use crate::store::repos::{self, RepoSettings};
 use crate::store::tasks::{self, Created, NewTask};
-use crate::store::{scheduler, state};
 
 #[derive(Deserialize, ToSchema)]
 pub struct RepoRequest {
@@ -220,82 +217,4 @@ pub async fn create_tasks(
         let task_id = ids.pop().expect("exactly one task was created");
         (StatusCode::CREATED, Json(TaskCreated { ok: true, task_id })).into_response()
     })
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RepoStateOut {
-    pub repo: String,
-    pub max_open_prs: i32,
-    /// Open slots in use: tasks leased, in_progress, blocked or pr_opened.
-    pub current_open_prs: i64,
-    pub area_locks_enabled: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SchedulerOut {
-    /// Replica id of the scheduler leader, if one leads.
-    pub leader: Option<String>,
-    pub last_sweep_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct StateResponse {
-    pub workers_online: i64,
-    pub workers_total: i64,
-    pub tasks_ready: i64,
-    /// v0.1 name of tasks_ready.
-    pub tasks_queued: i64,
-    pub tasks_leased: i64,
-    pub tasks_in_progress: i64,
-    pub tasks_blocked: i64,
-    pub tasks_pr_opened: i64,
-    pub tasks_merged: i64,
-    pub tasks_completed: i64,
-    pub tasks_failed: i64,
-    pub repositories: Vec<RepoStateOut>,
-    pub scheduler: SchedulerOut,
-}
-
-/// Counts of workers and tasks, repo budgets in use, and the scheduler leader.
-#[utoipa::path(get, path = "/v1/admin/state", tag = "admin", security(("admin" = [])),
-    responses((status = 200, body = StateResponse), (status = 401, body = crate::error::ErrorBody)))]
-pub async fn get_state(
-    State(app): State<AppState>,
-    _admin: AuthAdmin,
-) -> Result<Json<StateResponse>, ApiError> {
-    let s = state::read_state(&app.pool, app.settings.heartbeat_timeout.as_secs_f64()).await?;
-    let sched = scheduler::read_state(&app.pool).await?;
-    let count = |st: TaskStatus| {
-        s.tasks_by_status
-            .iter()
-            .find(|(name, _)| name == st.as_str())
-            .map_or(0, |(_, n)| *n)
-    };
-    Ok(Json(StateResponse {
-        workers_online: s.workers_online,
-        workers_total: s.workers_total,
-        tasks_ready: count(TaskStatus::Ready),
-        tasks_queued: count(TaskStatus::Ready),
-        tasks_leased: count(TaskStatus::Leased),
-        tasks_in_progress: count(TaskStatus::InProgress),
-        tasks_blocked: count(TaskStatus::Blocked),
-        tasks_pr_opened: count(TaskStatus::PrOpened),
-        tasks_merged: count(TaskStatus::Merged),
-        tasks_completed: count(TaskStatus::Completed),
-        tasks_failed: count(TaskStatus::Failed),
-        repositories: s
-            .repositories
-            .into_iter()
-            .map(|r| RepoStateOut {
-                repo: r.repo,
-                max_open_prs: r.max_open_prs,
-                current_open_prs: r.current_open_prs,
-                area_locks_enabled: r.area_locks_enabled,
-            })
-            .collect(),
-        scheduler: SchedulerOut {
-            leader: sched.leader,
-            last_sweep_at: sched.last_sweep_at,
-        },
-    }))
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
+pub mod state;
 pub mod tasks;
 pub mod work;
 pub mod workers;
@@ -57,7 +58,8 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/tasks/{task_id}/status", post(tasks::report_status))
         .route("/v1/admin/repos", post(admin::upsert_repo))
         .route("/v1/admin/tasks", post(admin::create_tasks))
-        .route("/v1/admin/state", get(admin::get_state))
+        .route("/v1/admin/state", get(state::get_state))
+        .route("/v1/admin/state/stream", get(state::stream_state))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/health", get(ops::health))

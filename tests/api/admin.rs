@@ -288,3 +288,64 @@ async fn state_counts_every_status_and_open_slots(pool: PgPool) {
         s["scheduler"].get("leader").is_some() && s["scheduler"].get("last_sweep_at").is_some()
     );
 }
+
+/// Reads server-sent events until one named `state` satisfies `want`, within a deadline.
+async fn next_state(
+    resp: &mut reqwest::Response,
+    buf: &mut String,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let data: String = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            if event.lines().any(|l| l == "event: state") {
+                let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+                if want(&v) {
+                    return v;
+                }
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .expect("an event in time")
+            .unwrap();
+        buf.push_str(std::str::from_utf8(&chunk.expect("the stream stays open")).unwrap());
+    }
+}
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn the_state_stream_sends_the_state_and_then_its_changes(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.create_repo("r", 3, true).await;
+    app.call(Method::GET, "/v1/admin/state/stream", &[], None)
+        .await
+        .expect_error(StatusCode::UNAUTHORIZED, "auth_error");
+    let mut resp = app
+        .http
+        .get(format!("{}/v1/admin/state/stream", app.base))
+        .header("x-admin-token", ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut buf = String::new();
+    let first = next_state(&mut resp, &mut buf, |_| true).await;
+    assert_eq!(first["tasks_ready"], 0);
+    assert_eq!(
+        first,
+        app.state().await,
+        "the stream sends the same object as GET /v1/admin/state"
+    );
+    app.create_task(json!({"repo": "r", "title": "new"})).await;
+    let changed = next_state(&mut resp, &mut buf, |s| s["tasks_ready"] == 1).await;
+    assert_eq!(changed["tasks_queued"], 1);
+}

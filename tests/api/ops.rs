@@ -85,6 +85,7 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
         "/v1/admin/repos",
         "/v1/admin/tasks",
         "/v1/admin/state",
+        "/v1/admin/state/stream",
         "/healthz",
         "/readyz",
         "/health",

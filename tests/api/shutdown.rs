@@ -110,3 +110,38 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
         .unwrap();
     assert_eq!(leader, None, "the leaving leader cleared its name");
 }
+
+#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+async fn metrics_can_live_on_their_own_port(_o: PgPoolOptions, conn: PgConnectOptions) {
+    let url = database_url(&conn);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = start_replica(&url, "metered", &[("OWP_METRICS_PORT", &port.to_string())]);
+    wait_ready(&http, &r).await;
+    let text = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("# TYPE owp_scheduler_is_leader gauge"),
+        "{text}"
+    );
+    // only /metrics there: the API stays on the main port
+    let api = http
+        .get(format!("http://127.0.0.1:{port}/v1/admin/state"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), reqwest::StatusCode::NOT_FOUND);
+}
