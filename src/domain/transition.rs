@@ -177,7 +177,8 @@ pub fn outcome(to: Report, attempt: i32, max_attempts: i32) -> Outcome {
 }
 
 /// A failed attempt (reported failure, PR closed unmerged, expired lease, vanished worker):
-/// `attempt` grows, and the task is requeued until it reaches `max_attempts`.
+/// `attempt` grows, and the task is requeued until it reaches `max_attempts`. The sweeps
+/// apply the same rule in SQL, in bulk (scheduler::lease_expiry, scheduler::offline_workers).
 pub fn failed_attempt(attempt: i32, max_attempts: i32, reason: &'static str) -> Outcome {
     let attempt = attempt + 1;
     let terminal = attempt >= max_attempts;

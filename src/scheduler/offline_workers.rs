@@ -85,6 +85,7 @@ pub async fn requeue_batch(pool: &PgPool) -> StoreResult<(u64, u64)> {
                for update of t skip locked),
            upd as (
                update tasks t set
+                   -- a failed attempt, as domain::transition::failed_attempt counts it
                    status = case when t.attempt + 1 >= t.max_attempts then 'failed' else 'ready' end,
                    attempt = t.attempt + 1,
                    worker_id = null, lease_id = null, lease_expires_at = null,

@@ -112,10 +112,6 @@ fn with_timeouts(opts: PgConnectOptions, s: &PoolSettings) -> PgConnectOptions {
                 "idle_in_transaction_session_timeout",
                 ms(s.statement_timeout * 2),
             ),
-            // Prepared statements switch to a generic plan after five runs; for the claim query
-            // that plan sorts every ready task (27 ms at 20k ready) instead of walking
-            // tasks_ready_queue to the LIMIT (under 2 ms). Planning each run costs far less.
-            ("plan_cache_mode", "force_custom_plan".to_string()),
         ])
 }
 
