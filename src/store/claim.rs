@@ -68,14 +68,28 @@ struct Budget {
 
 pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
     let mut tx = super::begin(pool).await?;
-    // Locks the worker row for the rest of the poll (I2, I8); the poll is a sign of life.
+    // Locks the worker row for the rest of the poll (I2, I8): `no key update` conflicts with
+    // itself, so this worker's polls run one at a time, yet lets FK checks (key share) pass.
+    // Locking, not updating: last_heartbeat is indexed, so an update per poll would write a
+    // new row version and index entries every time.
     let w = sqlx::query!(
-        "update workers set last_heartbeat = now(), online = true where id = $1
-         returning skills, capacity_points, max_concurrent_tasks, status, trust_tier",
+        r#"select skills, capacity_points, max_concurrent_tasks, status, trust_tier,
+                  (not online or last_heartbeat < now() - interval '1 second') as "stale!"
+           from workers where id = $1
+           for no key update"#,
         req.worker_id
     )
     .fetch_one(&mut *tx)
     .await?;
+    if w.stale {
+        // the poll is a sign of life
+        sqlx::query!(
+            "update workers set last_heartbeat = now(), online = true where id = $1",
+            req.worker_id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     let used = sqlx::query!(
         r#"select coalesce(sum(estimate_points), 0)::int as "points!", count(*)::int as "leases!"
            from tasks where worker_id = $1 and status in ('leased', 'in_progress', 'blocked')"#,
