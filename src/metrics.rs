@@ -57,6 +57,7 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
             describe();
+            describe_scrape_gauges();
             handle
         })
         .clone()
@@ -265,7 +266,6 @@ fn describe_scrape_gauges() {
 /// pool-wide state from one cheap query (bounded, so a slow database cannot hang a scrape).
 pub async fn refresh_scrape_gauges(app: &crate::app::AppState) {
     use std::sync::atomic::Ordering;
-    describe_scrape_gauges();
     gauge!(DB_POOL_SIZE).set(f64::from(app.pool.size()));
     gauge!(DB_POOL_IDLE).set(app.pool.num_idle() as f64);
     gauge!(DB_POOL_MAX).set(f64::from(app.pool.options().get_max_connections()));
@@ -275,7 +275,7 @@ pub async fn refresh_scrape_gauges(app: &crate::app::AppState) {
         0.0
     });
     let timeout = app.settings.heartbeat_timeout.as_secs_f64();
-    let read = crate::store::state::read_gauges(&app.pool, timeout);
+    let read = crate::store::state::read_state(&app.pool, timeout);
     match tokio::time::timeout(Duration::from_secs(1), read).await {
         Ok(Ok(g)) => {
             gauge!(DB_UP).set(1.0);
@@ -288,9 +288,9 @@ pub async fn refresh_scrape_gauges(app: &crate::app::AppState) {
                 gauge!(TASKS, "status" => st.as_str()).set(n as f64);
             }
             gauge!(WORKERS_ONLINE).set(g.workers_online as f64);
-            for (repo, open, max) in g.repos {
-                gauge!(REPO_OPEN, "repo" => repo.clone()).set(open as f64);
-                gauge!(REPO_BUDGET, "repo" => repo).set(f64::from(max));
+            for r in g.repositories {
+                gauge!(REPO_OPEN, "repo" => r.repo.clone()).set(r.current_open_prs as f64);
+                gauge!(REPO_BUDGET, "repo" => r.repo).set(f64::from(r.max_open_prs));
             }
             gauge!(OLDEST_READY).set(g.oldest_ready_age_secs);
         }

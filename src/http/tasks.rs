@@ -42,23 +42,29 @@ pub struct StatusRequest {
     pub lease_id: Option<String>,
 }
 
-/// Statuses a report may name. `released` hands the task back; `closed` means the PR was
-/// closed unmerged. Naming the current status renews the lease.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)] // documents the accepted values; domain::status parses them
-pub enum ReportedStatus {
-    Ready,
-    Leased,
-    InProgress,
-    Blocked,
-    PrOpened,
-    Completed,
-    Merged,
-    Failed,
-    Released,
-    Closed,
+/// Statuses a report may name, for the OpenAPI document: read from `domain::status`, so
+/// the document cannot drift from what the server parses.
+pub struct ReportedStatus;
+
+impl utoipa::PartialSchema for ReportedStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use crate::domain::status::TaskStatus;
+        let names = TaskStatus::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .chain([Report::Released.as_str(), Report::Closed.as_str()]);
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(names))
+            .description(Some(
+                "`released` hands the task back; `closed` means the PR was closed unmerged; \
+                 naming the current status renews the lease",
+            ))
+            .into()
+    }
 }
+
+impl ToSchema for ReportedStatus {}
 
 #[derive(Serialize, ToSchema)]
 pub struct StatusResponse {

@@ -152,6 +152,8 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         revoked: t.prior_revoked,
     });
     let verdict = transition::decide(&view, u.actor, u.report, u.lease_id, prior.as_ref());
+    // the outcome of an applied transition, kept for the metrics after commit
+    let mut applied = None;
     let result = match verdict {
         Verdict::LeaseLost => StatusResult::LeaseLost,
         Verdict::Forbidden => StatusResult::Forbidden,
@@ -187,6 +189,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
             };
             let expires = apply(&mut tx, u, worker_id, &from, &out).await?;
             record_artifact(&mut tx, u, worker_id, t.lease_id.as_deref()).await?;
+            applied = Some(out);
             StatusResult::Updated {
                 status: out.status.as_str().to_string(),
                 lease_expires_at: expires,
@@ -194,13 +197,10 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         }
     };
     tx.commit().await?;
-    match verdict {
-        Verdict::Apply => {
-            let out = transition::outcome(u.report, t.attempt, t.max_attempts);
-            crate::metrics::transition(u.report.as_str(), out.ends_lease, out.requeued);
-        }
-        Verdict::Repeat if status.is_live() => crate::metrics::lease_renewed(),
-        _ => {}
+    if let Some(out) = applied {
+        crate::metrics::transition(u.report.as_str(), out.ends_lease, out.requeued);
+    } else if verdict == Verdict::Repeat && status.is_live() {
+        crate::metrics::lease_renewed();
     }
     Ok(result)
 }
