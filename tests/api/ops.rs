@@ -99,4 +99,24 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
     );
     assert!(doc["components"]["securitySchemes"].get("worker").is_some());
     assert!(doc["components"]["schemas"].get("ErrorBody").is_some());
+    // hand-written schemas (SkillTag, ReportedStatus) must be registered, not left dangling
+    let text = doc.to_string();
+    for r in text.split("#/components/schemas/").skip(1) {
+        let name: String = r
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        assert!(
+            doc["components"]["schemas"].get(&name).is_some(),
+            "dangling $ref to {name}"
+        );
+    }
+    assert!(
+        doc["components"]["schemas"]["ReportedStatus"]["enum"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 10,
+        "every status a report may name"
+    );
 }
