@@ -21,11 +21,11 @@ pub fn digest(token: &str) -> [u8; 32] {
 /// Configured secrets (admin tokens, the registration token), kept as digests and compared
 /// in constant time; comparing digests also hides the secrets' lengths.
 #[derive(Clone, Default)]
-pub struct Secrets {
+pub struct TokenSet {
     digests: Vec<[u8; 32]>,
 }
 
-impl Secrets {
+impl TokenSet {
     pub fn new<S: AsRef<str>>(tokens: impl IntoIterator<Item = S>) -> Self {
         Self {
             digests: tokens
@@ -67,10 +67,10 @@ mod tests {
     }
 
     #[test]
-    fn secrets_accept_any_configured_token_and_nothing_else() {
-        let s = Secrets::new(["old", " new "]);
+    fn token_sets_accept_any_configured_token_and_nothing_else() {
+        let s = TokenSet::new(["old", " new "]);
         assert!(s.verify("old") && s.verify("new"));
         assert!(!s.verify("") && !s.verify("ol") && !s.verify("new "));
-        assert!(Secrets::new([""]).is_empty());
+        assert!(TokenSet::new([""]).is_empty());
     }
 }

@@ -214,7 +214,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(url) = &args.database_url {
         let pool = sqlx::PgPool::connect(url).await?;
-        let violations = crate::checker::check(&pool).await?;
+        let violations = crate::store::invariants::check(&pool).await?;
         if violations.is_empty() {
             println!("invariant checker: OK (I1-I7 hold over the whole database and audit log)");
         } else {

@@ -56,7 +56,11 @@ pub struct MigrateArgs {
 }
 
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let pool = crate::store::connect(&args.db.database_url, &args.db.pool_settings()).await?;
+    let pool = crate::store::connect(
+        args.db.database_url.expose(),
+        &crate::app::pool_settings(&args.db),
+    )
+    .await?;
     crate::store::MIGRATOR.run(&pool).await?;
     let applied = crate::store::MIGRATOR.iter().count();
     tracing::info!(migrations = applied, "database is up to date");

@@ -1,11 +1,13 @@
-//! Every setting of `owp serve`: a CLI flag and an `OWP_*` environment variable each.
-//! `Debug` redacts secrets, so a config can be logged.
+//! Every setting of the `owp` commands: a CLI flag and an `OWP_*` environment variable
+//! each, with its default written once, here. Secrets and database URLs are newtypes whose
+//! `Debug` hides them, so a whole config can be logged.
 
 use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{Args, FromArgMatches, ValueEnum};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -13,11 +15,67 @@ pub enum LogFormat {
     Pretty,
 }
 
-#[derive(Clone, Args)]
+/// A token or password: shown as `<redacted>` by `Debug`; `expose` is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+/// A PostgreSQL URL: `Debug` and `Display` hide its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+#[derive(Clone, Debug, Args)]
 pub struct DbArgs {
     /// PostgreSQL URL, e.g. postgres://owp:secret@db:5432/owp
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
 
     /// Most connections this replica opens; keep replicas x this below Postgres max_connections.
     #[arg(long, env = "OWP_DB_MAX_CONNECTIONS", default_value_t = 20)]
@@ -32,24 +90,14 @@ pub struct DbArgs {
     pub db_statement_timeout: Duration,
 }
 
-impl DbArgs {
-    pub fn pool_settings(&self) -> crate::store::PoolSettings {
-        crate::store::PoolSettings {
-            max_connections: self.db_max_connections,
-            acquire_timeout: self.db_acquire_timeout,
-            statement_timeout: self.db_statement_timeout,
-        }
-    }
-}
-
-#[derive(Clone, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ServeConfig {
     #[command(flatten)]
     pub db: DbArgs,
 
     /// Direct (not transaction-pooled) URL for the leader-election connection; defaults to DATABASE_URL.
     #[arg(long, env = "OWP_LEADER_DATABASE_URL", hide_env_values = true)]
-    pub leader_database_url: Option<String>,
+    pub leader_database_url: Option<DatabaseUrl>,
 
     #[arg(long, env = "OWP_HOST", default_value = "0.0.0.0")]
     pub host: IpAddr,
@@ -68,11 +116,11 @@ pub struct ServeConfig {
         hide_env_values = true,
         value_delimiter = ','
     )]
-    pub admin_token: Vec<String>,
+    pub admin_token: Vec<Secret>,
 
     /// When set, registration needs this token in X-Registration-Token.
     #[arg(long, env = "OWP_REGISTRATION_TOKEN", hide_env_values = true)]
-    pub registration_token: Option<String>,
+    pub registration_token: Option<Secret>,
 
     /// Development mode: start without an admin token (a random one is generated and printed).
     #[arg(long, env = "OWP_DEV", default_value_t = false)]
@@ -82,6 +130,29 @@ pub struct ServeConfig {
     #[arg(long, env = "OWP_AUTO_MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_migrate: bool,
 
+    #[command(flatten)]
+    pub settings: Settings,
+
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    #[arg(long, env = "OWP_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    #[arg(long, env = "OWP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+impl ServeConfig {
+    pub fn leader_database_url(&self) -> &DatabaseUrl {
+        self.leader_database_url
+            .as_ref()
+            .unwrap_or(&self.db.database_url)
+    }
+}
+
+/// The settings a running replica consults (timers, cadences, limits): part of
+/// `ServeConfig`, and buildable alone with every default (`Settings::defaults`) for tests.
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
     /// How long one attempt may hold a task without progress.
     #[arg(long, env = "OWP_LEASE_TTL", default_value = "4h", value_parser = humantime::parse_duration)]
     pub lease_ttl: Duration,
@@ -114,31 +185,37 @@ pub struct ServeConfig {
     #[arg(long, env = "OWP_ELECTION_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub election_interval: Duration,
 
+    /// How often each replica reads the pool overview for its metrics gauges (a scrape
+    /// never touches the database).
+    #[arg(long, env = "OWP_GAUGES_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub gauges_interval: Duration,
+
     /// This replica's name in /v1/admin/state and logs; defaults to hostname-pid.
-    #[arg(long, env = "OWP_REPLICA_ID")]
-    pub replica_id: Option<String>,
+    #[arg(long, env = "OWP_REPLICA_ID", default_value_t = default_replica_id())]
+    pub replica_id: String,
 
     /// Largest accepted request body: bytes, or with a KiB/MiB suffix.
     #[arg(long, env = "OWP_BODY_LIMIT", default_value = "64KiB", value_parser = parse_size)]
     pub body_limit: usize,
-
-    /// How long in-flight requests may run after SIGTERM/SIGINT.
-    #[arg(long, env = "OWP_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
-    pub shutdown_timeout: Duration,
-
-    #[arg(long, env = "OWP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
-    pub log_format: LogFormat,
 }
 
-impl ServeConfig {
-    pub fn replica_id(&self) -> String {
-        self.replica_id.clone().unwrap_or_else(default_replica_id)
+impl Settings {
+    /// Every setting at its documented default, whatever the environment says.
+    pub fn defaults() -> Self {
+        let cmd =
+            <Self as Args>::augment_args(clap::Command::new("defaults")).mut_args(|a| a.env(None));
+        let matches = cmd
+            .try_get_matches_from(["defaults"])
+            .expect("every setting has a default");
+        Self::from_arg_matches(&matches).expect("defaults parse into Settings")
     }
 
-    pub fn leader_database_url(&self) -> &str {
-        self.leader_database_url
-            .as_deref()
-            .unwrap_or(&self.db.database_url)
+    pub fn lease_expiry_interval(&self) -> Duration {
+        self.lease_expiry_interval.unwrap_or(self.sweep_interval)
+    }
+
+    pub fn offline_workers_interval(&self) -> Duration {
+        self.offline_workers_interval.unwrap_or(self.sweep_interval)
     }
 }
 
@@ -180,52 +257,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-impl fmt::Debug for DbArgs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DbArgs")
-            .field("database_url", &redact_url(&self.database_url))
-            .field("db_max_connections", &self.db_max_connections)
-            .field("db_acquire_timeout", &self.db_acquire_timeout)
-            .field("db_statement_timeout", &self.db_statement_timeout)
-            .finish()
-    }
-}
-
-impl fmt::Debug for ServeConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServeConfig")
-            .field("db", &self.db)
-            .field(
-                "leader_database_url",
-                &self.leader_database_url.as_deref().map(redact_url),
-            )
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("metrics_port", &self.metrics_port)
-            .field(
-                "admin_tokens",
-                &format_args!("<{} redacted>", self.admin_token.len()),
-            )
-            .field(
-                "registration_token",
-                &self.registration_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("dev", &self.dev)
-            .field("auto_migrate", &self.auto_migrate)
-            .field("lease_ttl", &self.lease_ttl)
-            .field("heartbeat_timeout", &self.heartbeat_timeout)
-            .field("sweep_interval", &self.sweep_interval)
-            .field("lease_expiry_interval", &self.lease_expiry_interval)
-            .field("offline_workers_interval", &self.offline_workers_interval)
-            .field("election_interval", &self.election_interval)
-            .field("replica_id", &self.replica_id())
-            .field("body_limit", &self.body_limit)
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("log_format", &self.log_format)
-            .finish()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,17 +282,40 @@ mod tests {
             "t",
             "--database-url",
             "postgres://owp:hunter2@db/owp",
+            "--leader-database-url",
+            "postgres://leader:hunter3@db/owp",
             "--admin-token",
             "sekrit-a,sekrit-b",
+            "--registration-token",
+            "sekrit-c",
         ]);
         let shown = format!("{:?}", t.c);
         assert!(
-            !shown.contains("hunter2") && !shown.contains("sekrit"),
+            !shown.contains("hunter") && !shown.contains("sekrit"),
             "{shown}"
         );
+        // every setting is in the output: Debug is derived, so none can be left out
+        for field in [
+            "lease_ttl",
+            "gauges_interval",
+            "body_limit",
+            "db_statement_timeout",
+        ] {
+            assert!(shown.contains(field), "{field} missing from {shown}");
+        }
         assert_eq!(t.c.admin_token.len(), 2);
         assert_eq!(t.c.port, 8787);
-        assert_eq!(t.c.lease_ttl, Duration::from_secs(4 * 3600));
+        assert_eq!(t.c.settings.lease_ttl, Duration::from_secs(4 * 3600));
+    }
+
+    #[test]
+    fn defaults_come_from_the_flag_definitions() {
+        let s = Settings::defaults();
+        assert_eq!(s.lease_ttl, Duration::from_secs(4 * 3600));
+        assert_eq!(s.heartbeat_timeout, Duration::from_secs(300));
+        assert_eq!(s.lease_expiry_interval(), Duration::from_secs(5));
+        assert_eq!(s.body_limit, 64 * 1024);
+        assert!(!s.replica_id.is_empty());
     }
 
     #[test]

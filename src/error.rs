@@ -3,22 +3,11 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::domain::input::Invalid;
+use crate::domain::status::{Report, TaskStatus};
 use crate::store::StoreError;
-
-/// Every non-2xx body. `code` is API: clients match on it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// One of validation_error, auth_error, forbidden, not_found, conflict,
-    /// payload_too_large, rate_limited, unavailable, internal_error.
-    pub code: &'static str,
-    pub message: String,
-    pub details: Option<String>,
-    pub suggestion: Option<String>,
-}
+use crate::wire::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -30,11 +19,15 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("not found: {0}")]
     NotFound(&'static str),
-    #[error("conflict: {details}")]
-    Conflict {
-        message: &'static str,
-        details: String,
-    },
+    /// The write conflicts with existing state (`details` names how, e.g. `duplicate`).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The caller's lease expired or the task moved on without it: stop working on it.
+    #[error("conflict: lease_lost")]
+    LeaseLost,
+    /// The transition table does not allow this report from the task's status.
+    #[error("conflict: invalid_transition: {from} -> {to}")]
+    InvalidTransition { from: TaskStatus, to: Report },
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
     #[error("rate limited")]
@@ -46,27 +39,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn lease_lost() -> Self {
-        Self::Conflict {
-            message: "your lease on this task is gone; stop working on it",
-            details: "lease_lost".into(),
-        }
-    }
-
-    pub fn invalid_transition(from: &str, to: &str) -> Self {
-        Self::Conflict {
-            message: "this status change is not allowed from the task's current status",
-            details: format!("invalid_transition: {from} -> {to}"),
-        }
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::LeaseLost | Self::InvalidTransition { .. } => {
+                StatusCode::CONFLICT
+            }
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -80,7 +61,7 @@ impl ApiError {
             Self::Auth(_) => "auth_error",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::Conflict { .. } => "conflict",
+            Self::Conflict(_) | Self::LeaseLost | Self::InvalidTransition { .. } => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable => "unavailable",
@@ -98,11 +79,21 @@ impl ApiError {
             Self::Auth(what) => ((*what).into(), None, Some("send valid credentials")),
             Self::Forbidden(why) => ((*why).into(), None, None),
             Self::NotFound(what) => (format!("{what} not found"), None, None),
-            Self::Conflict { message, details } => {
-                let hint =
-                    (details == "lease_lost").then_some("drop this task and poll for new work");
-                ((*message).into(), Some(details.clone()), hint)
-            }
+            Self::Conflict(what) => (
+                "the request conflicts with existing state".into(),
+                Some((*what).into()),
+                None,
+            ),
+            Self::LeaseLost => (
+                "your lease on this task is gone; stop working on it".into(),
+                Some("lease_lost".into()),
+                Some("drop this task and poll for new work"),
+            ),
+            Self::InvalidTransition { from, to } => (
+                "this status change is not allowed from the task's current status".into(),
+                Some(format!("invalid_transition: {from} -> {to}")),
+                None,
+            ),
             Self::PayloadTooLarge { limit } => (
                 format!("the request body is larger than {limit} bytes"),
                 None,
@@ -130,7 +121,7 @@ impl ApiError {
             ),
         };
         ErrorBody {
-            code: self.code(),
+            code: self.code().into(),
             message,
             details,
             suggestion: suggestion.map(str::to_string),
@@ -180,10 +171,7 @@ impl From<StoreError> for ApiError {
                 tracing::info!(error = %cause, "refused text the database cannot store");
                 Self::Validation("body: text must not contain NUL (\\u0000) characters".into())
             }
-            StoreError::Conflict(what) => Self::Conflict {
-                message: "the request conflicts with existing state",
-                details: what.into(),
-            },
+            StoreError::Conflict(what) => Self::Conflict(what),
             StoreError::Internal(cause) => {
                 // logged once, inside the request span; never sent to the client
                 tracing::error!(error = %cause, "store error");

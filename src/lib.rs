@@ -11,7 +11,6 @@
 pub mod app;
 pub mod auth;
 pub mod bench;
-pub mod checker;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -22,3 +21,4 @@ pub mod scheduler;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod wire;

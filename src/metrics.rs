@@ -57,7 +57,7 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
             describe();
-            describe_scrape_gauges();
+            describe_pool_gauges();
             handle
         })
         .clone()
@@ -224,7 +224,7 @@ pub fn db_acquire(elapsed: Duration) {
     histogram!(DB_ACQUIRE).record(elapsed.as_secs_f64());
 }
 
-fn describe_scrape_gauges() {
+fn describe_pool_gauges() {
     describe_gauge!(
         DB_POOL_SIZE,
         "Connections currently open in this replica's pool."
@@ -241,11 +241,11 @@ fn describe_scrape_gauges() {
     );
     describe_gauge!(
         DB_UP,
-        "1 when this replica's last scrape-time query reached the database, else 0."
+        "1 when this replica's last periodic read of the pool overview reached the database, else 0."
     );
     describe_gauge!(
         TASKS,
-        "Tasks by status (the whole pool, read from the database at scrape time)."
+        "Tasks by status (the whole pool, read every OWP_GAUGES_INTERVAL)."
     );
     describe_gauge!(
         WORKERS_ONLINE,
@@ -262,45 +262,32 @@ fn describe_scrape_gauges() {
     );
 }
 
-/// Refreshes the gauges read at scrape time: this process's pool and leadership, and the
-/// pool-wide state from one cheap query (bounded, so a slow database cannot hang a scrape).
-pub async fn refresh_scrape_gauges(app: &crate::app::AppState) {
-    use std::sync::atomic::Ordering;
-    gauge!(DB_POOL_SIZE).set(f64::from(app.pool.size()));
-    gauge!(DB_POOL_IDLE).set(app.pool.num_idle() as f64);
-    gauge!(DB_POOL_MAX).set(f64::from(app.pool.options().get_max_connections()));
-    gauge!(IS_LEADER).set(if app.is_leader.load(Ordering::Relaxed) {
-        1.0
-    } else {
-        0.0
-    });
-    let timeout = app.settings.heartbeat_timeout.as_secs_f64();
-    let read = crate::store::state::read_state(&app.pool, timeout);
-    match tokio::time::timeout(Duration::from_secs(1), read).await {
-        Ok(Ok(g)) => {
-            gauge!(DB_UP).set(1.0);
-            for st in crate::domain::status::TaskStatus::ALL {
-                let n = g
-                    .tasks_by_status
-                    .iter()
-                    .find(|(s, _)| s == st.as_str())
-                    .map_or(0, |(_, n)| *n);
-                gauge!(TASKS, "status" => st.as_str()).set(n as f64);
-            }
-            gauge!(WORKERS_ONLINE).set(g.workers_online as f64);
-            for r in g.repositories {
-                gauge!(REPO_OPEN, "repo" => r.repo.clone()).set(r.current_open_prs as f64);
-                gauge!(REPO_BUDGET, "repo" => r.repo).set(f64::from(r.max_open_prs));
-            }
-            gauge!(OLDEST_READY).set(g.oldest_ready_age_secs);
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "metrics: state gauges unavailable");
-            gauge!(DB_UP).set(0.0);
-        }
-        Err(_) => {
-            tracing::warn!("metrics: state gauges timed out");
-            gauge!(DB_UP).set(0.0);
-        }
-    }
+/// This process's request pool and leadership, set at scrape time (no database involved).
+pub fn process_gauges(pool_size: u32, pool_idle: usize, pool_max: u32, is_leader: bool) {
+    gauge!(DB_POOL_SIZE).set(f64::from(pool_size));
+    gauge!(DB_POOL_IDLE).set(pool_idle as f64);
+    gauge!(DB_POOL_MAX).set(f64::from(pool_max));
+    gauge!(IS_LEADER).set(if is_leader { 1.0 } else { 0.0 });
+}
+
+/// Whether the last periodic read of the pool overview reached the database.
+pub fn db_up(up: bool) {
+    gauge!(DB_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+pub fn tasks_in_status(status: &'static str, n: i64) {
+    gauge!(TASKS, "status" => status).set(n as f64);
+}
+
+pub fn workers_online(n: i64) {
+    gauge!(WORKERS_ONLINE).set(n as f64);
+}
+
+pub fn repo_slots(repo: &str, open: i64, budget: i32) {
+    gauge!(REPO_OPEN, "repo" => repo.to_string()).set(open as f64);
+    gauge!(REPO_BUDGET, "repo" => repo.to_string()).set(f64::from(budget));
+}
+
+pub fn oldest_ready(age_secs: f64) {
+    gauge!(OLDEST_READY).set(age_secs);
 }

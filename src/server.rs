@@ -9,14 +9,14 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::{AppState, Settings};
-use crate::auth::{self, Secrets};
-use crate::config::{redact_url, ServeConfig};
-use crate::{http, store};
+use crate::app::{pool_settings, AppContext};
+use crate::auth::{self, TokenSet};
+use crate::config::{Secret, ServeConfig};
+use crate::{http, scheduler, store};
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish.
 pub async fn serve_on(
-    app: AppState,
+    app: AppContext,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -28,16 +28,19 @@ pub async fn serve_on(
 pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let admin_tokens = admin_tokens(&cfg)?;
     tracing::info!(config = ?cfg, "starting");
-    let pool = store::connect_lazy(&cfg.db.database_url, &cfg.db.pool_settings())
+    let pool = store::connect_lazy(cfg.db.database_url.expose(), &pool_settings(&cfg.db))
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
     if cfg.auto_migrate {
-        migrate_with_retry(&pool, &redact_url(&cfg.db.database_url)).await?;
+        migrate_with_retry(&pool, &cfg.db.database_url.to_string()).await?;
     }
-    let registration = cfg.registration_token.as_ref().map(|t| Secrets::new([t]));
-    let app = AppState::new(
+    let registration = cfg
+        .registration_token
+        .as_ref()
+        .map(|t| TokenSet::new([t.expose()]));
+    let app = AppContext::new(
         pool.clone(),
-        Settings::from(&cfg),
-        Secrets::new(&admin_tokens),
+        cfg.settings.clone(),
+        TokenSet::new(admin_tokens.iter().map(|t| t.expose())),
         registration,
     );
 
@@ -48,29 +51,19 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, replica = %app.settings.replica_id, "listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
+    let metrics_server = match cfg.metrics_port {
+        Some(port) => {
+            Some(serve_metrics(&app, SocketAddr::new(cfg.host, port), stop_rx.clone()).await?)
+        }
+        None => None,
     };
-    let mut metrics_server = None;
-    if let Some(port) = cfg.metrics_port {
-        let maddr = SocketAddr::new(cfg.host, port);
-        let ml = TcpListener::bind(maddr)
-            .await
-            .with_context(|| format!("cannot listen on {maddr}"))?;
-        tracing::info!(addr = %maddr, "metrics listening");
-        let router = http::metrics_router(app.clone());
-        let rx = stop_rx.clone();
-        metrics_server = Some(tokio::spawn(async move {
-            axum::serve(ml, router)
-                .with_graceful_shutdown(stopped(rx))
-                .await
-        }));
-    }
     let leader_db: sqlx::postgres::PgConnectOptions = cfg
         .leader_database_url()
+        .expose()
         .parse()
         .context("OWP_LEADER_DATABASE_URL is not a valid PostgreSQL URL")?;
-    let scheduler = crate::scheduler::spawn(app.clone(), leader_db, stop_rx.clone());
+    let elector = scheduler::spawn(app.clone(), leader_db, stop_rx.clone());
+    let gauges = scheduler::pool_gauges::spawn(app.clone(), stop_rx.clone());
     let server = tokio::spawn(serve_on(app.clone(), listener, stopped(stop_rx)));
 
     shutdown_signal().await;
@@ -83,12 +76,13 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("shutdown timeout reached; abandoning in-flight requests"),
     }
     // the scheduler finishes its sweep and releases leadership, bounded by the same timeout
-    if tokio::time::timeout(cfg.shutdown_timeout, scheduler)
+    if tokio::time::timeout(cfg.shutdown_timeout, elector)
         .await
         .is_err()
     {
         tracing::warn!("scheduler did not stop in time");
     }
+    let _ = tokio::time::timeout(Duration::from_secs(2), gauges).await;
     if let Some(m) = metrics_server {
         let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
     }
@@ -97,12 +91,35 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn admin_tokens(cfg: &ServeConfig) -> anyhow::Result<Vec<String>> {
-    let tokens: Vec<String> = cfg
+/// Resolves once `stop` turns true.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Serves `/metrics` alone on its own listener until `stop`.
+async fn serve_metrics(
+    app: &AppContext,
+    addr: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(addr = %addr, "metrics listening");
+    let router = http::metrics_router(app.clone());
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stopped(stop))
+            .await
+    }))
+}
+
+fn admin_tokens(cfg: &ServeConfig) -> anyhow::Result<Vec<Secret>> {
+    let tokens: Vec<Secret> = cfg
         .admin_token
         .iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
+        .map(|t| Secret::new(t.expose().trim()))
+        .filter(|t| !t.expose().is_empty())
         .collect();
     if !tokens.is_empty() {
         return Ok(tokens);
@@ -116,7 +133,7 @@ fn admin_tokens(cfg: &ServeConfig) -> anyhow::Result<Vec<String>> {
     );
     // printed, not logged: the one place a token is shown, for the developer at the terminal
     eprintln!("development admin token: {generated}");
-    Ok(vec![generated])
+    Ok(vec![Secret::new(generated)])
 }
 
 /// Applies migrations, waiting for the database to come up (a pod may start before it).

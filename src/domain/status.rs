@@ -1,10 +1,13 @@
-//! Task statuses as stored, and the statuses a client may report.
+//! Task statuses as stored, the statuses a client may report, and a worker's own status.
 
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 /// Where a task rests. `released` and `closed` are reports, not resting places.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TaskStatus {
     Ready,
     Leased,
@@ -110,6 +113,44 @@ impl FromStr for Report {
     }
 }
 
+/// A worker's own status, as its heartbeats report it. A paused worker keeps its leases
+/// but gets no new work (I8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerStatus {
+    Idle,
+    Working,
+    Paused,
+}
+
+impl WorkerStatus {
+    pub const ALL: [WorkerStatus; 3] = [Self::Idle, Self::Working, Self::Paused];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Working => "working",
+            Self::Paused => "paused",
+        }
+    }
+}
+
+impl fmt::Display for WorkerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WorkerStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or(UnknownStatus)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +165,14 @@ mod tests {
         assert_eq!("closed".parse::<Report>(), Ok(Report::Closed));
         assert_eq!("done".parse::<Report>(), Err(UnknownStatus));
         assert_eq!("Leased".parse::<TaskStatus>(), Err(UnknownStatus));
+        for s in WorkerStatus::ALL {
+            assert_eq!(s.as_str().parse::<WorkerStatus>(), Ok(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        assert_eq!(
+            serde_json::to_value(TaskStatus::InProgress).unwrap(),
+            "in_progress"
+        );
     }
 
     #[test]

@@ -6,11 +6,11 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
-use crate::app::AppState;
+use crate::app::AppContext;
 use crate::auth;
 use crate::domain::ids::WorkerId;
+use crate::domain::status::WorkerStatus;
 use crate::domain::transition::Actor;
 use crate::error::ApiError;
 use crate::store::workers;
@@ -22,10 +22,10 @@ pub const REGISTRATION_HEADER: &str = "x-registration-token";
 /// heartbeat. Arrays are refused, not read as serde's positional form of a struct.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+impl<T: DeserializeOwned> FromRequest<AppContext> for ApiJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, app: &AppContext) -> Result<Self, ApiError> {
         let bytes = read_body(req, app).await?;
         let trimmed = bytes.trim_ascii();
         let body: &[u8] = match trimmed {
@@ -40,16 +40,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 /// Any JSON body (an object or an array), for endpoints that take both.
 pub struct ApiJsonAny(pub serde_json::Value);
 
-impl FromRequest<AppState> for ApiJsonAny {
+impl FromRequest<AppContext> for ApiJsonAny {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, app: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, app: &AppContext) -> Result<Self, ApiError> {
         let bytes = read_body(req, app).await?;
         parse_json(&bytes).map(ApiJsonAny)
     }
 }
 
-async fn read_body(req: Request, app: &AppState) -> Result<Bytes, ApiError> {
+async fn read_body(req: Request, app: &AppContext) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, app).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge {
@@ -59,28 +59,6 @@ async fn read_body(req: Request, app: &AppState) -> Result<Bytes, ApiError> {
             ApiError::Validation("body: could not be read".into())
         }
     })
-}
-
-/// Integer fields accept any JSON number without a fractional part (`3` and `3.0` are the
-/// same integer to JSON Schema); anything else is a type error naming the field.
-pub fn lenient_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    use serde::de::Error;
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
-        return Ok(None);
-    };
-    if let Some(i) = n.as_i64() {
-        return Ok(Some(i));
-    }
-    match n.as_f64() {
-        // beyond i64, still an integer: out of every range we accept
-        Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(Some(f as i64)),
-        Some(f) if f.fract() == 0.0 => {
-            Err(D::Error::custom(format!("integer {n} is out of range")))
-        }
-        _ => Err(D::Error::custom(format!(
-            "invalid type: number {n}, expected an integer"
-        ))),
-    }
 }
 
 /// Deserialises JSON; a failure names the field path (`skills[3]`, `[2].title`).
@@ -142,13 +120,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 /// The worker named by `Authorization: Bearer <token>`.
 pub struct AuthWorker {
     pub id: WorkerId,
-    pub status: String,
+    pub status: WorkerStatus,
 }
 
-impl FromRequestParts<AppState> for AuthWorker {
+impl FromRequestParts<AppContext> for AuthWorker {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or_else(|| {
             crate::metrics::auth_failure("worker");
             ApiError::Auth("missing bearer token: send Authorization: Bearer <token>")
@@ -170,15 +148,15 @@ impl FromRequestParts<AppState> for AuthWorker {
 /// An admin, by `X-Admin-Token`. Worker tokens are never accepted here.
 pub struct AuthAdmin;
 
-impl FromRequestParts<AppState> for AuthAdmin {
+impl FromRequestParts<AppContext> for AuthAdmin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
         verify_admin(&parts.headers, app).map(|()| AuthAdmin)
     }
 }
 
-fn verify_admin(headers: &HeaderMap, app: &AppState) -> Result<(), ApiError> {
+fn verify_admin(headers: &HeaderMap, app: &AppContext) -> Result<(), ApiError> {
     let presented = header_str(headers, ADMIN_HEADER);
     if presented.is_some_and(|t| app.admin.verify(t)) {
         return Ok(());
@@ -206,10 +184,10 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl FromRequestParts<AppContext> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
         if parts.headers.contains_key(ADMIN_HEADER) {
             return verify_admin(&parts.headers, app).map(|()| Caller::Admin);
         }

@@ -5,7 +5,7 @@ pub mod admin;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
-pub mod state;
+pub mod overview;
 pub mod tasks;
 pub mod work;
 pub mod workers;
@@ -24,29 +24,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::app::AppState;
+use crate::app::AppContext;
 use crate::error::ApiError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// A skill tag in the OpenAPI document: 1-50 characters, not blank (compared
-/// case-insensitively). Written by hand: utoipa cannot put length limits on array items.
-pub struct SkillTag;
-
-impl utoipa::PartialSchema for SkillTag {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        utoipa::openapi::ObjectBuilder::new()
-            .schema_type(utoipa::openapi::schema::Type::String)
-            .min_length(Some(1))
-            .max_length(Some(crate::domain::input::MAX_SKILL_LEN))
-            .pattern(Some(r"\S"))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for SkillTag {}
-
-pub fn router(app: AppState) -> Router {
+pub fn router(app: AppContext) -> Router {
     let body_limit = app.settings.body_limit;
     let api = Router::new()
         .route("/v1/workers/register", post(workers::register_worker))
@@ -58,8 +41,8 @@ pub fn router(app: AppState) -> Router {
         .route("/v1/tasks/{task_id}/status", post(tasks::report_status))
         .route("/v1/admin/repos", post(admin::upsert_repo))
         .route("/v1/admin/tasks", post(admin::create_tasks))
-        .route("/v1/admin/state", get(state::get_state))
-        .route("/v1/admin/state/stream", get(state::stream_state))
+        .route("/v1/admin/state", get(overview::get_state))
+        .route("/v1/admin/state/stream", get(overview::stream_state))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/health", get(ops::health))
@@ -91,7 +74,7 @@ pub fn router(app: AppState) -> Router {
 }
 
 /// A router with only `/metrics`, for the separate metrics listener.
-pub fn metrics_router(app: AppState) -> Router {
+pub fn metrics_router(app: AppContext) -> Router {
     Router::new()
         .route("/metrics", get(ops::metrics))
         .fallback(|| async { ApiError::NotFound("route") })

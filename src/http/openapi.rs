@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, ops, state, tasks, work, workers};
+use super::{admin, ops, overview, tasks, work, workers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,10 +15,10 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         workers::register_worker, workers::heartbeat,
         work::claim_work, work::claim_work_post,
         tasks::report_status,
-        admin::upsert_repo, admin::create_tasks, state::get_state, state::stream_state,
+        admin::upsert_repo, admin::create_tasks, overview::get_state, overview::stream_state,
         ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
     ),
-    components(schemas(crate::error::ErrorBody, admin::TasksCreated)),
+    components(schemas(crate::wire::ErrorBody, crate::wire::admin::TasksCreated)),
     modifiers(&Security),
     tags((name = "workers"), (name = "work"), (name = "tasks"), (name = "admin"), (name = "operations"))
 )]

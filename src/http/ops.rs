@@ -6,34 +6,32 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Serialize;
-use utoipa::ToSchema;
 
-use crate::app::AppState;
+use crate::app::AppContext;
 use crate::error::ApiError;
 use crate::store;
+use crate::wire::overview::HealthResponse;
+use crate::wire::ErrorBody;
 
 /// How long readiness waits for the database before answering 503.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-#[derive(Serialize, ToSchema)]
-pub struct HealthResponse {
-    /// ok (live) or ready
-    pub status: &'static str,
-}
-
 /// Liveness: the process answers. Never touches the database.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthResponse)))]
 pub async fn healthz() -> Json<HealthResponse> {
-    Json(HealthResponse { status: "ok" })
+    Json(HealthResponse {
+        status: "ok".into(),
+    })
 }
 
 /// Readiness: the database answers in time and every migration is applied.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = HealthResponse), (status = 503, body = crate::error::ErrorBody)))]
-pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
+    responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody)))]
+pub async fn readyz(State(app): State<AppContext>) -> Result<Json<HealthResponse>, ApiError> {
     match tokio::time::timeout(READY_TIMEOUT, store::migrations_current(&app.pool)).await {
-        Ok(Ok(true)) => Ok(Json(HealthResponse { status: "ready" })),
+        Ok(Ok(true)) => Ok(Json(HealthResponse {
+            status: "ready".into(),
+        })),
         Ok(Ok(false)) => {
             tracing::warn!("not ready: migrations pending");
             Err(ApiError::Unavailable)
@@ -45,16 +43,22 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<HealthResponse>,
 
 /// OWP v0.1 name of readiness.
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, body = HealthResponse), (status = 503, body = crate::error::ErrorBody)))]
-pub async fn health(state: State<AppState>) -> Result<Json<HealthResponse>, ApiError> {
+    responses((status = 200, body = HealthResponse), (status = 503, body = ErrorBody)))]
+pub async fn health(state: State<AppContext>) -> Result<Json<HealthResponse>, ApiError> {
     readyz(state).await
 }
 
-/// Prometheus text format.
+/// Prometheus text format. Never touches the database: the pool-wide gauges are refreshed
+/// on a timer (`scheduler::pool_gauges`).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, content_type = "text/plain; version=0.0.4", body = String)))]
-pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    crate::metrics::refresh_scrape_gauges(&app).await;
+pub async fn metrics(State(app): State<AppContext>) -> impl IntoResponse {
+    crate::metrics::process_gauges(
+        app.pool.size(),
+        app.pool.num_idle(),
+        app.pool.options().get_max_connections(),
+        app.is_leader.load(std::sync::atomic::Ordering::Relaxed),
+    );
     (
         [(
             header::CONTENT_TYPE,

@@ -4,80 +4,21 @@ use std::time::Instant;
 
 use axum::extract::State;
 use axum::Json;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{ApiQuery, AuthWorker};
-use crate::app::AppState;
+use crate::app::AppContext;
 use crate::domain::input;
 use crate::error::ApiError;
-use crate::store::claim::{self, ClaimRequest, LeaseView};
-
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct WorkParams {
-    /// Cap on new claims in this call (0-100).
-    #[param(minimum = 0, maximum = 100)]
-    pub max: Option<i64>,
-    /// Long poll: seconds to hold the request until work appears (0-60). This server
-    /// answers at once; clients poll again after `poll_interval_seconds`.
-    #[param(minimum = 0, maximum = 60)]
-    pub wait: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Lease {
-    pub task_id: String,
-    pub lease_id: String,
-    pub repo: String,
-    pub title: String,
-    pub description: String,
-    pub estimate_points: i32,
-    pub priority: i32,
-    pub area: Option<String>,
-    pub tier: i16,
-    pub required_skills: Vec<String>,
-    /// leased | in_progress | blocked
-    pub status: String,
-    /// Failed attempts so far.
-    pub attempt: i32,
-    pub lease_expires_at: DateTime<Utc>,
-}
-
-impl From<LeaseView> for Lease {
-    fn from(l: LeaseView) -> Self {
-        Self {
-            task_id: l.task_id,
-            lease_id: l.lease_id,
-            repo: l.repo,
-            title: l.title,
-            description: l.description,
-            estimate_points: l.estimate_points,
-            priority: l.priority,
-            area: l.area,
-            tier: l.tier,
-            required_skills: l.required_skills,
-            status: l.status,
-            attempt: l.attempt,
-            lease_expires_at: l.lease_expires_at,
-        }
-    }
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct WorkResponse {
-    pub worker_id: String,
-    /// All of the caller's live leases, old and new.
-    pub leases: Vec<Lease>,
-}
+use crate::store::claim::{self, ClaimRequest};
+use crate::wire::work::{WorkParams, WorkResponse};
+use crate::wire::ErrorBody;
 
 /// Claim new leases up to free capacity; returns all of the caller's live leases.
 #[utoipa::path(get, path = "/v1/work", tag = "work", params(WorkParams), security(("worker" = [])),
-    responses((status = 200, body = WorkResponse), (status = 400, body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = WorkResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn claim_work(
-    State(app): State<AppState>,
+    State(app): State<AppContext>,
     worker: AuthWorker,
     ApiQuery(params): ApiQuery<WorkParams>,
 ) -> Result<Json<WorkResponse>, ApiError> {
@@ -88,24 +29,24 @@ pub async fn claim_work(
         &app.pool,
         &ClaimRequest {
             worker_id: worker.id.as_str(),
-            max_new: Some(u32::try_from(max_new).expect("range checked: 0..=100")),
-            lease_ttl_secs: app.settings.lease_ttl.as_secs_f64(),
+            max_new: u32::try_from(max_new).expect("range checked: 0..=100"),
+            lease_ttl: app.settings.lease_ttl,
         },
     )
     .await?;
     crate::metrics::claim_duration(started.elapsed());
     Ok(Json(WorkResponse {
         worker_id: worker.id.0,
-        leases: claimed.leases.into_iter().map(Lease::from).collect(),
+        leases: claimed.leases,
     }))
 }
 
 /// The same call as `GET /v1/work`.
 #[utoipa::path(post, path = "/v1/work", tag = "work", params(WorkParams), security(("worker" = [])),
-    responses((status = 200, body = WorkResponse), (status = 400, body = crate::error::ErrorBody),
-              (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = WorkResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn claim_work_post(
-    state: State<AppState>,
+    state: State<AppContext>,
     worker: AuthWorker,
     params: ApiQuery<WorkParams>,
 ) -> Result<Json<WorkResponse>, ApiError> {

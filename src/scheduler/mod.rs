@@ -1,11 +1,12 @@
-//! The scheduler: every replica runs the elector; the one holding the advisory lock runs
-//! the periodic duties. Leadership is an optimisation, not the correctness guarantee:
-//! every duty states its conditions in its `where` and skips locked rows, so two leaders
-//! at once would do no harm.
+//! Background services. Every replica runs the elector and refreshes its pool gauges; the
+//! replica holding the advisory lock runs the periodic duties. Leadership is an
+//! optimisation, not the correctness guarantee: every duty locks what it changes and
+//! skips locked rows, so two leaders at once would do no harm.
 
 pub mod elector;
 pub mod lease_expiry;
 pub mod offline_workers;
+pub mod pool_gauges;
 
 use std::time::Instant;
 
@@ -13,14 +14,14 @@ use sqlx::postgres::PgConnectOptions;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::AppState;
+use crate::app::AppContext;
 
 /// Rows one duty changes per transaction: short transactions never stall claims.
 pub const BATCH: i64 = 1000;
 
 /// Starts the elector; it runs until `stop` turns true, then releases leadership.
 pub fn spawn(
-    app: AppState,
+    app: AppContext,
     leader_db: PgConnectOptions,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
@@ -50,7 +51,7 @@ impl Schedule {
 
 /// Runs the duties that are due, as the leader does; `None` when none was due.
 pub async fn sweep_due(
-    app: &AppState,
+    app: &AppContext,
     schedule: &mut Schedule,
 ) -> Result<Option<SweepReport>, crate::store::StoreError> {
     let started = Instant::now();
@@ -58,12 +59,12 @@ pub async fn sweep_due(
     let mut ran = false;
     if started >= schedule.next_expiry {
         report.expired = lease_expiry::run(&app.pool).await?;
-        schedule.next_expiry = Instant::now() + app.settings.lease_expiry_interval;
+        schedule.next_expiry = Instant::now() + app.settings.lease_expiry_interval();
         ran = true;
     }
     if started >= schedule.next_offline {
         report.offline = offline_workers::run(&app.pool, app.settings.heartbeat_timeout).await?;
-        schedule.next_offline = Instant::now() + app.settings.offline_workers_interval;
+        schedule.next_offline = Instant::now() + app.settings.offline_workers_interval();
         ran = true;
     }
     report.elapsed = started.elapsed();
@@ -72,7 +73,7 @@ pub async fn sweep_due(
 
 #[derive(Debug, Default)]
 pub struct SweepReport {
-    pub expired: lease_expiry::Expired,
+    pub expired: crate::store::sweeps::Ended,
     pub offline: offline_workers::Offline,
     pub elapsed: std::time::Duration,
 }

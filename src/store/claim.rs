@@ -19,40 +19,25 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
 use sqlx::{PgConnection, PgPool};
 
 use super::StoreResult;
 use crate::domain::ids::LeaseId;
-
-/// A live lease as the worker sees it.
-#[derive(Debug, Clone)]
-pub struct LeaseView {
-    pub task_id: String,
-    pub lease_id: String,
-    pub repo: String,
-    pub title: String,
-    pub description: String,
-    pub estimate_points: i32,
-    pub priority: i32,
-    pub area: Option<String>,
-    pub tier: i16,
-    pub required_skills: Vec<String>,
-    pub status: String,
-    pub attempt: i32,
-    pub lease_expires_at: DateTime<Utc>,
-}
+use crate::domain::status::{TaskStatus, WorkerStatus};
+use crate::wire::work::Lease;
 
 pub struct ClaimRequest<'a> {
     pub worker_id: &'a str,
     /// Cap on new claims in this call (`max`).
-    pub max_new: Option<u32>,
-    pub lease_ttl_secs: f64,
+    pub max_new: u32,
+    pub lease_ttl: Duration,
 }
 
 pub struct Claimed {
     /// All of the worker's live leases, old and new.
-    pub leases: Vec<LeaseView>,
+    pub leases: Vec<Lease>,
     pub new: usize,
 }
 
@@ -73,7 +58,7 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
     // Locking, not updating: last_heartbeat is indexed, so an update per poll would write a
     // new row version and index entries every time.
     let w = sqlx::query!(
-        r#"select skills, capacity_points, max_concurrent_tasks, status, trust_tier,
+        r#"select skills, capacity_points, max_concurrent_tasks, status as "status: WorkerStatus", trust_tier,
                   (not online or last_heartbeat < now() - interval '1 second') as "stale!"
            from workers where id = $1
            for no key update"#,
@@ -99,9 +84,9 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
     .await?;
     let mut free_points = w.capacity_points - used.points;
     let free_slots = i64::from(w.max_concurrent_tasks - used.leases);
-    let want = free_slots.min(req.max_new.map_or(i64::MAX, i64::from));
+    let want = free_slots.min(i64::from(req.max_new));
     let mut new = 0;
-    if w.status != "paused" && want > 0 && free_points > 0 {
+    if w.status != WorkerStatus::Paused && want > 0 && free_points > 0 {
         new = claim_candidates(
             &mut tx,
             req,
@@ -187,29 +172,8 @@ async fn claim_candidates(
         if area.is_some_and(|a| b.held_areas.contains(a)) {
             continue;
         }
-        let lease_id = LeaseId::generate();
-        let granted = sqlx::query_scalar!(
-            r#"with t as (
-                   update tasks set status = 'leased', worker_id = $2, lease_id = $3,
-                       lease_expires_at = now() + make_interval(secs => $4),
-                       holds_area_lock = $5, updated_at = now()
-                   where id = $1 and status = 'ready'
-                   returning id, attempt, repo),
-               l as (insert into leases (id, task_id, worker_id, attempt)
-                     select $3, id, $2, attempt from t),
-               a as (insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data)
-                     select 'lease_granted', id, $2, repo, $3, 'ready', 'leased', jsonb_build_object('attempt', attempt)
-                     from t)
-               select count(*) as "n!" from t"#,
-            c.id,
-            req.worker_id,
-            lease_id.as_str(),
-            req.lease_ttl_secs,
-            area.is_some(),
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if granted == 1 {
+        let granted = grant_lease(tx, &c.id, req, area.is_some()).await?;
+        if granted {
             b.open += 1;
             if let Some(a) = area {
                 b.held_areas.insert(a.to_string());
@@ -219,6 +183,39 @@ async fn claim_candidates(
         }
     }
     Ok(claimed)
+}
+
+/// Leases one locked candidate to the worker, with its lease row and audit event (I7), in
+/// one statement; false when the task is no longer ready.
+async fn grant_lease(
+    tx: &mut PgConnection,
+    task_id: &str,
+    req: &ClaimRequest<'_>,
+    holds_area_lock: bool,
+) -> StoreResult<bool> {
+    let lease_id = LeaseId::generate();
+    let granted = sqlx::query_scalar!(
+        r#"with t as (
+               update tasks set status = 'leased', worker_id = $2, lease_id = $3,
+                   lease_expires_at = now() + make_interval(secs => $4),
+                   holds_area_lock = $5, updated_at = now()
+               where id = $1 and status = 'ready'
+               returning id, attempt, repo),
+           l as (insert into leases (id, task_id, worker_id, attempt)
+                 select $3, id, $2, attempt from t),
+           a as (insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data)
+                 select 'lease_granted', id, $2, repo, $3, 'ready', 'leased', jsonb_build_object('attempt', attempt)
+                 from t)
+           select count(*) as "n!" from t"#,
+        task_id,
+        req.worker_id,
+        lease_id.as_str(),
+        req.lease_ttl.as_secs_f64(),
+        holds_area_lock,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(granted == 1)
 }
 
 /// Locks the candidates' repos that no other poll is claiming from (or, when all are busy,
@@ -295,11 +292,11 @@ async fn count_open(
 
 /// The worker's unexpired live leases. An expired one still counts against its capacity
 /// until the sweep requeues it, but is no longer the worker's to work on.
-pub async fn live_leases(tx: &mut PgConnection, worker_id: &str) -> StoreResult<Vec<LeaseView>> {
+pub async fn live_leases(tx: &mut PgConnection, worker_id: &str) -> StoreResult<Vec<Lease>> {
     let rows = sqlx::query_as!(
-        LeaseView,
+        Lease,
         r#"select id as task_id, lease_id as "lease_id!", repo, title, description, estimate_points,
-                  priority, area, tier, required_skills, status, attempt,
+                  priority, area, tier, required_skills, status as "status: TaskStatus", attempt,
                   lease_expires_at as "lease_expires_at!"
            from tasks
            where worker_id = $1 and status in ('leased', 'in_progress', 'blocked')

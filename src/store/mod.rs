@@ -3,9 +3,13 @@
 
 pub mod audit;
 pub mod claim;
+mod codec;
+pub mod invariants;
+pub mod leader_lock;
+pub mod leader_record;
+pub mod overview;
 pub mod repos;
-pub mod scheduler;
-pub mod state;
+pub mod sweeps;
 pub mod tasks;
 pub mod workers;
 
@@ -16,9 +20,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!();
-
-/// Statuses that hold a live lease (I2), as SQL sees them.
-pub const LIVE: [&str; 3] = ["leased", "in_progress", "blocked"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

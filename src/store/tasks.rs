@@ -1,5 +1,7 @@
 //! Tasks: bulk creation, and status reports applied under the task's row lock.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -93,12 +95,13 @@ pub struct StatusUpdate<'a> {
     pub lease_id: Option<&'a str>,
     pub message: Option<&'a str>,
     pub artifact: Artifact,
-    pub lease_ttl_secs: f64,
+    pub lease_ttl: Duration,
 }
 
 pub enum StatusResult {
     Updated {
-        status: String,
+        /// The task's status now; for a retried report already applied, the report.
+        status: Report,
         lease_expires_at: Option<DateTime<Utc>>,
     },
     NotFound,
@@ -109,6 +112,20 @@ pub enum StatusResult {
     },
 }
 
+/// The task row as locked for a report, with the caller's newest lease on it.
+struct Locked {
+    status: TaskStatus,
+    worker_id: Option<String>,
+    lease_id: Option<String>,
+    attempt: i32,
+    max_attempts: i32,
+    repo: String,
+    expired: bool,
+    prior_id: Option<String>,
+    prior_report: Option<String>,
+    prior_revoked: bool,
+}
+
 /// Applies one status report: locks the task row, decides with the domain rules, writes the
 /// task, its lease, artifact and audit events in one transaction (four round trips).
 pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<StatusResult> {
@@ -117,31 +134,11 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         Actor::Admin => None,
     };
     let mut tx = super::begin(pool).await?;
-    // the row lock serialises every report on this task, and its requeue by the sweeps;
-    // the caller's newest lease on it (if any) tells lease_lost from forbidden
-    let Some(t) = sqlx::query!(
-        r#"select t.status, t.worker_id, t.lease_id, t.attempt, t.max_attempts, t.repo,
-                  coalesce(t.lease_expires_at < now(), false) as "expired!",
-                  p.id as "prior_id?", p.last_report as "prior_report?",
-                  coalesce(p.end_reason in ('lease_expired', 'worker_offline'), false) as "prior_revoked!"
-           from tasks t
-           left join lateral (
-               select id, last_report, end_reason from leases l
-               where l.task_id = t.id and l.worker_id = $2
-               order by l.granted_at desc limit 1) p on true
-           where t.id = $1
-           for update of t"#,
-        u.task_id,
-        worker_id,
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
+    let Some(t) = lock_task(&mut tx, u.task_id, worker_id).await? else {
         return Ok(StatusResult::NotFound);
     };
-    let status: TaskStatus = t.status.parse().map_err(|_| corrupt("tasks.status"))?;
     let view = TaskView {
-        status,
+        status: t.status,
         holder: t.worker_id.as_deref(),
         lease_id: t.lease_id.as_deref(),
         lease_expired: t.expired,
@@ -157,33 +154,23 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
     let result = match verdict {
         Verdict::LeaseLost => StatusResult::LeaseLost,
         Verdict::Forbidden => StatusResult::Forbidden,
-        Verdict::Invalid => StatusResult::Invalid { from: status },
+        Verdict::Invalid => StatusResult::Invalid { from: t.status },
         Verdict::AlreadyApplied => StatusResult::Updated {
-            status: u.report.as_str().to_string(),
+            status: u.report,
             lease_expires_at: None,
         },
         Verdict::Repeat => {
-            // a repeat is a sign of progress: it renews a live lease, nothing else
-            let expires = sqlx::query_scalar!(
-                "update tasks set lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
-                 where id = $1 and status in ('leased', 'in_progress', 'blocked')
-                 returning lease_expires_at",
-                u.task_id,
-                u.lease_ttl_secs
-            )
-            .fetch_optional(&mut *tx)
-            .await?
-            .flatten();
+            let expires = renew_lease(&mut tx, u).await?;
             record_artifact(&mut tx, u, worker_id, t.lease_id.as_deref()).await?;
             StatusResult::Updated {
-                status: status.as_str().to_string(),
+                status: Report::Rest(t.status),
                 lease_expires_at: expires,
             }
         }
         Verdict::Apply => {
             let out = transition::outcome(u.report, t.attempt, t.max_attempts);
             let from = Snapshot {
-                status,
+                status: t.status,
                 repo: &t.repo,
                 lease_id: t.lease_id.as_deref(),
             };
@@ -191,7 +178,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
             record_artifact(&mut tx, u, worker_id, t.lease_id.as_deref()).await?;
             applied = Some(out);
             StatusResult::Updated {
-                status: out.status.as_str().to_string(),
+                status: Report::Rest(out.status),
                 lease_expires_at: expires,
             }
         }
@@ -199,10 +186,56 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
     tx.commit().await?;
     if let Some(out) = applied {
         crate::metrics::transition(u.report.as_str(), out.ends_lease, out.requeued);
-    } else if verdict == Verdict::Repeat && status.is_live() {
+    } else if verdict == Verdict::Repeat && t.status.is_live() {
         crate::metrics::lease_renewed();
     }
     Ok(result)
+}
+
+/// Locks the task row, which serialises every report on this task and its requeue by the
+/// sweeps; the caller's newest lease on it (if any) tells lease_lost from forbidden.
+async fn lock_task(
+    tx: &mut PgConnection,
+    task_id: &str,
+    worker_id: Option<&str>,
+) -> StoreResult<Option<Locked>> {
+    let t = sqlx::query_as!(
+        Locked,
+        r#"select t.status as "status: TaskStatus", t.worker_id, t.lease_id, t.attempt, t.max_attempts, t.repo,
+                  coalesce(t.lease_expires_at < now(), false) as "expired!",
+                  p.id as "prior_id?", p.last_report as "prior_report?",
+                  coalesce(p.end_reason in ('lease_expired', 'worker_offline'), false) as "prior_revoked!"
+           from tasks t
+           left join lateral (
+               select id, last_report, end_reason from leases l
+               where l.task_id = t.id and l.worker_id = $2
+               order by l.granted_at desc limit 1) p on true
+           where t.id = $1
+           for update of t"#,
+        task_id,
+        worker_id,
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(t)
+}
+
+/// A repeat is a sign of progress: it renews a live lease, nothing else.
+async fn renew_lease(
+    tx: &mut PgConnection,
+    u: &StatusUpdate<'_>,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let expires = sqlx::query_scalar!(
+        "update tasks set lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
+         where id = $1 and status in ('leased', 'in_progress', 'blocked')
+         returning lease_expires_at",
+        u.task_id,
+        u.lease_ttl.as_secs_f64()
+    )
+    .fetch_optional(tx)
+    .await?
+    .flatten();
+    Ok(expires)
 }
 
 /// The task as locked, before the transition.
@@ -254,7 +287,7 @@ async fn apply(
         out.attempt,
         out.ends_lease,
         out.frees_slot,
-        u.lease_ttl_secs,
+        u.lease_ttl.as_secs_f64(),
         u.artifact.pr_url,
         u.report.as_str(),
         worker_id,
@@ -292,11 +325,4 @@ async fn record_artifact(
     .execute(tx)
     .await?;
     Ok(())
-}
-
-/// A value the schema's check constraints rule out was read: a bug, reported as a 500.
-fn corrupt(what: &'static str) -> super::StoreError {
-    super::StoreError::Internal(sqlx::Error::Decode(
-        format!("unexpected value in {what}").into(),
-    ))
 }

@@ -5,6 +5,7 @@ use sqlx::PgPool;
 use super::audit::{insert_event, Event};
 use super::StoreResult;
 use crate::domain::ids::WorkerId;
+use crate::domain::status::WorkerStatus;
 
 pub struct NewWorker {
     pub id: WorkerId,
@@ -51,7 +52,7 @@ pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
 
 pub struct AuthedWorker {
     pub id: WorkerId,
-    pub status: String,
+    pub status: WorkerStatus,
 }
 
 /// Finds the worker holding this token and records the request as a sign of life.
@@ -66,7 +67,7 @@ pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Optio
                where workers.id = w.id
                  and (not workers.online or workers.last_heartbeat < now() - interval '1 second')
                returning workers.id)
-           select w.id as "id!", w.status as "status!" from w"#,
+           select w.id as "id!", w.status as "status!: WorkerStatus" from w"#,
         &digest[..],
     )
     .fetch_optional(pool)
@@ -81,13 +82,13 @@ pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Optio
 pub async fn heartbeat(
     pool: &PgPool,
     id: &WorkerId,
-    status: &str,
+    status: WorkerStatus,
     note: Option<&str>,
 ) -> StoreResult<i64> {
     let mut tx = super::begin(pool).await?;
     // the old status comes from the locked row, so a status change is audited exactly once
     let prev = sqlx::query_scalar!(
-        "select status from workers where id = $1 for update",
+        r#"select status as "status: WorkerStatus" from workers where id = $1 for update"#,
         id.as_str()
     )
     .fetch_one(&mut *tx)
@@ -95,7 +96,7 @@ pub async fn heartbeat(
     sqlx::query!(
         "update workers set status = $2, note = $3, last_heartbeat = now(), online = true where id = $1",
         id.as_str(),
-        status,
+        status.as_str(),
         note,
     )
     .execute(&mut *tx)
@@ -106,8 +107,8 @@ pub async fn heartbeat(
             Event {
                 kind: "worker_status_changed",
                 worker_id: Some(id.as_str()),
-                from_status: Some(&prev),
-                to_status: Some(status),
+                from_status: Some(prev.as_str()),
+                to_status: Some(status.as_str()),
                 ..Event::default()
             },
         )

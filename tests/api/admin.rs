@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn repos_are_created_then_updated(pool: PgPool) {
     let app = spawn_app(pool).await;
     let body = app
@@ -47,7 +47,7 @@ async fn repos_are_created_then_updated(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn tasks_get_defaults_and_an_audit_event(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 3, true).await;
@@ -71,7 +71,7 @@ async fn tasks_get_defaults_and_an_audit_event(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn bulk_import_is_all_or_nothing(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 3, true).await;
@@ -129,7 +129,7 @@ async fn bulk_import_is_all_or_nothing(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn task_fields_are_validated(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 3, true).await;
@@ -185,7 +185,7 @@ async fn task_fields_are_validated(pool: PgPool) {
     .expect_error(StatusCode::NOT_FOUND, "not_found");
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn admin_routes_need_the_admin_token_and_refuse_worker_tokens(pool: PgPool) {
     let app = spawn_app(pool).await;
     let w = app.register("w", &[], 5, 2).await;
@@ -221,15 +221,15 @@ async fn admin_routes_need_the_admin_token_and_refuse_worker_tokens(pool: PgPool
     }
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn admin_tokens_rotate_by_listing_several(pool: PgPool) {
-    let state = owp_pool::app::AppState::new(
+    let state = owp_pool::app::AppContext::new(
         pool,
         test_settings(),
-        owp_pool::auth::Secrets::new(["old", "new"]),
+        owp_pool::auth::TokenSet::new(["old", "new"]),
         None,
     );
-    let app = spawn_state(state).await;
+    let app = spawn_ctx(state).await;
     for t in ["old", "new"] {
         app.call(
             Method::GET,
@@ -242,7 +242,7 @@ async fn admin_tokens_rotate_by_listing_several(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn state_counts_every_status_and_open_slots(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 5, false).await;
@@ -318,7 +318,7 @@ async fn next_state(
     }
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn the_state_stream_sends_the_state_and_then_its_changes(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 3, true).await;

@@ -7,12 +7,12 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::fleet::*;
+use crate::support::fleet::*;
 use crate::support::*;
 
 const DEADLINE: Duration = Duration::from_secs(240);
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn a_task_never_has_two_live_leases_under_contention(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
@@ -27,7 +27,7 @@ async fn a_task_never_has_two_live_leases_under_contention(
     fleet.assert_all_good(&o).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn a_worker_never_exceeds_its_capacity_under_contention(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
@@ -42,7 +42,7 @@ async fn a_worker_never_exceeds_its_capacity_under_contention(
     fleet.assert_all_good(&o).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn workers_only_get_tasks_they_have_the_skills_for(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
@@ -61,7 +61,7 @@ async fn workers_only_get_tasks_they_have_the_skills_for(
     assert_eq!(skill_misses, 0);
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn claim_never_exceeds_repo_budget_under_contention(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
@@ -74,7 +74,7 @@ async fn claim_never_exceeds_repo_budget_under_contention(
     fleet.assert_all_good(&o).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn one_open_task_per_area_under_contention(opts: PgPoolOptions, conn: PgConnectOptions) {
     // I5: few areas shared by many tasks, budgets large enough that areas are the limit
     let mut fleet = Fleet::start(opts, conn, 2).await;
@@ -84,7 +84,7 @@ async fn one_open_task_per_area_under_contention(opts: PgPoolOptions, conn: PgCo
     fleet.assert_all_good(&o).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn paused_workers_get_no_new_leases_under_contention(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
@@ -102,7 +102,7 @@ async fn paused_workers_get_no_new_leases_under_contention(
     fleet.assert_all_good(&o).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn twenty_parallel_polls_from_one_worker_respect_its_capacity(
     opts: PgPoolOptions,
     conn: PgConnectOptions,

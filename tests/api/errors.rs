@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn malformed_json_and_wrong_types_are_validation_errors(pool: PgPool) {
     let app = spawn_app(pool).await;
     let raw = |body: &'static str| {
@@ -56,7 +56,7 @@ async fn malformed_json_and_wrong_types_are_validation_errors(pool: PgPool) {
     .expect(StatusCode::CREATED);
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn bodies_over_the_limit_get_413(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 3, true).await;
@@ -71,7 +71,7 @@ async fn bodies_over_the_limit_get_413(pool: PgPool) {
     assert_eq!(n, 0);
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn unknown_routes_and_methods_answer_in_the_error_format(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.call(Method::GET, "/v1/nope", &[], None)
@@ -87,7 +87,7 @@ async fn unknown_routes_and_methods_answer_in_the_error_format(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn internal_errors_hide_their_cause_and_return_the_request_id(pool: PgPool) {
     let app = spawn_app(pool).await;
     let w = app.register("w", &[], 5, 2).await;
@@ -128,7 +128,7 @@ async fn internal_errors_hide_their_cause_and_return_the_request_id(pool: PgPool
     assert_eq!(status, "idle");
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn bodies_follow_the_openapi_document_exactly(pool: PgPool) {
     // findings of schemathesis runs against /openapi.json, kept as regressions
     let app = spawn_app(pool).await;
@@ -196,7 +196,7 @@ async fn bodies_follow_the_openapi_document_exactly(pool: PgPool) {
     .expect_error(StatusCode::BAD_REQUEST, "validation_error");
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn nul_characters_are_a_validation_error_not_a_crash(pool: PgPool) {
     // found by schemathesis: PostgreSQL text and jsonb cannot hold \u0000
     let app = spawn_app(pool).await;

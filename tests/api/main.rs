@@ -4,7 +4,6 @@ mod admin;
 mod concurrency;
 mod db_down;
 mod errors;
-mod fleet;
 mod ops;
 mod replicas;
 mod scheduler;

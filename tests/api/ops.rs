@@ -5,7 +5,7 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn health_endpoints_report_liveness_and_readiness(pool: PgPool) {
     let app = spawn_app(pool).await;
     assert_eq!(
@@ -42,7 +42,7 @@ async fn health_endpoints_report_liveness_and_readiness(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn metrics_are_prometheus_text_with_route_templates(pool: PgPool) {
     let app = spawn_app(pool).await;
     let w = app.register("w", &[], 5, 2).await;
@@ -69,7 +69,7 @@ async fn metrics_are_prometheus_text_with_route_templates(pool: PgPool) {
     assert!(text.contains("owp_leases_claimed_total"));
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn the_openapi_document_describes_every_route(pool: PgPool) {
     let app = spawn_app(pool).await;
     let doc = app

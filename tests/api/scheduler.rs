@@ -12,19 +12,6 @@ use owp_pool::scheduler::{lease_expiry, offline_workers};
 
 use crate::support::*;
 
-/// Polls `cond` until it holds or the deadline passes.
-async fn eventually<F, Fut>(what: &str, deadline: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !cond().await {
-        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// An app with short timers and its elector running (it becomes the leader).
 async fn app_with_scheduler(
     opts: PgPoolOptions,
@@ -37,21 +24,21 @@ async fn app_with_scheduler(
         .connect_with(conn.clone())
         .await
         .unwrap();
-    let settings = owp_pool::app::Settings {
+    let settings = owp_pool::config::Settings {
         lease_ttl: ttl,
         heartbeat_timeout: hb,
-        lease_expiry_interval: Duration::from_millis(200),
-        offline_workers_interval: Duration::from_millis(300),
+        lease_expiry_interval: Some(Duration::from_millis(200)),
+        offline_workers_interval: Some(Duration::from_millis(300)),
         election_interval: Duration::from_millis(200),
         ..test_settings()
     };
     let app = spawn_app_with(pool, settings).await;
     let (tx, rx) = watch::channel(false);
-    owp_pool::scheduler::spawn(app.state.clone(), conn, rx);
+    owp_pool::scheduler::spawn(app.ctx.clone(), conn, rx);
     (app, tx)
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn expired_leases_requeue_until_max_attempts(opts: PgPoolOptions, conn: PgConnectOptions) {
     let (app, _stop) =
         app_with_scheduler(opts, conn, Duration::from_secs(2), Duration::from_secs(300)).await;
@@ -107,7 +94,7 @@ async fn expired_leases_requeue_until_max_attempts(opts: PgPoolOptions, conn: Pg
     assert_invariants(&app.pool).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn a_silent_worker_loses_its_live_leases_but_keeps_its_pr(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
@@ -227,7 +214,7 @@ async fn seed_expired(pool: &PgPool, n: i64, repo: &str) {
         .bind(repo).bind(n).execute(pool).await.unwrap();
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn two_sweeps_at_once_requeue_each_lease_once(opts: PgPoolOptions, conn: PgConnectOptions) {
     let a = opts
         .clone()
@@ -290,7 +277,7 @@ async fn two_sweeps_at_once_requeue_each_lease_once(opts: PgPoolOptions, conn: P
     assert_eq!(requeues, 5_000);
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn claims_keep_flowing_while_a_sweep_requeues_100k_leases(
     opts: PgPoolOptions,
     conn: PgConnectOptions,

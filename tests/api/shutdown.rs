@@ -3,14 +3,15 @@
 
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::replicas::{database_url, is_leader, start_replica, wait_ready};
+use crate::support::eventually;
+use crate::support::replicas::{database_url, is_leader, start_replica, wait_ready};
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
     opts: PgPoolOptions,
     conn: PgConnectOptions,
@@ -23,14 +24,12 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
         .unwrap();
     let mut r = start_replica(&url, "draining", &[("OWP_SHUTDOWN_TIMEOUT", "20s")]);
     wait_ready(&http, &r).await;
-    let start = Instant::now();
-    while is_leader(&http, &r).await != Some(true) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the lone replica leads"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the lone replica leads",
+        Duration::from_secs(10),
+        || async { is_leader(&http, &r).await == Some(true) },
+    )
+    .await;
     let reg: serde_json::Value = http
         .post(format!("{}/v1/workers/register", r.base))
         .json(&json!({"name": "slowpoke"}))
@@ -62,22 +61,19 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
                 .await
         })
     };
-    let start = Instant::now();
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity
-             where datname = current_database() and application_name = 'owp-pool' and wait_event_type = 'Lock'",
-        )
-        .fetch_one(&pool).await.unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the heartbeat never reached the database"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "the heartbeat reaches the database and waits there",
+        Duration::from_secs(10),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity
+                 where datname = current_database() and application_name = 'owp-pool' and wait_event_type = 'Lock'",
+            )
+            .fetch_one(&pool).await.unwrap();
+            waiting > 0
+        },
+    )
+    .await;
 
     assert!(Command::new("kill")
         .args(["-TERM", &r.pid().to_string()])
@@ -85,14 +81,12 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
         .unwrap()
         .success());
     let addr = r.base.trim_start_matches("http://").to_string();
-    let start = Instant::now();
-    while TcpStream::connect(&addr).is_ok() {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "still accepting after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        "no new connections after SIGTERM",
+        Duration::from_secs(5),
+        || async { TcpStream::connect(&addr).is_err() },
+    )
+    .await;
     blocker.commit().await.unwrap();
     let resp = in_flight
         .await
@@ -111,7 +105,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
     assert_eq!(leader, None, "the leaving leader cleared its name");
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn metrics_can_live_on_their_own_port(_o: PgPoolOptions, conn: PgConnectOptions) {
     let url = database_url(&conn);
     let http = reqwest::Client::builder()

@@ -33,7 +33,7 @@ async fn task_in(app: &TestApp, w: &Worker, from: &str) -> String {
     t
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn every_row_of_the_transition_table(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 10_000, false).await;
@@ -118,7 +118,7 @@ async fn every_row_of_the_transition_table(pool: PgPool) {
     assert_invariants(&app.pool).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn accepted_updates_renew_the_lease_and_pr_opened_ends_it(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 10, false).await;
@@ -194,7 +194,7 @@ async fn accepted_updates_renew_the_lease_and_pr_opened_ends_it(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn failures_requeue_until_max_attempts(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 10, false).await;
@@ -241,7 +241,7 @@ async fn failures_requeue_until_max_attempts(pool: PgPool) {
     assert_invariants(&app.pool).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn released_tasks_return_at_once_without_counting_an_attempt(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 10, true).await;
@@ -266,7 +266,7 @@ async fn released_tasks_return_at_once_without_counting_an_attempt(pool: PgPool)
     assert_eq!(app.task_row(&t).await.2.as_deref(), Some(b.id.as_str()));
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn a_worker_whose_task_moved_on_gets_lease_lost(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 10, false).await;
@@ -335,7 +335,7 @@ async fn a_worker_whose_task_moved_on_gets_lease_lost(pool: PgPool) {
     assert_invariants(&app.pool).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn terminal_tasks_refuse_further_changes(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 10, false).await;
@@ -361,7 +361,7 @@ async fn terminal_tasks_refuse_further_changes(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn admins_may_merge_or_close_an_opened_pr_and_nothing_else(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 10, false).await;
@@ -395,7 +395,7 @@ async fn admins_may_merge_or_close_an_opened_pr_and_nothing_else(pool: PgPool) {
     .expect_error(StatusCode::UNAUTHORIZED, "auth_error");
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn bad_reports_are_refused_before_anything_changes(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 10, false).await;

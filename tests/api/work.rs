@@ -15,7 +15,7 @@ fn ids(leases: &[Value]) -> Vec<String> {
     v
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn a_lease_carries_every_protocol_field(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("acme/w", 3, true).await;
@@ -64,7 +64,7 @@ async fn a_lease_carries_every_protocol_field(pool: PgPool) {
     assert_invariants(&app.pool).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn only_tasks_whose_skills_the_worker_has_are_claimed(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 10, false).await;
@@ -85,7 +85,7 @@ async fn only_tasks_whose_skills_the_worker_has_are_claimed(pool: PgPool) {
     assert_eq!(ids(&app.poll(&w2).await), vec![both]);
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn claims_respect_points_and_lease_count(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 100, false).await;
@@ -111,7 +111,7 @@ async fn claims_respect_points_and_lease_count(pool: PgPool) {
     assert_invariants(&app.pool).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn highest_priority_first_then_oldest(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 100, false).await;
@@ -138,7 +138,7 @@ async fn highest_priority_first_then_oldest(pool: PgPool) {
     assert_eq!(order, [high, old, new, low]);
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn max_caps_new_claims_and_zero_only_lists(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 100, false).await;
@@ -164,7 +164,7 @@ async fn max_caps_new_claims_and_zero_only_lists(pool: PgPool) {
     }
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn a_repo_never_gets_more_open_tasks_than_its_budget(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("small", 2, false).await;
@@ -204,7 +204,7 @@ async fn a_repo_never_gets_more_open_tasks_than_its_budget(pool: PgPool) {
     assert_invariants(&app.pool).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn area_locks_allow_one_open_task_per_area(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("locked", 10, true).await;
@@ -246,7 +246,7 @@ async fn area_locks_allow_one_open_task_per_area(pool: PgPool) {
     assert_invariants(&app.pool).await;
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn paused_workers_keep_their_leases_but_get_no_new_work(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 100, false).await;
@@ -278,7 +278,7 @@ async fn paused_workers_keep_their_leases_but_get_no_new_work(pool: PgPool) {
     assert_eq!(app.poll(&w).await.len(), 4);
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn higher_tier_tasks_wait_for_trusted_workers(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 100, false).await;

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn registration_returns_a_token_once_and_keeps_only_its_digest(pool: PgPool) {
     let app = spawn_app(pool).await;
     let body = app
@@ -55,7 +55,7 @@ async fn audit_kinds_for_worker(pool: &PgPool, worker: &str) -> Vec<String> {
         .unwrap()
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn registration_rejects_bad_fields_naming_them(pool: PgPool) {
     let app = spawn_app(pool).await;
     let cases = [
@@ -108,15 +108,15 @@ async fn registration_rejects_bad_fields_naming_them(pool: PgPool) {
     assert_eq!(n, 0, "nothing half-written");
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn registration_gate_needs_the_registration_token(pool: PgPool) {
-    let state = owp_pool::app::AppState::new(
+    let state = owp_pool::app::AppContext::new(
         pool,
         test_settings(),
-        owp_pool::auth::Secrets::new([ADMIN]),
-        Some(owp_pool::auth::Secrets::new(["let-me-in"])),
+        owp_pool::auth::TokenSet::new([ADMIN]),
+        Some(owp_pool::auth::TokenSet::new(["let-me-in"])),
     );
-    let app = spawn_state(state).await;
+    let app = spawn_ctx(state).await;
     let body = json!({"name": "gated"});
     app.call(
         Method::POST,
@@ -144,7 +144,7 @@ async fn registration_gate_needs_the_registration_token(pool: PgPool) {
     .expect(StatusCode::CREATED);
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn heartbeat_marks_the_worker_online_and_counts_its_leases(pool: PgPool) {
     let app = spawn_app(pool).await;
     let w = app.register("hb", &[], 5, 2).await;
@@ -200,7 +200,7 @@ async fn heartbeat_marks_the_worker_online_and_counts_its_leases(pool: PgPool) {
     .expect_error(StatusCode::BAD_REQUEST, "validation_error");
 }
 
-#[sqlx::test(migrator = "owp_pool::store::MIGRATOR")]
+#[sqlx::test]
 async fn worker_routes_need_a_valid_bearer_token(pool: PgPool) {
     let app = spawn_app(pool).await;
     for auth in [

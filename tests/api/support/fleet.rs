@@ -58,7 +58,7 @@ impl Fleet {
                 .connect_with(conn.clone())
                 .await
                 .unwrap();
-            let settings = owp_pool::app::Settings {
+            let settings = owp_pool::config::Settings {
                 replica_id: format!("replica-{i}"),
                 ..test_settings()
             };
@@ -99,7 +99,7 @@ impl Fleet {
             tokio::spawn(async move {
                 let mut checks = 0u32;
                 while !done.load(Ordering::Relaxed) {
-                    let v = owp_pool::checker::check(&pool).await.unwrap();
+                    let v = owp_pool::store::invariants::check(&pool).await.unwrap();
                     checks += 1;
                     if !v.is_empty() {
                         observed.lock().unwrap().violations.extend(v);

@@ -1,20 +1,21 @@
-//! The scheduler's shared state row: who leads, and when it last swept.
+//! The leader record (the `scheduler_state` row): which replica leads, and when it last
+//! swept. Informational: the advisory lock (`leader_lock`) decides who leads.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::StoreResult;
 
-pub struct SchedulerState {
+pub struct LeaderRecord {
     pub leader: Option<String>,
     pub last_sweep_at: Option<DateTime<Utc>>,
 }
 
-pub async fn read_state(pool: &PgPool) -> StoreResult<SchedulerState> {
+pub async fn read_leader_record(pool: &PgPool) -> StoreResult<LeaderRecord> {
     let r = sqlx::query!("select leader, last_sweep_at from scheduler_state where singleton")
         .fetch_one(pool)
         .await?;
-    Ok(SchedulerState {
+    Ok(LeaderRecord {
         leader: r.leader,
         last_sweep_at: r.last_sweep_at,
     })
@@ -43,7 +44,7 @@ pub async fn record_sweep(pool: &PgPool, replica: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Called on a graceful step-down, so the state does not name a replica that left.
+/// Called on a graceful step-down, so the record does not name a replica that left.
 pub async fn clear_leader(pool: &PgPool, replica: &str) -> StoreResult<()> {
     sqlx::query!(
         "update scheduler_state set leader = null where singleton and leader = $1",

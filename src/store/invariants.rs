@@ -1,8 +1,8 @@
 //! The invariant checker: reads one consistent snapshot of the database and the audit log
 //! and lists every violation of I1-I7 it can see. Used by the tests (also while they run,
-//! to catch transient violations) and by `owp bench`.
+//! to catch transient violations) and by `owp bench`; it lives with the other SQL.
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 /// Violations found, each a short sentence naming the invariant and the rows.
 pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
@@ -11,14 +11,29 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query!("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await?;
-    let mut v = Vec::new();
-    let mut found = |label: &str, rows: Vec<String>| {
-        if !rows.is_empty() {
-            v.push(format!("{label}: {}", rows.join(", ")));
-        }
-    };
+    let mut found = Found::default();
+    check_leases(&mut tx, &mut found).await?;
+    check_workers(&mut tx, &mut found).await?;
+    check_repos(&mut tx, &mut found).await?;
+    check_audit(&mut tx, &mut found).await?;
+    tx.commit().await?;
+    Ok(found.0)
+}
 
-    found(
+#[derive(Default)]
+struct Found(Vec<String>);
+
+impl Found {
+    fn add(&mut self, label: &str, rows: Vec<String>) {
+        if !rows.is_empty() {
+            self.0.push(format!("{label}: {}", rows.join(", ")));
+        }
+    }
+}
+
+/// I1: one live lease per task, and task and lease rows agree.
+async fn check_leases(tx: &mut PgConnection, found: &mut Found) -> Result<(), sqlx::Error> {
+    found.add(
         "I1 task with more than one live lease",
         sqlx::query_scalar!(
             r#"select task_id as "t!" from leases where ended_at is null group by task_id having count(*) > 1"#
@@ -26,7 +41,7 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    found(
+    found.add(
         "I1 live task whose lease row is missing, ended or someone else's",
         sqlx::query_scalar!(
             r#"select t.id as "t!" from tasks t left join leases l on l.id = t.lease_id
@@ -36,7 +51,7 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    found(
+    found.add(
         "I1 live lease row on a task that is not held under it",
         sqlx::query_scalar!(
             r#"select l.id as "l!" from leases l join tasks t on t.id = l.task_id
@@ -45,7 +60,12 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    found(
+    Ok(())
+}
+
+/// I2 and I3: capacity and skills of every holder.
+async fn check_workers(tx: &mut PgConnection, found: &mut Found) -> Result<(), sqlx::Error> {
+    found.add(
         "I2 worker over its capacity",
         sqlx::query_scalar!(
             r#"select w.id || ' (' || sum(t.estimate_points) || '/' || w.capacity_points || ' points, '
@@ -57,7 +77,7 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    found(
+    found.add(
         "I3 lease granted without the required skills",
         sqlx::query_scalar!(
             r#"select l.id as "l!" from leases l join tasks t on t.id = l.task_id join workers w on w.id = l.worker_id
@@ -66,7 +86,12 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    found(
+    Ok(())
+}
+
+/// I4 and I5: review budgets and area locks.
+async fn check_repos(tx: &mut PgConnection, found: &mut Found) -> Result<(), sqlx::Error> {
+    found.add(
         "I4 repo over its review budget",
         sqlx::query_scalar!(
             r#"select r.repo || ' (' || count(t.id) || '/' || r.max_open_prs || ')' as "r!"
@@ -77,7 +102,7 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    found(
+    found.add(
         "I5 area with more than one open task",
         sqlx::query_scalar!(
             r#"select t.repo || ':' || t.area as "a!" from tasks t join repositories r on r.repo = t.repo
@@ -88,7 +113,12 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    found(
+    Ok(())
+}
+
+/// I7: every state change has its audit event.
+async fn check_audit(tx: &mut PgConnection, found: &mut Found) -> Result<(), sqlx::Error> {
+    found.add(
         "I7 lease without exactly one lease_granted event",
         sqlx::query_scalar!(
             r#"select l.id as "l!" from leases l
@@ -98,7 +128,7 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    found(
+    found.add(
         "I7 task without exactly one task_created event",
         sqlx::query_scalar!(
             r#"select t.id as "t!" from tasks t
@@ -108,7 +138,7 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    found(
+    found.add(
         "I7 ended lease without exactly one event that ended it",
         sqlx::query_scalar!(
             r#"select l.id as "l!" from leases l
@@ -123,7 +153,7 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    found(
+    found.add(
         "I7 requeue without its task_requeued event",
         sqlx::query_scalar!(
             r#"select t.id || ' (' || t.attempt || ' failed attempts, ' || count(a.id) || ' requeues)' as "t!"
@@ -136,6 +166,5 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         .fetch_all(&mut *tx)
         .await?,
     );
-    tx.commit().await?;
-    Ok(v)
+    Ok(())
 }

@@ -6,76 +6,36 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
-use chrono::{DateTime, Utc};
 use futures::Stream;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::extract::AuthAdmin;
-use crate::app::AppState;
+use crate::app::AppContext;
 use crate::domain::status::TaskStatus;
 use crate::error::ApiError;
-use crate::store::{scheduler, state};
+use crate::store::{leader_record, overview};
+use crate::wire::overview::{RepoStateOut, SchedulerOut, StateResponse};
+use crate::wire::ErrorBody;
 
 /// How often a stream re-reads the state to look for a change.
 const STREAM_POLL: Duration = Duration::from_secs(1);
 /// Unchanged state is sent again this often, as the protocol's keep-alive.
 const STREAM_HEARTBEAT: Duration = Duration::from_secs(15);
 
-#[derive(Serialize, ToSchema, PartialEq)]
-pub struct RepoStateOut {
-    pub repo: String,
-    pub max_open_prs: i32,
-    /// Open slots in use: tasks leased, in_progress, blocked or pr_opened.
-    pub current_open_prs: i64,
-    pub area_locks_enabled: bool,
-}
-
-#[derive(Serialize, ToSchema, PartialEq)]
-pub struct SchedulerOut {
-    /// Replica id of the scheduler leader, if one leads.
-    pub leader: Option<String>,
-    pub last_sweep_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Serialize, ToSchema, PartialEq)]
-pub struct StateResponse {
-    pub workers_online: i64,
-    pub workers_total: i64,
-    pub tasks_ready: i64,
-    /// v0.1 name of tasks_ready.
-    pub tasks_queued: i64,
-    pub tasks_leased: i64,
-    pub tasks_in_progress: i64,
-    pub tasks_blocked: i64,
-    pub tasks_pr_opened: i64,
-    pub tasks_merged: i64,
-    pub tasks_completed: i64,
-    pub tasks_failed: i64,
-    pub repositories: Vec<RepoStateOut>,
-    pub scheduler: SchedulerOut,
-}
-
 /// Counts of workers and tasks, repo budgets in use, and the scheduler leader.
 #[utoipa::path(get, path = "/v1/admin/state", tag = "admin", security(("admin" = [])),
-    responses((status = 200, body = StateResponse), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = StateResponse), (status = 401, body = ErrorBody)))]
 pub async fn get_state(
-    State(app): State<AppState>,
+    State(app): State<AppContext>,
     _admin: AuthAdmin,
 ) -> Result<Json<StateResponse>, ApiError> {
-    read_state(&app).await.map(Json)
+    read_overview(&app).await.map(Json)
 }
 
-/// The overview as one consistent read of the database.
-async fn read_state(app: &AppState) -> Result<StateResponse, ApiError> {
-    let s = state::read_state(&app.pool, app.settings.heartbeat_timeout.as_secs_f64()).await?;
-    let sched = scheduler::read_state(&app.pool).await?;
-    let count = |st: TaskStatus| {
-        s.tasks_by_status
-            .iter()
-            .find(|(name, _)| name == st.as_str())
-            .map_or(0, |(_, n)| *n)
-    };
+/// The overview as one consistent read of the database, with the leader record.
+async fn read_overview(app: &AppContext) -> Result<StateResponse, ApiError> {
+    let s = overview::read_overview(&app.pool, app.settings.heartbeat_timeout).await?;
+    let leader = leader_record::read_leader_record(&app.pool).await?;
+    let count = |st: TaskStatus| s.tasks(st);
     Ok(StateResponse {
         workers_online: s.workers_online,
         workers_total: s.workers_total,
@@ -99,8 +59,8 @@ async fn read_state(app: &AppState) -> Result<StateResponse, ApiError> {
             })
             .collect(),
         scheduler: SchedulerOut {
-            leader: sched.leader,
-            last_sweep_at: sched.last_sweep_at,
+            leader: leader.leader,
+            last_sweep_at: leader.last_sweep_at,
         },
     })
 }
@@ -110,9 +70,9 @@ async fn read_state(app: &AppState) -> Result<StateResponse, ApiError> {
 /// the database is unreachable the stream sends `event: error` with the error body.
 #[utoipa::path(get, path = "/v1/admin/state/stream", tag = "admin", security(("admin" = [])),
     responses((status = 200, content_type = "text/event-stream", description = "`event: state` with a StateResponse as data", body = StateResponse),
-              (status = 401, body = crate::error::ErrorBody)))]
+              (status = 401, body = ErrorBody)))]
 pub async fn stream_state(
-    State(app): State<AppState>,
+    State(app): State<AppContext>,
     _admin: AuthAdmin,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let events = futures::stream::unfold(
@@ -123,7 +83,7 @@ pub async fn stream_state(
                     tokio::time::sleep(STREAM_POLL).await;
                 }
                 let due = sent_at.is_none_or(|t| t.elapsed() >= STREAM_HEARTBEAT);
-                match read_state(&app).await {
+                match read_overview(&app).await {
                     Ok(now) if due || last.as_ref() != Some(&now) => {
                         let event = Event::default().event("state").json_data(&now);
                         let event = event.unwrap_or_else(|_| Event::default().event("error"));

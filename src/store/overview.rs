@@ -1,27 +1,41 @@
-//! The pool overview behind `GET /v1/admin/state` and the pool-wide metrics gauges.
+//! The pool overview: counts of workers and tasks and each repo's budget in use, read in
+//! one snapshot. Behind `GET /v1/admin/state` and the pool-wide metrics gauges.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use sqlx::PgPool;
 
 use super::StoreResult;
+use crate::domain::status::TaskStatus;
 
-pub struct RepoState {
+pub struct RepoOverview {
     pub repo: String,
     pub max_open_prs: i32,
     pub current_open_prs: i64,
     pub area_locks_enabled: bool,
 }
 
-pub struct PoolState {
+pub struct PoolOverview {
     pub workers_online: i64,
     pub workers_total: i64,
-    /// (status, count) for every status that has tasks
-    pub tasks_by_status: Vec<(String, i64)>,
-    pub repositories: Vec<RepoState>,
+    tasks_by_status: HashMap<TaskStatus, i64>,
+    pub repositories: Vec<RepoOverview>,
     /// How long the longest-waiting ready task has been ready (0 when none is).
     pub oldest_ready_age_secs: f64,
 }
 
-pub async fn read_state(pool: &PgPool, heartbeat_timeout_secs: f64) -> StoreResult<PoolState> {
+impl PoolOverview {
+    /// Tasks in this status (0 when there are none).
+    pub fn tasks(&self, status: TaskStatus) -> i64 {
+        self.tasks_by_status.get(&status).copied().unwrap_or(0)
+    }
+}
+
+pub async fn read_overview(
+    pool: &PgPool,
+    heartbeat_timeout: Duration,
+) -> StoreResult<PoolOverview> {
     // one snapshot, so the counts add up
     let mut tx = super::begin(pool).await?;
     sqlx::query!("set transaction isolation level repeatable read, read only")
@@ -33,15 +47,17 @@ pub async fn read_state(pool: &PgPool, heartbeat_timeout_secs: f64) -> StoreResu
                   coalesce((select extract(epoch from now() - min(updated_at))::float8
                             from tasks where status = 'ready'), 0) as "oldest_ready!"
            from workers"#,
-        heartbeat_timeout_secs
+        heartbeat_timeout.as_secs_f64()
     )
     .fetch_one(&mut *tx)
     .await?;
-    let by_status = sqlx::query!(r#"select status, count(*) as "n!" from tasks group by status"#)
-        .fetch_all(&mut *tx)
-        .await?;
+    let by_status = sqlx::query!(
+        r#"select status as "status: TaskStatus", count(*) as "n!" from tasks group by status"#
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let repositories = sqlx::query_as!(
-        RepoState,
+        RepoOverview,
         r#"select r.repo, r.max_open_prs, r.area_locks_enabled,
                   (select count(*) from tasks t where t.repo = r.repo
                    and t.status in ('leased', 'in_progress', 'blocked', 'pr_opened')) as "current_open_prs!"
@@ -50,7 +66,7 @@ pub async fn read_state(pool: &PgPool, heartbeat_timeout_secs: f64) -> StoreResu
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(PoolState {
+    Ok(PoolOverview {
         workers_online: w.online,
         workers_total: w.total,
         tasks_by_status: by_status.into_iter().map(|r| (r.status, r.n)).collect(),

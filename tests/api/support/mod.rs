@@ -1,10 +1,21 @@
-//! Shared test helpers: start the real app on an ephemeral port against a test database,
-//! and a small typed client speaking the wire protocol.
+//! The test harness: start the real app on an ephemeral port against a test database, and
+//! a small client speaking the wire protocol; `fleet` simulates many workers, `replicas`
+//! runs real `owp` processes, `private_pg` owns a PostgreSQL instance for outage tests,
+//! `eventually` waits on conditions instead of time.
+
+pub mod eventually;
+pub mod fleet;
+pub mod private_pg;
+pub mod replicas;
+
+pub use eventually::{eventually, eventually_some};
 
 use std::time::Duration;
 
-use owp_pool::app::{AppState, Settings};
-use owp_pool::auth::Secrets;
+use owp_pool::app::AppContext;
+use owp_pool::auth::TokenSet;
+use owp_pool::config::Settings;
+use owp_pool::wire::workers::{RegisterRequest, RegisterResponse};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -17,7 +28,7 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub pool: PgPool,
-    pub state: AppState,
+    pub ctx: AppContext,
     /// Dropping the app stops its server.
     _stop: oneshot::Sender<()>,
 }
@@ -65,7 +76,7 @@ impl Answer {
 pub fn test_settings() -> Settings {
     Settings {
         replica_id: "test-replica".into(),
-        ..Settings::default()
+        ..Settings::defaults()
     }
 }
 
@@ -74,15 +85,15 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 }
 
 pub async fn spawn_app_with(pool: PgPool, settings: Settings) -> TestApp {
-    let state = AppState::new(pool.clone(), settings, Secrets::new([ADMIN]), None);
-    spawn_state(state).await
+    let ctx = AppContext::new(pool.clone(), settings, TokenSet::new([ADMIN]), None);
+    spawn_ctx(ctx).await
 }
 
-pub async fn spawn_state(state: AppState) -> TestApp {
+pub async fn spawn_ctx(ctx: AppContext) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel();
-    tokio::spawn(owp_pool::server::serve_on(state.clone(), listener, async {
+    tokio::spawn(owp_pool::server::serve_on(ctx.clone(), listener, async {
         let _ = rx.await;
     }));
     TestApp {
@@ -91,8 +102,8 @@ pub async fn spawn_state(state: AppState) -> TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
-        pool: state.pool.clone(),
-        state,
+        pool: ctx.pool.clone(),
+        ctx,
         _stop: tx,
     }
 }
@@ -170,18 +181,26 @@ impl TestApp {
         capacity: i64,
         max_tasks: i64,
     ) -> Worker {
+        let req = RegisterRequest {
+            name: name.into(),
+            skills: Some(skills.iter().map(|s| s.to_string()).collect()),
+            capacity_points: Some(capacity),
+            max_concurrent_tasks: Some(max_tasks),
+            ..RegisterRequest::default()
+        };
         let body = self
             .call(
                 Method::POST,
                 "/v1/workers/register",
                 &[],
-                Some(json!({"name": name, "skills": skills, "capacity_points": capacity, "max_concurrent_tasks": max_tasks})),
+                Some(serde_json::to_value(req).unwrap()),
             )
             .await
             .expect(StatusCode::CREATED);
+        let r: RegisterResponse = serde_json::from_value(body).expect("a RegisterResponse");
         Worker {
-            id: body["worker_id"].as_str().unwrap().to_string(),
-            token: body["token"].as_str().unwrap().to_string(),
+            id: r.worker_id,
+            token: r.token,
         }
     }
 
@@ -238,7 +257,7 @@ impl TestApp {
 
 /// Runs the invariant checker and fails the test on any violation.
 pub async fn assert_invariants(pool: &PgPool) {
-    let v = owp_pool::checker::check(pool).await.unwrap();
+    let v = owp_pool::store::invariants::check(pool).await.unwrap();
     assert!(v.is_empty(), "invariants violated:\n{}", v.join("\n"));
 }
 

@@ -1,0 +1,192 @@
+//! The leader's sweeps, one batch per transaction: leases past their TTL end, silent
+//! workers go offline, and the live leases of offline workers end. An attempt ended by a
+//! sweep is a failed attempt: the domain rule (`transition::failed_attempt`) decides each
+//! task's next status, and one statement (`end_attempts`) applies it for both sweeps.
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+
+use super::StoreResult;
+use crate::domain::transition::failed_attempt;
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    pub leases: u64,
+    pub requeued: u64,
+    pub failed: u64,
+}
+
+/// Why a sweep ended an attempt: the lease's `end_reason` and the events' `reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    LeaseExpired,
+    WorkerOffline,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LeaseExpired => "lease_expired",
+            Self::WorkerOffline => "worker_offline",
+        }
+    }
+
+    /// The event that records the lease's end itself, when the reason has one of its own.
+    fn ended_event(self) -> Option<&'static str> {
+        match self {
+            Self::LeaseExpired => Some("lease_expired"),
+            Self::WorkerOffline => None,
+        }
+    }
+}
+
+/// A task whose live lease a sweep ends, locked by the sweep's transaction.
+struct Victim {
+    id: String,
+    attempt: i32,
+    max_attempts: i32,
+}
+
+/// Ends up to `batch` leases that ran past their TTL.
+pub async fn expire_overdue_leases(pool: &PgPool, batch: i64) -> StoreResult<Ended> {
+    let mut tx = super::begin(pool).await?;
+    // tasks_live_by_expiry; skip locked passes over tasks a report is changing right now,
+    // and a second sweep (two leaders) over the ones this sweep holds
+    let victims = sqlx::query_as!(
+        Victim,
+        "select id, attempt, max_attempts from tasks
+         where status in ('leased', 'in_progress', 'blocked') and lease_expires_at < now()
+         order by lease_expires_at
+         limit $1
+         for update skip locked",
+        batch
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let ended = end_attempts(&mut tx, &victims, EndReason::LeaseExpired).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// Marks up to `batch` silent workers offline; returns how many. A worker whose heartbeat
+/// arrives meanwhile is skipped (its row is locked) or no longer matches the re-stated
+/// condition.
+pub async fn mark_silent_workers_offline(
+    pool: &PgPool,
+    heartbeat_timeout: Duration,
+    batch: i64,
+) -> StoreResult<u64> {
+    let n = sqlx::query_scalar!(
+        r#"with silent as (
+               -- workers_online_by_heartbeat
+               select id from workers
+               where online and last_heartbeat < now() - make_interval(secs => $1)
+               order by last_heartbeat
+               limit $2
+               for update skip locked),
+           upd as (
+               update workers w set online = false
+               from silent s
+               where w.id = s.id and w.online and w.last_heartbeat < now() - make_interval(secs => $1)
+               returning w.id, w.last_heartbeat),
+           ev as (
+               insert into audit_events (kind, worker_id, reason, data)
+               select 'worker_offline', id, 'heartbeat_timeout', jsonb_build_object('last_heartbeat', last_heartbeat)
+               from upd)
+           select count(*) as "n!" from upd"#,
+        heartbeat_timeout.as_secs_f64(),
+        batch
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(n as u64)
+}
+
+/// Ends up to `batch` live leases held by offline workers. Their `pr_opened` tasks keep
+/// slot and area: the PR exists and still awaits review.
+pub async fn end_offline_workers_leases(pool: &PgPool, batch: i64) -> StoreResult<Ended> {
+    let mut tx = super::begin(pool).await?;
+    let victims = sqlx::query_as!(
+        Victim,
+        "select t.id, t.attempt, t.max_attempts
+         from tasks t join workers w on w.id = t.worker_id
+         where not w.online and t.status in ('leased', 'in_progress', 'blocked')
+         limit $1
+         for update of t skip locked",
+        batch
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let ended = end_attempts(&mut tx, &victims, EndReason::WorkerOffline).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// Ends the live leases of locked tasks as failed attempts, in one statement: each task
+/// gets the status and attempt the domain rule gives, its lease ends, and the events are
+/// written with it (I7): the reason's own event if it has one, then `task_requeued` or
+/// `task_failed`.
+async fn end_attempts(
+    tx: &mut PgConnection,
+    victims: &[Victim],
+    reason: EndReason,
+) -> StoreResult<Ended> {
+    if victims.is_empty() {
+        return Ok(Ended::default());
+    }
+    let mut ids = Vec::with_capacity(victims.len());
+    let mut statuses = Vec::with_capacity(victims.len());
+    let mut attempts = Vec::with_capacity(victims.len());
+    for v in victims {
+        let out = failed_attempt(v.attempt, v.max_attempts, reason.as_str());
+        ids.push(v.id.as_str());
+        statuses.push(out.status.as_str());
+        attempts.push(out.attempt);
+    }
+    let r = sqlx::query!(
+        r#"with input as (
+               select * from unnest($1::text[], $2::text[], $3::int[]) as i(id, new_status, new_attempt)),
+           old as (
+               select t.id, t.worker_id, t.lease_id, t.status from tasks t join input using (id)),
+           upd as (
+               update tasks t set status = i.new_status, attempt = i.new_attempt,
+                   worker_id = null, lease_id = null, lease_expires_at = null,
+                   holds_area_lock = false, updated_at = now()
+               from input i
+               where t.id = i.id and t.status in ('leased', 'in_progress', 'blocked')
+               returning t.id, t.repo, t.status as new_status, t.attempt),
+           ended as (
+               update leases l set ended_at = now(), end_reason = $4
+               from old o join upd u using (id)
+               where l.id = o.lease_id and l.ended_at is null),
+           ev_ended as (
+               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data)
+               select $5, u.id, o.worker_id, u.repo, o.lease_id, o.status, u.new_status, $4,
+                      jsonb_build_object('attempt', u.attempt)
+               from upd u join old o using (id) where $5::text is not null),
+           ev_next as (
+               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data)
+               select case when u.new_status = 'ready' then 'task_requeued' else 'task_failed' end,
+                      u.id, o.worker_id, u.repo, o.lease_id, o.status, u.new_status, $4,
+                      jsonb_build_object('attempt', u.attempt)
+               from upd u join old o using (id))
+           select count(*) as "leases!",
+                  count(*) filter (where new_status = 'ready') as "requeued!",
+                  count(*) filter (where new_status = 'failed') as "failed!"
+           from upd"#,
+        &ids as &[&str],
+        &statuses as &[&str],
+        &attempts,
+        reason.as_str(),
+        reason.ended_event(),
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(Ended {
+        leases: r.leases as u64,
+        requeued: r.requeued as u64,
+        failed: r.failed as u64,
+    })
+}

@@ -1,0 +1,89 @@
+//! Maintainer bodies: `POST /v1/admin/repos` and `POST /v1/admin/tasks`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct RepoRequest {
+    /// 1-200 characters, e.g. owner/name.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub repo: String,
+    /// Review budget: most tasks open at once (0-10,000, default 3; 0 pauses the repo).
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 0, maximum = 10000)]
+    pub max_open_prs: Option<i64>,
+    /// At most one open task per (repo, area) when true (default).
+    pub area_locks_enabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RepoResponse {
+    pub ok: bool,
+    pub repo: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TaskRequest {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    pub repo: String,
+    /// 1-300 characters.
+    #[schema(min_length = 1, max_length = 300, pattern = r"\S")]
+    pub title: String,
+    /// Up to 20,000 characters.
+    #[schema(max_length = 20000)]
+    pub description: Option<String>,
+    /// Skills a worker needs, all of them (case-insensitive).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<super::SkillTag>>, max_items = 50)]
+    pub required_skills: Option<Vec<String>>,
+    /// 1-100, default 1.
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub estimate_points: Option<i64>,
+    /// Higher is claimed first; default 10.
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = -2147483648i64, maximum = 2147483647i64)]
+    pub priority: Option<i64>,
+    /// Up to 100 characters; with area locks on, one open task per area.
+    #[schema(max_length = 100)]
+    pub area: Option<String>,
+    /// 0-3, default 0.
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 0, maximum = 3)]
+    pub tier: Option<i64>,
+    /// 1-100, default 3.
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_attempts: Option<i64>,
+}
+
+/// One task, or an array of up to 5,000 created in one transaction.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TasksBody {
+    One(TaskRequest),
+    Many(Vec<TaskRequest>),
+}
+
+/// `{ok, task_id}` for one task, `{ok, task_ids}` for an array.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TasksCreatedBody {
+    One(TaskCreated),
+    Many(TasksCreated),
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskCreated {
+    pub ok: bool,
+    pub task_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TasksCreated {
+    pub ok: bool,
+    pub task_ids: Vec<String>,
+}
+
+/// The most tasks one bulk request may create.
+pub const MAX_BULK: usize = 5_000;
