@@ -9,9 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
-use serde_json::{json, Value};
+
+use crate::domain::status::TaskStatus;
+use crate::wire::admin::{RepoRequest, TaskRequest};
+use crate::wire::tasks::StatusRequest;
+use crate::wire::work::WorkResponse;
+use crate::wire::workers::{RegisterRequest, RegisterResponse};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -77,64 +82,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let base = args.url.trim_end_matches('/').to_string();
-    let run_id = uuid::Uuid::now_v7().simple().to_string();
     println!(
         "bench: {} workers, {} tasks, {} repos against {base}",
         args.workers, args.tasks, args.repos
     );
-
-    let repos: Vec<String> = (0..args.repos)
-        .map(|i| format!("bench-{run_id}/r{i}"))
-        .collect();
-    for r in &repos {
-        admin(
-            &http,
-            &base,
-            &args.admin_token,
-            "/v1/admin/repos",
-            json!({"repo": r, "max_open_prs": args.max_open_prs, "area_locks_enabled": false}),
-        )
-        .await?;
-    }
-    let setup = Instant::now();
-    let batch: Vec<Value> = (0..args.tasks)
-        .map(|i| json!({"repo": repos[i % repos.len()], "title": format!("task {i}"), "estimate_points": 1,
-                        "required_skills": if i % 2 == 0 { json!(["rust"]) } else { json!([]) }}))
-        .collect();
-    for chunk in batch.chunks(200) {
-        admin(
-            &http,
-            &base,
-            &args.admin_token,
-            "/v1/admin/tasks",
-            Value::Array(chunk.to_vec()),
-        )
-        .await?;
-    }
-    println!(
-        "created {} tasks in {:.1}s",
-        args.tasks,
-        setup.elapsed().as_secs_f64()
-    );
-
-    let mut tokens = Vec::with_capacity(args.workers);
-    for i in 0..args.workers {
-        let resp = http
-            .post(format!("{base}/v1/workers/register"))
-            .json(
-                &json!({"name": format!("bench-{i}"), "skills": ["rust", "sql"],
-                          "capacity_points": 10, "max_concurrent_tasks": args.leases_per_worker}),
-            )
-            .send()
-            .await?;
-        let body: Value = resp.error_for_status()?.json().await?;
-        tokens.push(
-            body["token"]
-                .as_str()
-                .context("token in registration")?
-                .to_string(),
-        );
-    }
+    seed(&http, &base, &args).await?;
+    let tokens = register_workers(&http, &base, &args).await?;
 
     let stats = Arc::new(Stats::default());
     let rss_before = args.server_pid.and_then(rss_kib);
@@ -149,17 +102,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }));
     }
     let peak_rss = Arc::new(AtomicU64::new(0));
-    let sampler = args.server_pid.map(|pid| {
-        let peak = peak_rss.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Some(kib) = rss_kib(pid) {
-                    peak.fetch_max(kib, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    });
+    let sampler = args
+        .server_pid
+        .map(|pid| tokio::spawn(sample_rss(pid, peak_rss.clone())));
     for h in handles {
         h.await?;
     }
@@ -168,6 +113,98 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         s.abort();
     }
     let done = stats.completed.load(Ordering::Relaxed);
+    print_report(&stats, done, target, elapsed);
+    if let Some(pid) = args.server_pid {
+        println!(
+            "server rss: before {} MiB, peak {} MiB, after {} MiB",
+            rss_before.map_or("?".into(), |k| (k / 1024).to_string()),
+            peak_rss.load(Ordering::Relaxed) / 1024,
+            rss_kib(pid).map_or("?".into(), |k| (k / 1024).to_string()),
+        );
+    }
+    if let Some(url) = &args.database_url {
+        check_invariants(url).await?;
+    }
+    if done < target {
+        bail!("only {done} of {target} tasks completed before the timeout");
+    }
+    Ok(())
+}
+
+/// Creates the repos and tasks of this run (names unique per run).
+async fn seed(http: &reqwest::Client, base: &str, args: &BenchArgs) -> anyhow::Result<()> {
+    let run_id = uuid::Uuid::now_v7().simple().to_string();
+    let repos: Vec<String> = (0..args.repos)
+        .map(|i| format!("bench-{run_id}/r{i}"))
+        .collect();
+    for r in &repos {
+        let repo = RepoRequest {
+            repo: r.clone(),
+            max_open_prs: Some(args.max_open_prs),
+            area_locks_enabled: Some(false),
+        };
+        admin(http, base, &args.admin_token, "/v1/admin/repos", &repo).await?;
+    }
+    let setup = Instant::now();
+    let batch: Vec<TaskRequest> = (0..args.tasks)
+        .map(|i| TaskRequest {
+            repo: repos[i % repos.len()].clone(),
+            title: format!("task {i}"),
+            estimate_points: Some(1),
+            required_skills: Some(if i % 2 == 0 {
+                vec!["rust".into()]
+            } else {
+                vec![]
+            }),
+            ..TaskRequest::default()
+        })
+        .collect();
+    for chunk in batch.chunks(200) {
+        admin(http, base, &args.admin_token, "/v1/admin/tasks", &chunk).await?;
+    }
+    println!(
+        "created {} tasks in {:.1}s",
+        args.tasks,
+        setup.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn register_workers(
+    http: &reqwest::Client,
+    base: &str,
+    args: &BenchArgs,
+) -> anyhow::Result<Vec<String>> {
+    let mut tokens = Vec::with_capacity(args.workers);
+    for i in 0..args.workers {
+        let req = RegisterRequest {
+            name: format!("bench-{i}"),
+            skills: Some(vec!["rust".into(), "sql".into()]),
+            capacity_points: Some(10),
+            max_concurrent_tasks: Some(args.leases_per_worker),
+            ..RegisterRequest::default()
+        };
+        let resp = http
+            .post(format!("{base}/v1/workers/register"))
+            .json(&req)
+            .send()
+            .await?;
+        let body: RegisterResponse = resp.error_for_status()?.json().await?;
+        tokens.push(body.token);
+    }
+    Ok(tokens)
+}
+
+async fn sample_rss(pid: u32, peak: Arc<AtomicU64>) {
+    loop {
+        if let Some(kib) = rss_kib(pid) {
+            peak.fetch_max(kib, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn print_report(stats: &Stats, done: u64, target: u64, elapsed: Duration) {
     println!();
     println!(
         "completed lifecycles: {done}/{target} in {:.2}s",
@@ -204,31 +241,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             format!("{errors:?}")
         }
     );
-    if let Some(pid) = args.server_pid {
-        println!(
-            "server rss: before {} MiB, peak {} MiB, after {} MiB",
-            rss_before.map_or("?".into(), |k| (k / 1024).to_string()),
-            peak_rss.load(Ordering::Relaxed) / 1024,
-            rss_kib(pid).map_or("?".into(), |k| (k / 1024).to_string()),
-        );
+}
+
+async fn check_invariants(url: &str) -> anyhow::Result<()> {
+    let pool = sqlx::PgPool::connect(url).await?;
+    let violations = crate::store::invariants::check(&pool).await?;
+    if violations.is_empty() {
+        println!("invariant checker: OK (I1-I7 hold over the whole database and audit log)");
+        return Ok(());
     }
-    if let Some(url) = &args.database_url {
-        let pool = sqlx::PgPool::connect(url).await?;
-        let violations = crate::store::invariants::check(&pool).await?;
-        if violations.is_empty() {
-            println!("invariant checker: OK (I1-I7 hold over the whole database and audit log)");
-        } else {
-            println!("invariant checker: {} VIOLATIONS", violations.len());
-            for v in &violations {
-                println!("  {v}");
-            }
-            bail!("invariants violated");
-        }
+    println!("invariant checker: {} VIOLATIONS", violations.len());
+    for v in &violations {
+        println!("  {v}");
     }
-    if done < target {
-        bail!("only {done} of {target} tasks completed before the timeout");
-    }
-    Ok(())
+    bail!("invariants violated")
 }
 
 async fn worker_loop(
@@ -251,8 +277,8 @@ async fn worker_loop(
         let leases = match resp {
             Ok(r) if r.status().is_success() => {
                 stats.record("poll", t.elapsed());
-                match r.json::<Value>().await {
-                    Ok(v) => v["leases"].as_array().cloned().unwrap_or_default(),
+                match r.json::<WorkResponse>().await {
+                    Ok(v) => v.leases,
                     Err(e) => {
                         stats.error(format!("poll body: {e}"));
                         continue;
@@ -276,8 +302,8 @@ async fn worker_loop(
         }
         idle_polls = 0;
         for lease in leases {
-            let task = lease["task_id"].as_str().unwrap_or_default();
-            if lease["status"] == "leased"
+            let task = lease.task_id.as_str();
+            if lease.status == TaskStatus::Leased
                 && !report(&http, &base, &auth, task, "in_progress", &stats).await
             {
                 continue;
@@ -301,7 +327,7 @@ async fn report(
     let resp = http
         .post(format!("{base}/v1/tasks/{task}/status"))
         .header("authorization", auth)
-        .json(&json!({ "status": status }))
+        .json(&StatusRequest::to(status))
         .send()
         .await;
     match resp {
@@ -325,16 +351,16 @@ async fn admin(
     base: &str,
     token: &str,
     path: &str,
-    body: Value,
-) -> anyhow::Result<Value> {
+    body: &impl serde::Serialize,
+) -> anyhow::Result<serde_json::Value> {
     let resp = http
         .post(format!("{base}{path}"))
         .header("x-admin-token", token)
-        .json(&body)
+        .json(body)
         .send()
         .await?;
     let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
     if !status.is_success() {
         bail!("{path}: {status} {body}");
     }

@@ -5,45 +5,62 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// Where a task rests. `released` and `closed` are reports, not resting places.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TaskStatus {
-    Ready,
-    Leased,
-    InProgress,
-    Blocked,
-    PrOpened,
-    Completed,
-    Merged,
-    Failed,
+/// An enum whose values have wire names (also their stored names): `ALL`, `as_str`,
+/// `Display`, `FromStr` and serde, from one list.
+macro_rules! named_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: [$name; [$($text),+].len()] = [$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownStatus;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or(UnknownStatus)
+            }
+        }
+    };
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnknownStatus;
+
+named_enum! {
+    /// Where a task rests. `released` and `closed` are reports, not resting places.
+    TaskStatus {
+        Ready => "ready",
+        Leased => "leased",
+        InProgress => "in_progress",
+        Blocked => "blocked",
+        PrOpened => "pr_opened",
+        Completed => "completed",
+        Merged => "merged",
+        Failed => "failed",
+    }
 }
 
 impl TaskStatus {
-    pub const ALL: [TaskStatus; 8] = [
-        Self::Ready,
-        Self::Leased,
-        Self::InProgress,
-        Self::Blocked,
-        Self::PrOpened,
-        Self::Completed,
-        Self::Merged,
-        Self::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ready => "ready",
-            Self::Leased => "leased",
-            Self::InProgress => "in_progress",
-            Self::Blocked => "blocked",
-            Self::PrOpened => "pr_opened",
-            Self::Completed => "completed",
-            Self::Merged => "merged",
-            Self::Failed => "failed",
-        }
-    }
-
     /// Held under a live lease: counts against the worker's capacity (I2).
     pub fn is_live(self) -> bool {
         matches!(self, Self::Leased | Self::InProgress | Self::Blocked)
@@ -59,22 +76,13 @@ impl TaskStatus {
     }
 }
 
-impl fmt::Display for TaskStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub struct UnknownStatus;
-
-impl FromStr for TaskStatus {
-    type Err = UnknownStatus;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or(UnknownStatus)
+named_enum! {
+    /// A worker's own status, as its heartbeats report it. A paused worker keeps its leases
+    /// but gets no new work (I8).
+    WorkerStatus {
+        Idle => "idle",
+        Working => "working",
+        Paused => "paused",
     }
 }
 
@@ -110,44 +118,6 @@ impl FromStr for Report {
             "closed" => Ok(Self::Closed),
             other => other.parse().map(Self::Rest),
         }
-    }
-}
-
-/// A worker's own status, as its heartbeats report it. A paused worker keeps its leases
-/// but gets no new work (I8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkerStatus {
-    Idle,
-    Working,
-    Paused,
-}
-
-impl WorkerStatus {
-    pub const ALL: [WorkerStatus; 3] = [Self::Idle, Self::Working, Self::Paused];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Idle => "idle",
-            Self::Working => "working",
-            Self::Paused => "paused",
-        }
-    }
-}
-
-impl fmt::Display for WorkerStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for WorkerStatus {
-    type Err = UnknownStatus;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or(UnknownStatus)
     }
 }
 

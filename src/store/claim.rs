@@ -111,40 +111,7 @@ async fn claim_candidates(
     free_points: &mut i32,
     want: i64,
 ) -> StoreResult<usize> {
-    // The only good plan walks tasks_ready_queue in order and stops at the LIMIT. Prepared
-    // statements switch to a generic plan after five runs, and right after a bulk import the
-    // statistics say almost nothing is ready; either way the planner may prefer to sort every
-    // ready task (20-40 ms per poll at 20k ready). Forbidding sorts for this transaction
-    // leaves it the index walk, generic plan or not, whatever the statistics say.
-    sqlx::query!("set local enable_sort = off")
-        .execute(&mut *tx)
-        .await?;
-    // Repos with a free slot are a hint here (re-checked under the repo lock below); they
-    // keep full repos' tasks from crowding the candidate list. Uses tasks_ready_queue,
-    // tasks_open_by_repo and tasks_one_per_area.
-    let candidates = sqlx::query!(
-        r#"with open_repos as materialized (
-               select r.repo, r.area_locks_enabled from repositories r
-               where r.max_open_prs > (select count(*) from tasks o where o.repo = r.repo
-                                       and o.status in ('leased', 'in_progress', 'blocked', 'pr_opened')))
-           select t.id, t.repo, t.area, t.estimate_points
-           from tasks t join open_repos r on r.repo = t.repo
-           where t.status = 'ready'
-             and t.required_skills <@ $1
-             and t.estimate_points <= $2
-             and t.tier <= $3
-             and not (r.area_locks_enabled and t.area is not null and exists (
-                 select 1 from tasks a where a.repo = t.repo and a.area = t.area and a.holds_area_lock))
-           order by t.priority desc, t.created_at, t.id
-           limit $4
-           for update of t skip locked"#,
-        skills,
-        *free_points,
-        tier,
-        want + CANDIDATE_SLACK,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let candidates = select_candidates(tx, skills, tier, *free_points, want).await?;
     if candidates.is_empty() {
         return Ok(0);
     }
@@ -183,6 +150,61 @@ async fn claim_candidates(
         }
     }
     Ok(claimed)
+}
+
+/// A ready task this poll may claim, locked for this transaction.
+struct Candidate {
+    id: String,
+    repo: String,
+    area: Option<String>,
+    estimate_points: i32,
+}
+
+/// Locks up to `want` plus some slack of the ready tasks this worker may claim, in claim
+/// order (highest priority, then oldest).
+async fn select_candidates(
+    tx: &mut PgConnection,
+    skills: &[String],
+    tier: i16,
+    free_points: i32,
+    want: i64,
+) -> StoreResult<Vec<Candidate>> {
+    // The only good plan walks tasks_ready_queue in order and stops at the LIMIT. Prepared
+    // statements switch to a generic plan after five runs, and right after a bulk import the
+    // statistics say almost nothing is ready; either way the planner may prefer to sort every
+    // ready task (20-40 ms per poll at 20k ready). Forbidding sorts for this transaction
+    // leaves it the index walk, generic plan or not, whatever the statistics say.
+    sqlx::query!("set local enable_sort = off")
+        .execute(&mut *tx)
+        .await?;
+    // Repos with a free slot are a hint here (re-checked under the repo lock below); they
+    // keep full repos' tasks from crowding the candidate list. Uses tasks_ready_queue,
+    // tasks_open_by_repo and tasks_one_per_area.
+    let candidates = sqlx::query_as!(
+        Candidate,
+        r#"with open_repos as materialized (
+               select r.repo, r.area_locks_enabled from repositories r
+               where r.max_open_prs > (select count(*) from tasks o where o.repo = r.repo
+                                       and o.status in ('leased', 'in_progress', 'blocked', 'pr_opened')))
+           select t.id, t.repo, t.area, t.estimate_points
+           from tasks t join open_repos r on r.repo = t.repo
+           where t.status = 'ready'
+             and t.required_skills <@ $1
+             and t.estimate_points <= $2
+             and t.tier <= $3
+             and not (r.area_locks_enabled and t.area is not null and exists (
+                 select 1 from tasks a where a.repo = t.repo and a.area = t.area and a.holds_area_lock))
+           order by t.priority desc, t.created_at, t.id
+           limit $4
+           for update of t skip locked"#,
+        skills,
+        free_points,
+        tier,
+        want + CANDIDATE_SLACK,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(candidates)
 }
 
 /// Leases one locked candidate to the worker, with its lease row and audit event (I7), in

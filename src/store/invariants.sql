@@ -1,0 +1,73 @@
+-- The invariant checker: one row per violation, (label, offending row). Run inside a
+-- repeatable-read, read-only transaction, so every check sees one committed state.
+-- Each label names the invariant of DESIGN.md it checks.
+select 'I1 task with more than one live lease' as label, item from (
+  select task_id as item from leases where ended_at is null group by task_id having count(*) > 1
+) v
+union all
+select 'I1 live task whose lease row is missing, ended or someone else''s' as label, item from (
+  select t.id as item from tasks t left join leases l on l.id = t.lease_id
+  where t.status in ('leased', 'in_progress', 'blocked')
+  and (l.id is null or l.ended_at is not null or l.worker_id <> t.worker_id or l.task_id <> t.id)
+) v
+union all
+select 'I1 live lease row on a task that is not held under it' as label, item from (
+  select l.id as item from leases l join tasks t on t.id = l.task_id
+  where l.ended_at is null and t.lease_id is distinct from l.id
+) v
+union all
+select 'I2 worker over its capacity' as label, item from (
+  select w.id || ' (' || sum(t.estimate_points) || '/' || w.capacity_points || ' points, '
+  || count(*) || '/' || w.max_concurrent_tasks || ' leases)' as item
+  from workers w join tasks t on t.worker_id = w.id and t.status in ('leased', 'in_progress', 'blocked')
+  group by w.id
+  having sum(t.estimate_points) > w.capacity_points or count(*) > w.max_concurrent_tasks
+) v
+union all
+select 'I3 lease granted without the required skills' as label, item from (
+  select l.id as item from leases l join tasks t on t.id = l.task_id join workers w on w.id = l.worker_id
+  where not (t.required_skills <@ w.skills)
+) v
+union all
+select 'I4 repo over its review budget' as label, item from (
+  select r.repo || ' (' || count(t.id) || '/' || r.max_open_prs || ')' as item
+  from repositories r join tasks t on t.repo = r.repo
+  and t.status in ('leased', 'in_progress', 'blocked', 'pr_opened')
+  group by r.repo having count(t.id) > r.max_open_prs
+) v
+union all
+select 'I5 area with more than one open task' as label, item from (
+  select t.repo || ':' || t.area as item from tasks t join repositories r on r.repo = t.repo
+  where r.area_locks_enabled and t.area is not null
+  and t.status in ('leased', 'in_progress', 'blocked', 'pr_opened')
+  group by t.repo, t.area having count(*) > 1
+) v
+union all
+select 'I7 task or lease without exactly one event that created it' as label, item from (
+  select e.id as item
+  from (select id, 'task_created' as kind from tasks
+        union all select id, 'lease_granted' from leases) e
+  left join audit_events a on a.kind = e.kind
+       and e.id = case a.kind when 'lease_granted' then a.lease_id else a.task_id end
+  group by e.id having count(a.id) <> 1
+) v
+union all
+select 'I7 ended lease without exactly one event that ended it' as label, item from (
+  select l.id as item from leases l
+  left join audit_events a on a.lease_id = l.id and (
+  (a.kind = 'task_status_changed' and a.to_status = l.end_reason)
+  or (a.kind = 'lease_expired' and l.end_reason = 'lease_expired')
+  or (a.kind in ('task_requeued', 'task_failed') and a.reason = 'worker_offline'
+  and l.end_reason = 'worker_offline'))
+  where l.ended_at is not null
+  group by l.id having count(a.id) <> 1
+) v
+union all
+select 'I7 requeue without its task_requeued event' as label, item from (
+  select t.id || ' (' || t.attempt || ' failed attempts, ' || count(a.id) || ' requeues)' as item
+  from tasks t
+  left join audit_events a on a.task_id = t.id and a.kind = 'task_requeued'
+  and a.reason in ('failed', 'closed', 'lease_expired', 'worker_offline')
+  where t.status <> 'failed'
+  group by t.id having count(a.id) <> t.attempt
+) v

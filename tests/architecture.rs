@@ -1,0 +1,110 @@
+//! The layer rule of docs/architecture.md, checked on the source: a module may use only
+//! modules below its own layer, and leaves (config, metrics, auth, telemetry) use no
+//! module above them. A new `use` that points upwards fails here, naming the file.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// Layers from the top; a module may use modules in later layers only.
+const LAYERS: &[&[&str]] = &[
+    &["cli"],
+    &["bench", "server"],
+    &["http", "scheduler"],
+    &["error"],
+    &["app"],
+    &["store"],
+    &["wire"],
+    &["domain"],
+];
+
+/// Modules anyone may use; they use nothing of the crate but `config`.
+const LEAVES: &[&str] = &["telemetry", "auth", "metrics", "config"];
+
+fn layer(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&module))
+}
+
+/// The crate modules a source file names: `crate::x` and `crate::{x, y::z}`.
+fn used_modules(src: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in src.match_indices("crate::") {
+        let rest = &src[i + "crate::".len()..];
+        let names: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
+            let end = group.find('}').unwrap_or(group.len());
+            group[..end].split(',').collect()
+        } else {
+            vec![rest]
+        };
+        for n in names {
+            let ident: String = n
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !ident.is_empty() {
+                out.insert(ident);
+            }
+        }
+    }
+    out
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn no_module_uses_a_module_above_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    rust_files(&src, &mut files);
+    let mut wrong = vec![];
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let module = first.trim_end_matches(".rs").to_string();
+        if module == "main" || module == "lib" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for used in used_modules(&text) {
+            if used == module {
+                continue;
+            }
+            let allowed = if LEAVES.contains(&module.as_str()) {
+                used == "config"
+            } else if LEAVES.contains(&used.as_str()) {
+                true
+            } else {
+                let from = layer(&module).unwrap_or_else(|| panic!("{module} has no layer"));
+                let to = layer(&used).unwrap_or_else(|| panic!("{used} has no layer"));
+                to > from
+            };
+            if !allowed {
+                wrong.push(format!("{}: {module} uses {used}", rel.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "layer rule broken:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_scanner_sees_grouped_and_plain_uses() {
+    let found = used_modules("use crate::{http, store::x};\nlet a = crate::metrics::f();");
+    assert_eq!(
+        found.into_iter().collect::<Vec<_>>(),
+        ["http", "metrics", "store"]
+    );
+}
