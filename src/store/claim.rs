@@ -140,6 +140,10 @@ async fn claim_candidates(
             continue;
         }
         let granted = grant_lease(tx, &c.id, req, area.is_some()).await?;
+        if !granted {
+            // the candidate is locked and ready: only an inconsistent row ends here
+            tracing::warn!(task_id = %c.id, "passed over a ready task that has a live lease or whose area is held");
+        }
         if granted {
             b.open += 1;
             if let Some(a) = area {
@@ -222,6 +226,11 @@ async fn grant_lease(
                    lease_expires_at = now() + make_interval(secs => $4),
                    holds_area_lock = $5, updated_at = now()
                where id = $1 and status = 'ready'
+                 -- a row left inconsistent (a live lease on a ready task, an area another
+                 -- task holds) is passed over, never a conflict that fails every poll
+                 and not exists (select 1 from leases x where x.task_id = $1 and x.ended_at is null)
+                 and not ($5 and exists (select 1 from tasks a
+                                         where a.repo = tasks.repo and a.area = tasks.area and a.holds_area_lock))
                returning id, attempt, repo),
            l as (insert into leases (id, task_id, worker_id, attempt)
                  select $3, id, $2, attempt from t),

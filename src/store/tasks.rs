@@ -209,7 +209,7 @@ async fn lock_task(
            left join lateral (
                select id, last_report, end_reason from leases l
                where l.task_id = t.id and l.worker_id = $2
-               order by l.granted_at desc limit 1) p on true
+               order by l.seq desc limit 1) p on true
            where t.id = $1
            for update of t"#,
         task_id,
@@ -245,8 +245,8 @@ struct Snapshot<'a> {
     lease_id: Option<&'a str>,
 }
 
-/// Writes an allowed transition in one statement: the task, its newest lease (the live one,
-/// or the one that opened the PR), the status event and, on a requeue, its event (I7).
+/// Writes an allowed transition in one statement: the task, its lease (the live one, or
+/// the one that opened the PR), the status event and, on a requeue, its event (I7).
 async fn apply(
     tx: &mut PgConnection,
     u: &StatusUpdate<'_>,
@@ -271,7 +271,9 @@ async fn apply(
                update leases set last_report = $9,
                    ended_at = case when ended_at is null and $5 then now() else ended_at end,
                    end_reason = case when ended_at is null and $5 then $9 else end_reason end
-               where id = (select id from leases where task_id = $1 order by granted_at desc limit 1)
+               -- the task's current lease by its id; after pr_opened (no current lease) the
+               -- newest one, which opened the PR: leases_by_task
+               where id = coalesce($12, (select id from leases where task_id = $1 order by seq desc limit 1))
                  and exists (select 1 from t)),
            changed as (
                insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data)

@@ -5,6 +5,7 @@ mod concurrency;
 mod db_down;
 mod errors;
 mod ops;
+mod reliability;
 mod replicas;
 mod scheduler;
 mod shutdown;
