@@ -5,6 +5,7 @@
 alter table leases add column seq bigint generated always as identity;
 
 drop index leases_by_task_worker;
--- the caller's newest lease on a task (lease_lost vs forbidden), and the newest lease of a task
+-- the caller's newest lease on a task (lease_lost vs forbidden); by its prefix also the newest
+-- lease of a task (a task has a handful of leases, sorted cheaply). No index of its own:
+-- every lease is written twice (granted, ended), and each index costs on both.
 create index leases_by_task_worker on leases (task_id, worker_id, seq desc);
-create index leases_by_task on leases (task_id, seq desc);

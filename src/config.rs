@@ -142,6 +142,32 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
+    /// Refuses settings that cannot work (a zero interval busy-loops, a lease TTL beyond
+    /// what timestamps hold fails every claim), naming the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let d = &self.db;
+        in_range("OWP_DB_MAX_CONNECTIONS", d.db_max_connections, 2, 10_000)?;
+        duration_in(
+            "OWP_DB_ACQUIRE_TIMEOUT",
+            d.db_acquire_timeout,
+            MS * 10,
+            HOUR,
+        )?;
+        duration_in(
+            "OWP_DB_STATEMENT_TIMEOUT",
+            d.db_statement_timeout,
+            MS * 10,
+            HOUR,
+        )?;
+        duration_in(
+            "OWP_SHUTDOWN_TIMEOUT",
+            self.shutdown_timeout,
+            Duration::ZERO,
+            HOUR,
+        )?;
+        self.settings.validate()
+    }
+
     pub fn leader_database_url(&self) -> &DatabaseUrl {
         self.leader_database_url
             .as_ref()
@@ -199,7 +225,79 @@ pub struct Settings {
     pub body_limit: usize,
 }
 
+const MS: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+fn duration_in(name: &str, value: Duration, min: Duration, max: Duration) -> Result<(), String> {
+    if value < min || value > max {
+        return Err(format!(
+            "{name} must be between {} and {} (got {})",
+            humantime::format_duration(min),
+            humantime::format_duration(max),
+            humantime::format_duration(value)
+        ));
+    }
+    Ok(())
+}
+
+fn in_range<T: PartialOrd + fmt::Display>(
+    name: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), String> {
+    if value < min || value > max {
+        return Err(format!(
+            "{name} must be between {min} and {max} (got {value})"
+        ));
+    }
+    Ok(())
+}
+
 impl Settings {
+    /// See `ServeConfig::validate`.
+    pub fn validate(&self) -> Result<(), String> {
+        duration_in("OWP_LEASE_TTL", self.lease_ttl, SECOND, DAY * 30)?;
+        duration_in(
+            "OWP_HEARTBEAT_INTERVAL",
+            self.heartbeat_interval,
+            SECOND,
+            DAY,
+        )?;
+        duration_in("OWP_POLL_INTERVAL", self.poll_interval, SECOND, DAY)?;
+        duration_in("OWP_HEARTBEAT_TIMEOUT", self.heartbeat_timeout, SECOND, DAY)?;
+        if self.heartbeat_timeout <= self.heartbeat_interval {
+            return Err(format!(
+                "OWP_HEARTBEAT_TIMEOUT ({}) must be longer than OWP_HEARTBEAT_INTERVAL ({}), \
+                 or every worker that keeps the cadence goes offline",
+                humantime::format_duration(self.heartbeat_timeout),
+                humantime::format_duration(self.heartbeat_interval)
+            ));
+        }
+        let timers = [
+            ("OWP_SWEEP_INTERVAL", Some(self.sweep_interval)),
+            ("OWP_LEASE_EXPIRY_INTERVAL", self.lease_expiry_interval),
+            (
+                "OWP_OFFLINE_WORKERS_INTERVAL",
+                self.offline_workers_interval,
+            ),
+            ("OWP_ELECTION_INTERVAL", Some(self.election_interval)),
+            ("OWP_GAUGES_INTERVAL", Some(self.gauges_interval)),
+        ];
+        for (name, value) in timers {
+            if let Some(v) = value {
+                duration_in(name, v, MS * 10, HOUR)?;
+            }
+        }
+        in_range("OWP_BODY_LIMIT", self.body_limit, 1024, 64 << 20)?;
+        if self.replica_id.trim().is_empty() || self.replica_id.chars().count() > 200 {
+            return Err("OWP_REPLICA_ID must be 1-200 characters".into());
+        }
+        Ok(())
+    }
+
     /// Every setting at its documented default, whatever the environment says.
     pub fn defaults() -> Self {
         let cmd =
@@ -316,6 +414,40 @@ mod tests {
         assert_eq!(s.lease_expiry_interval(), Duration::from_secs(5));
         assert_eq!(s.body_limit, 64 * 1024);
         assert!(!s.replica_id.is_empty());
+    }
+
+    #[test]
+    fn nonsense_settings_are_refused_naming_the_setting() {
+        assert_eq!(Settings::defaults().validate(), Ok(()));
+        let refused = |s: Settings, name: &str| {
+            let e = s.validate().unwrap_err();
+            assert!(e.contains(name), "{e}");
+        };
+        let zero = Settings {
+            sweep_interval: Duration::ZERO,
+            ..Settings::defaults()
+        };
+        refused(zero, "OWP_SWEEP_INTERVAL");
+        let huge = Settings {
+            lease_ttl: Duration::from_secs(1000 * 365 * 24 * 3600),
+            ..Settings::defaults()
+        };
+        refused(huge, "OWP_LEASE_TTL");
+        let deaf = Settings {
+            heartbeat_timeout: Duration::from_secs(30),
+            ..Settings::defaults()
+        };
+        refused(deaf, "OWP_HEARTBEAT_TIMEOUT");
+        let tiny = Settings {
+            body_limit: 10,
+            ..Settings::defaults()
+        };
+        refused(tiny, "OWP_BODY_LIMIT");
+        let expiry = Settings {
+            lease_expiry_interval: Some(Duration::ZERO),
+            ..Settings::defaults()
+        };
+        refused(expiry, "OWP_LEASE_EXPIRY_INTERVAL");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// The transition table does not allow this report from the task's status.
     #[error("conflict: invalid_transition: {from} -> {to}")]
     InvalidTransition { from: TaskStatus, to: Report },
+    /// Area locks cannot be turned on while these areas have more than one open task.
+    #[error("conflict: areas_open_twice")]
+    AreasOpenTwice(Vec<String>),
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
     #[error("rate limited")]
@@ -45,9 +48,10 @@ impl ApiError {
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) | Self::LeaseLost | Self::InvalidTransition { .. } => {
-                StatusCode::CONFLICT
-            }
+            Self::Conflict(_)
+            | Self::LeaseLost
+            | Self::InvalidTransition { .. }
+            | Self::AreasOpenTwice(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -61,7 +65,10 @@ impl ApiError {
             Self::Auth(_) => "auth_error",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::Conflict(_) | Self::LeaseLost | Self::InvalidTransition { .. } => "conflict",
+            Self::Conflict(_)
+            | Self::LeaseLost
+            | Self::InvalidTransition { .. }
+            | Self::AreasOpenTwice(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable => "unavailable",
@@ -88,6 +95,11 @@ impl ApiError {
                 "your lease on this task is gone; stop working on it".into(),
                 Some("lease_lost".into()),
                 Some("drop this task and poll for new work"),
+            ),
+            Self::AreasOpenTwice(areas) => (
+                "area locks cannot be turned on while an area has more than one open task".into(),
+                Some(format!("areas_open_twice: {}", areas.join(", "))),
+                Some("let all but one open task of each named area finish, then try again"),
             ),
             Self::InvalidTransition { from, to } => (
                 "this status change is not allowed from the task's current status".into(),

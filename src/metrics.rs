@@ -30,6 +30,7 @@ pub const SWEEP_DURATION: &str = "owp_scheduler_sweep_duration_seconds";
 pub const SWEEP_ROWS: &str = "owp_scheduler_sweep_rows";
 pub const LAST_SWEEP: &str = "owp_scheduler_last_sweep_timestamp_seconds";
 pub const LEADER_CHANGES: &str = "owp_scheduler_leadership_changes_total";
+pub const DB_RETRYABLE_ERRORS: &str = "owp_db_retryable_errors_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -128,6 +129,10 @@ fn describe() {
         "Unix time of the last completed sweep on this replica."
     );
     describe_counter!(
+        DB_RETRYABLE_ERRORS,
+        "Database errors that mean try again (answered 503), by SQLSTATE."
+    );
+    describe_counter!(
         LEADER_CHANGES,
         "Times this replica gained or lost scheduler leadership, by event."
     );
@@ -141,6 +146,10 @@ pub fn http_request(method: &str, route: &str, status: u16, elapsed: Duration) {
     ];
     counter!(HTTP_REQUESTS, &labels).increment(1);
     histogram!(HTTP_DURATION, &labels).record(elapsed.as_secs_f64());
+}
+
+pub fn db_retryable_error(sqlstate: &str) {
+    counter!(DB_RETRYABLE_ERRORS, "sqlstate" => sqlstate.to_string()).increment(1);
 }
 
 pub fn count_error(code: &'static str) {

@@ -26,6 +26,8 @@ pub async fn serve_on(
 }
 
 pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
     let admin_tokens = admin_tokens(&cfg)?;
     tracing::info!(config = ?cfg, "starting");
     let pool = store::connect_lazy(cfg.db.database_url.expose(), &pool_settings(&cfg.db))

@@ -5,7 +5,7 @@ use crate::app::AppContext;
 use crate::domain::ids::TaskId;
 use crate::domain::input::{self, Checked, Invalid};
 use crate::error::ApiError;
-use crate::store::repos::{self, RepoSettings};
+use crate::store::repos::{self, RepoSettings, Upserted};
 use crate::store::tasks::{self, Created, NewTask};
 use crate::wire::admin::{
     RepoRequest, RepoResponse, TaskCreated, TaskRequest, TasksBody, TasksCreated, TasksCreatedBody,
@@ -20,7 +20,8 @@ use axum::Json;
 /// Create a repository, or update its settings if it exists.
 #[utoipa::path(post, path = "/v1/admin/repos", tag = "admin", request_body = RepoRequest, security(("admin" = [])),
     responses((status = 201, description = "created", body = RepoResponse), (status = 200, description = "updated", body = RepoResponse),
-              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 409, description = "details: areas_open_twice: <areas> (area locks cannot be turned on yet)", body = ErrorBody)))]
 pub async fn upsert_repo(
     State(app): State<AppContext>,
     _admin: AuthAdmin,
@@ -31,11 +32,10 @@ pub async fn upsert_repo(
         max_open_prs: input::int_in("max_open_prs", req.max_open_prs, 3, 0, 10_000)?,
         area_locks_enabled: req.area_locks_enabled.unwrap_or(true),
     };
-    let created = repos::upsert_repo(&app.pool, &settings).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
+    let status = match repos::upsert_repo(&app.pool, &settings).await? {
+        Upserted::Created => StatusCode::CREATED,
+        Upserted::Updated => StatusCode::OK,
+        Upserted::AreasOpenTwice(areas) => return Err(ApiError::AreasOpenTwice(areas)),
     };
     Ok((
         status,

@@ -23,7 +23,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!();
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be reached or is shutting down: retryable, 503.
+    /// The database cannot be reached, is overloaded or shutting down, or the transaction
+    /// lost a race: retryable, 503.
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),
     /// A uniqueness or reference rule of the schema refused the write: 409.
@@ -44,18 +45,46 @@ impl From<sqlx::Error> for StoreError {
             E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
                 Self::Unavailable(e)
             }
-            E::Database(db) => match db.code().as_deref() {
-                // connection exceptions, admin shutdown, cannot connect now, statement timeout
-                Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "57014" => {
+            E::Database(db) => match db.code().as_deref().map(classify) {
+                Some(Class::Retryable) => {
+                    crate::metrics::db_retryable_error(db.code().as_deref().unwrap_or("?"));
                     Self::Unavailable(e)
                 }
-                Some("23505") => Self::Conflict("duplicate"),
-                // character_not_in_repertoire, untranslatable_character (jsonb \u0000)
-                Some("22021" | "22P05") => Self::BadText(e),
-                _ => Self::Internal(e),
+                Some(Class::Duplicate) => Self::Conflict("duplicate"),
+                Some(Class::BadText) => Self::BadText(e),
+                Some(Class::Bug) | None => Self::Internal(e),
             },
             _ => Self::Internal(e),
         }
+    }
+}
+
+/// What a PostgreSQL error (by SQLSTATE) means for the request that met it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Try again later: the database is unreachable, overloaded, shutting down, read-only
+    /// after a failover, or the transaction lost a race (serialization, deadlock, lock).
+    Retryable,
+    /// A uniqueness rule of the schema refused the write.
+    Duplicate,
+    /// Text PostgreSQL cannot store (NUL in text or jsonb).
+    BadText,
+    /// Anything else is a bug of ours.
+    Bug,
+}
+
+pub fn classify(sqlstate: &str) -> Class {
+    match sqlstate {
+        // connection exceptions, insufficient resources (too many connections, disk, memory),
+        // operator intervention (admin shutdown, cannot connect now; 57014 statement timeout)
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57") => Class::Retryable,
+        // read-only transaction (a replica promoted or demoted under us), serialization
+        // failure, deadlock, lock not available (lock_timeout)
+        "25006" | "40001" | "40P01" | "55P03" => Class::Retryable,
+        "23505" => Class::Duplicate,
+        // character_not_in_repertoire, untranslatable_character (jsonb \u0000)
+        "22021" | "22P05" => Class::BadText,
+        _ => Class::Bug,
     }
 }
 
@@ -132,4 +161,24 @@ pub async fn migrations_current(pool: &PgPool) -> StoreResult<bool> {
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())
         .all(|m| applied.binary_search(&m.version).is_ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{classify, Class};
+
+    #[test]
+    fn errors_that_mean_try_again_are_retryable() {
+        for code in [
+            "08006", "08001", "53300", "53100", "53200", "57P01", "57P03", "57014", "25006",
+            "40001", "40P01", "55P03",
+        ] {
+            assert_eq!(classify(code), Class::Retryable, "{code}");
+        }
+        assert_eq!(classify("23505"), Class::Duplicate);
+        assert_eq!(classify("22021"), Class::BadText);
+        for code in ["42P01", "23503", "22001", "XX000"] {
+            assert_eq!(classify(code), Class::Bug, "{code}");
+        }
+    }
 }

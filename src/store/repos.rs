@@ -1,6 +1,6 @@
 //! Repositories and their review budgets.
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::audit::{insert_event, Event};
 use super::StoreResult;
@@ -11,23 +11,47 @@ pub struct RepoSettings {
     pub area_locks_enabled: bool,
 }
 
-/// Creates the repo or updates its settings; true when it was created.
-pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings) -> StoreResult<bool> {
+pub enum Upserted {
+    Created,
+    Updated,
+    /// Area locks cannot be turned on while these areas have more than one open task:
+    /// I5 would not hold. Nothing was changed.
+    AreasOpenTwice(Vec<String>),
+}
+
+/// Creates the repo or updates its settings. The repo row is locked first, so the change
+/// and the claims that count this repo's slots and areas (under the same lock) are
+/// serialised: a claim sees either the old settings or the new ones with their flags.
+pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings) -> StoreResult<Upserted> {
     let mut tx = super::begin(pool).await?;
-    // xmax = 0 only on a freshly inserted row: tells insert from update in one statement
-    let created = sqlx::query_scalar!(
-        r#"insert into repositories (repo, max_open_prs, area_locks_enabled) values ($1, $2, $3)
-           on conflict (repo) do update
-               set max_open_prs = excluded.max_open_prs,
-                   area_locks_enabled = excluded.area_locks_enabled,
-                   updated_at = now()
-           returning (xmax = 0) as "created!""#,
+    let locks_were_on = sqlx::query_scalar!(
+        "select area_locks_enabled from repositories where repo = $1 for update",
+        r.repo
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if r.area_locks_enabled && locks_were_on == Some(false) {
+        let twice = areas_open_twice(&mut tx, &r.repo).await?;
+        if !twice.is_empty() {
+            return Ok(Upserted::AreasOpenTwice(twice));
+        }
+    }
+    sqlx::query!(
+        "insert into repositories (repo, max_open_prs, area_locks_enabled) values ($1, $2, $3)
+         on conflict (repo) do update
+             set max_open_prs = excluded.max_open_prs,
+                 area_locks_enabled = excluded.area_locks_enabled,
+                 updated_at = now()",
         r.repo,
         r.max_open_prs,
         r.area_locks_enabled,
     )
-    .fetch_one(&mut *tx)
+    .execute(&mut *tx)
     .await?;
+    if locks_were_on.is_some_and(|was| was != r.area_locks_enabled) {
+        flag_area_holders(&mut tx, &r.repo, r.area_locks_enabled).await?;
+    }
+    let created = locks_were_on.is_none();
     insert_event(
         &mut tx,
         Event {
@@ -45,5 +69,48 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings) -> StoreResult<bool> {
     )
     .await?;
     tx.commit().await?;
-    Ok(created)
+    Ok(if created {
+        Upserted::Created
+    } else {
+        Upserted::Updated
+    })
+}
+
+/// Areas of the repo with more than one open task (leased, in_progress, blocked,
+/// pr_opened); uses tasks_open_by_repo.
+async fn areas_open_twice(tx: &mut PgConnection, repo: &str) -> StoreResult<Vec<String>> {
+    let areas = sqlx::query_scalar!(
+        r#"select area as "area!" from tasks
+           where repo = $1 and area is not null
+             and status in ('leased', 'in_progress', 'blocked', 'pr_opened')
+           group by area having count(*) > 1 order by area"#,
+        repo
+    )
+    .fetch_all(tx)
+    .await?;
+    Ok(areas)
+}
+
+/// Makes `holds_area_lock` mean "holds it under the current settings": with locks turned
+/// on, every open task with an area holds its area (at most one per area, checked above;
+/// tasks_one_per_area enforces it); turned off, none does.
+async fn flag_area_holders(tx: &mut PgConnection, repo: &str, locks_on: bool) -> StoreResult<()> {
+    if locks_on {
+        sqlx::query!(
+            "update tasks set holds_area_lock = true
+             where repo = $1 and area is not null and not holds_area_lock
+               and status in ('leased', 'in_progress', 'blocked', 'pr_opened')",
+            repo
+        )
+        .execute(tx)
+        .await?;
+    } else {
+        sqlx::query!(
+            "update tasks set holds_area_lock = false where repo = $1 and holds_area_lock",
+            repo
+        )
+        .execute(tx)
+        .await?;
+    }
+    Ok(())
 }

@@ -108,13 +108,18 @@ pub async fn mark_silent_workers_offline(
 /// slot and area: the PR exists and still awaits review.
 pub async fn end_offline_workers_leases(pool: &PgPool, batch: i64) -> StoreResult<Ended> {
     let mut tx = super::begin(pool).await?;
+    // The worker row is locked too, and re-read once locked: a worker whose request is
+    // bringing it back online right now (its row locked) is passed over, and one that came
+    // back since this statement's snapshot no longer matches `not w.online`. `no key
+    // update` leaves FK checks of concurrent inserts (key share) alone.
     let victims = sqlx::query_as!(
         Victim,
         "select t.id, t.attempt, t.max_attempts
          from tasks t join workers w on w.id = t.worker_id
          where not w.online and t.status in ('leased', 'in_progress', 'blocked')
          limit $1
-         for update of t skip locked",
+         for update of t skip locked
+         for no key update of w skip locked",
         batch
     )
     .fetch_all(&mut *tx)

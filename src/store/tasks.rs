@@ -272,7 +272,7 @@ async fn apply(
                    ended_at = case when ended_at is null and $5 then now() else ended_at end,
                    end_reason = case when ended_at is null and $5 then $9 else end_reason end
                -- the task's current lease by its id; after pr_opened (no current lease) the
-               -- newest one, which opened the PR: leases_by_task
+               -- newest one, which opened the PR (leases_by_task_worker's prefix)
                where id = coalesce($12, (select id from leases where task_id = $1 order by seq desc limit 1))
                  and exists (select 1 from t)),
            changed as (

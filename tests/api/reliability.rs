@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use crate::support::*;
@@ -100,4 +101,134 @@ async fn one_inconsistent_task_never_fails_every_poll(pool: PgPool) {
         .collect();
     assert_eq!(ids, [good.as_str()], "the inconsistent task is passed over");
     assert_eq!(app.task_row(&bad).await.0, "ready");
+}
+
+/// Errors that mean "try again" (here: a database that turned read-only, as after a
+/// failover) answer 503 `unavailable` with `Retry-After`, not 500.
+#[sqlx::test]
+async fn a_read_only_database_answers_503_with_retry_after(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let read_only = conn.options([("default_transaction_read_only", "on")]);
+    let app = spawn_app(opts.connect_with(read_only).await.unwrap()).await;
+    let resp = app
+        .http
+        .post(format!("{}/v1/workers/register", app.base))
+        .json(&json!({"name": "late"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable");
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await;
+    let text = metrics.unwrap().text().await.unwrap();
+    assert!(
+        text.contains(r#"owp_db_retryable_errors_total{sqlstate="25006"}"#),
+        "counted by SQLSTATE"
+    );
+}
+
+/// A setting that cannot work stops the server at start with a message naming it.
+#[sqlx::test]
+async fn nonsense_settings_stop_the_server_at_start(_o: PgPoolOptions, conn: PgConnectOptions) {
+    let url = replicas::database_url(&conn);
+    for (name, value) in [
+        ("OWP_SWEEP_INTERVAL", "0s"),
+        ("OWP_LEASE_TTL", "1000years"),
+        ("OWP_ELECTION_INTERVAL", "0ms"),
+    ] {
+        let mut r = replicas::start_replica(&url, "nonsense", &[(name, value)]);
+        let status = r.wait().await;
+        assert!(!status.success(), "{name}={value} was accepted");
+        let log = r.log();
+        assert!(log.contains(name), "{name} not named in: {log}");
+    }
+}
+
+/// A worker whose request is bringing it back online while the offline sweep runs keeps
+/// its leases and is charged no attempt.
+#[sqlx::test]
+async fn a_worker_coming_back_during_the_offline_sweep_keeps_its_leases(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.create_repo("r", 3, false).await;
+    let t = app.create_task(json!({"repo": "r", "title": "kept"})).await;
+    let w = app.register("w", &[], 5, 2).await;
+    assert_eq!(app.poll(&w).await.len(), 1);
+    // the sweep marked it offline a moment ago...
+    sqlx::query("update workers set online = false, last_heartbeat = now() - interval '1 hour' where id = $1")
+        .bind(&w.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // ...and now its request is bringing it back, not yet committed
+    let mut returning = pool.begin().await.unwrap();
+    sqlx::query("update workers set online = true, last_heartbeat = now() where id = $1")
+        .bind(&w.id)
+        .execute(&mut *returning)
+        .await
+        .unwrap();
+    let swept = owp_pool::scheduler::offline_workers::run(&pool, Duration::from_secs(300))
+        .await
+        .unwrap();
+    returning.commit().await.unwrap();
+    assert_eq!(swept.requeued + swept.failed, 0, "{swept:?}");
+    assert_eq!(
+        app.task_row(&t).await,
+        ("leased".into(), 0, Some(w.id.clone()))
+    );
+    assert_eq!(
+        app.poll(&w).await.len(),
+        1,
+        "the worker still holds its lease"
+    );
+    assert_invariants(&pool).await;
+}
+
+/// Turning area locks on for a repo with an open task in an area locks that area at once;
+/// turning them on while an area has two open tasks is refused, so I5 holds whatever the
+/// order of configuration changes.
+#[sqlx::test]
+async fn area_locks_turned_on_late_still_allow_one_open_task_per_area(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.create_repo("r", 5, false).await;
+    let tasks = app
+        .create_tasks(vec![
+            json!({"repo": "r", "title": "a1", "area": "a", "priority": 3}),
+            json!({"repo": "r", "title": "a2", "area": "a", "priority": 2}),
+            json!({"repo": "r", "title": "a3", "area": "a", "priority": 1}),
+        ])
+        .await;
+    let w1 = app.register("w1", &[], 5, 1).await;
+    let w2 = app.register("w2", &[], 5, 1).await;
+    let w3 = app.register("w3", &[], 5, 1).await;
+    assert_eq!(app.poll(&w1).await[0]["task_id"], tasks[0].as_str());
+    let on = json!({"repo": "r", "max_open_prs": 5, "area_locks_enabled": true});
+    app.admin(reqwest::Method::POST, "/v1/admin/repos", Some(on.clone()))
+        .await
+        .expect(reqwest::StatusCode::OK);
+    assert!(app.poll(&w2).await.is_empty(), "area a is held by a1");
+    assert_invariants(&pool).await;
+
+    // off again: a second task of the area may open; then on is refused until one is done
+    let off = json!({"repo": "r", "max_open_prs": 5, "area_locks_enabled": false});
+    app.admin(reqwest::Method::POST, "/v1/admin/repos", Some(off))
+        .await
+        .expect(reqwest::StatusCode::OK);
+    assert_eq!(app.poll(&w2).await[0]["task_id"], tasks[1].as_str());
+    let e = app
+        .admin(reqwest::Method::POST, "/v1/admin/repos", Some(on.clone()))
+        .await
+        .expect_error(reqwest::StatusCode::CONFLICT, "conflict");
+    assert_eq!(e["details"], "areas_open_twice: a");
+    app.report(&w2, &tasks[1], json!({"status": "completed"}))
+        .await
+        .expect(reqwest::StatusCode::OK);
+    app.admin(reqwest::Method::POST, "/v1/admin/repos", Some(on))
+        .await
+        .expect(reqwest::StatusCode::OK);
+    assert!(app.poll(&w3).await.is_empty(), "area a is still held by a1");
+    assert_invariants(&pool).await;
 }

@@ -62,7 +62,7 @@ async fn one_leader_at_a_time_and_failover_on_kill_and_sigterm(
     let rest: Vec<&Replica> = rs.iter().collect();
     let (third, _) = one_leader(&http, &rest, ELECTION * 10).await;
     let term_handover = t1.elapsed();
-    let status = leaving.child.wait().unwrap();
+    let status = leaving.wait().await;
     assert!(
         status.success(),
         "a SIGTERM'd replica exits cleanly: {status:?}"

@@ -93,7 +93,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
         .unwrap()
         .expect("the in-flight request is answered");
     assert_eq!(resp.status(), reqwest::StatusCode::OK);
-    let status = r.wait();
+    let status = r.wait().await;
     assert!(status.success(), "exit status {status:?}");
     let log = r.log();
     assert!(log.contains("released scheduler leadership"), "{log}");

@@ -22,8 +22,15 @@ impl Replica {
         self.child.id()
     }
 
-    pub fn wait(&mut self) -> std::process::ExitStatus {
-        self.child.wait().unwrap()
+    /// Waits for the process to exit, for at most 30 s (a test must never hang on it).
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        let what = format!("replica {} exits", self.id);
+        let child = &mut self.child;
+        eventually_some(&what, Duration::from_secs(30), || {
+            let status = child.try_wait().unwrap();
+            async move { status }
+        })
+        .await
     }
 
     pub fn log(&self) -> String {
