@@ -15,7 +15,7 @@ use clap::Args;
 use crate::domain::status::TaskStatus;
 use crate::wire::admin::{RepoRequest, TaskRequest};
 use crate::wire::tasks::StatusRequest;
-use crate::wire::work::WorkResponse;
+use crate::wire::work::{Lease, WorkResponse};
 use crate::wire::workers::{RegisterRequest, RegisterResponse};
 
 #[derive(Args, Debug)]
@@ -302,13 +302,12 @@ async fn worker_loop(
         }
         idle_polls = 0;
         for lease in leases {
-            let task = lease.task_id.as_str();
             if lease.status == TaskStatus::Leased
-                && !report(&http, &base, &auth, task, "in_progress", &stats).await
+                && !report(&http, &base, &auth, &lease, "in_progress", &stats).await
             {
                 continue;
             }
-            if report(&http, &base, &auth, task, "completed", &stats).await {
+            if report(&http, &base, &auth, &lease, "completed", &stats).await {
                 stats.completed.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -319,15 +318,19 @@ async fn report(
     http: &reqwest::Client,
     base: &str,
     auth: &str,
-    task: &str,
+    lease: &Lease,
     status: &str,
     stats: &Stats,
 ) -> bool {
     let t = Instant::now();
+    let body = StatusRequest {
+        lease_id: Some(lease.lease_id.clone()),
+        ..StatusRequest::to(status)
+    };
     let resp = http
-        .post(format!("{base}/v1/tasks/{task}/status"))
+        .post(format!("{base}/v1/tasks/{}/status", lease.task_id))
         .header("authorization", auth)
-        .json(&StatusRequest::to(status))
+        .json(&body)
         .send()
         .await;
     match resp {

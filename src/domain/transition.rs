@@ -20,6 +20,9 @@ pub struct PriorLease<'a> {
     pub last_report: Option<&'a str>,
     /// Ended by the scheduler (expired, worker offline), not by the holder's report.
     pub revoked: bool,
+    /// The server ended an earlier lease of the caller on this task (expired, or the
+    /// caller was offline): that attempt's process may still be running and report late.
+    pub server_ended_earlier: bool,
 }
 
 impl PriorLease<'_> {
@@ -49,6 +52,10 @@ pub enum Verdict {
     Forbidden,
     /// The table does not allow it: 409 `invalid_transition: from -> to`.
     Invalid,
+    /// The caller holds the task again after the server ended an earlier lease of its on
+    /// it, and did not say which lease the report is about: a late report of the old
+    /// attempt must not land on the new one. 400.
+    LeaseIdRequired,
 }
 
 /// The transition table for a lease holder (and, for `pr_opened`, the PR opener).
@@ -92,6 +99,9 @@ pub fn decide(
         Actor::Worker(w) => w,
     };
     let holds = task.holder == Some(worker);
+    if holds && lease_id.is_none() && prior.is_some_and(|p| p.server_ended_earlier) {
+        return Verdict::LeaseIdRequired;
+    }
 
     if holds && task.status.is_live() {
         let stale_lease = lease_id.is_some_and(|l| Some(l) != task.lease_id);
@@ -217,6 +227,7 @@ mod tests {
         lease_id: "l_1",
         last_report: None,
         revoked: false,
+        server_ended_earlier: false,
     };
 
     #[test]
@@ -347,6 +358,7 @@ mod tests {
             lease_id: "l_1",
             last_report: Some("released"),
             revoked: false,
+            server_ended_earlier: false,
         };
         assert_eq!(
             decide(&requeued, me, r("released"), None, Some(&released)),
@@ -368,6 +380,7 @@ mod tests {
             lease_id: "l_1",
             last_report: Some("in_progress"),
             revoked: true,
+            server_ended_earlier: false,
         };
         assert_eq!(
             decide(&requeued, me, r("in_progress"), None, Some(&expired)),
@@ -381,6 +394,57 @@ mod tests {
         assert_eq!(
             decide(&done, me, r("in_progress"), None, Some(&MINE)),
             Verdict::Invalid
+        );
+    }
+
+    #[test]
+    fn holding_a_task_again_after_the_server_ended_a_lease_needs_the_lease_id_named() {
+        let me = Actor::Worker("w_me");
+        let t = TaskView {
+            status: InProgress,
+            holder: Some("w_me"),
+            lease_id: Some("l_2"),
+            lease_expired: false,
+        };
+        let second = PriorLease {
+            lease_id: "l_2",
+            last_report: None,
+            revoked: false,
+            server_ended_earlier: true,
+        };
+        assert_eq!(
+            decide(&t, me, r("completed"), None, Some(&second)),
+            Verdict::LeaseIdRequired
+        );
+        assert_eq!(
+            decide(&t, me, r("completed"), Some("l_1"), Some(&second)),
+            Verdict::LeaseLost
+        );
+        assert_eq!(
+            decide(&t, me, r("completed"), Some("l_2"), Some(&second)),
+            Verdict::Apply
+        );
+        // not held any more: the report is simply too late
+        let gone = TaskView {
+            holder: None,
+            status: Ready,
+            lease_id: None,
+            lease_expired: false,
+        };
+        assert_eq!(
+            decide(&gone, me, r("completed"), None, Some(&second)),
+            Verdict::LeaseLost
+        );
+        // admins name no lease
+        assert_eq!(
+            decide(
+                &held(PrOpened),
+                Actor::Admin,
+                r("merged"),
+                None,
+                Some(&second)
+            ),
+            Verdict::Apply
         );
     }
 

@@ -95,6 +95,11 @@ pub async fn report_status(
         })),
         StatusResult::NotFound => Err(ApiError::NotFound("task")),
         StatusResult::LeaseLost => Err(ApiError::LeaseLost),
+        StatusResult::LeaseIdRequired => Err(Invalid::new(
+            "lease_id",
+            "required: the server ended an earlier lease of yours on this task; name the lease this report is about",
+        )
+        .into()),
         StatusResult::Forbidden => Err(ApiError::Forbidden(match caller {
             Caller::Admin => "admins may only merge or close an opened PR",
             Caller::Worker(_) => "this task is not leased to you",

@@ -68,12 +68,7 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
     .await?;
     if w.stale {
         // the poll is a sign of life
-        sqlx::query!(
-            "update workers set last_heartbeat = now(), online = true where id = $1",
-            req.worker_id
-        )
-        .execute(&mut *tx)
-        .await?;
+        super::workers::touch_locked(&mut tx, req.worker_id).await?;
     }
     let used = sqlx::query!(
         r#"select coalesce(sum(estimate_points), 0)::int as "points!", count(*)::int as "leases!"

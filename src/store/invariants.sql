@@ -71,3 +71,13 @@ select 'I7 requeue without its task_requeued event' as label, item from (
   where t.status <> 'failed'
   group by t.id having count(a.id) <> t.attempt
 ) v
+union all
+select 'I7 worker whose online flag disagrees with its last online/offline event' as label, item from (
+  select w.id as item
+  from workers w
+  left join (select distinct on (worker_id) worker_id, kind from audit_events
+             where kind in ('worker_online', 'worker_offline')
+             order by worker_id, id desc) last on last.worker_id = w.id
+  where (w.online and last.kind = 'worker_offline')
+     or (not w.online and last.kind is distinct from 'worker_offline')
+) v

@@ -106,6 +106,9 @@ pub enum StatusResult {
     },
     NotFound,
     LeaseLost,
+    /// The caller holds the task again after the server ended a lease of its on it: the
+    /// report must name its lease.
+    LeaseIdRequired,
     Forbidden,
     Invalid {
         from: TaskStatus,
@@ -124,6 +127,7 @@ struct Locked {
     prior_id: Option<String>,
     prior_report: Option<String>,
     prior_revoked: bool,
+    server_ended_earlier: bool,
 }
 
 /// Applies one status report: locks the task row, decides with the domain rules, writes the
@@ -147,6 +151,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         lease_id: id,
         last_report: t.prior_report.as_deref(),
         revoked: t.prior_revoked,
+        server_ended_earlier: t.server_ended_earlier,
     });
     let verdict = transition::decide(&view, u.actor, u.report, u.lease_id, prior.as_ref());
     // the outcome of an applied transition, kept for the metrics after commit
@@ -155,6 +160,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         Verdict::LeaseLost => StatusResult::LeaseLost,
         Verdict::Forbidden => StatusResult::Forbidden,
         Verdict::Invalid => StatusResult::Invalid { from: t.status },
+        Verdict::LeaseIdRequired => StatusResult::LeaseIdRequired,
         Verdict::AlreadyApplied => StatusResult::Updated {
             status: u.report,
             lease_expires_at: None,
@@ -204,10 +210,13 @@ async fn lock_task(
         r#"select t.status as "status: TaskStatus", t.worker_id, t.lease_id, t.attempt, t.max_attempts, t.repo,
                   coalesce(t.lease_expires_at < now(), false) as "expired!",
                   p.id as "prior_id?", p.last_report as "prior_report?",
-                  coalesce(p.end_reason in ('lease_expired', 'worker_offline'), false) as "prior_revoked!"
+                  coalesce(p.end_reason in ('lease_expired', 'worker_offline'), false) as "prior_revoked!",
+                  coalesce(p.server_ended, false) as "server_ended_earlier!"
            from tasks t
            left join lateral (
-               select id, last_report, end_reason from leases l
+               select id, last_report, end_reason,
+                      bool_or(end_reason in ('lease_expired', 'worker_offline')) over () as server_ended
+               from leases l
                where l.task_id = t.id and l.worker_id = $2
                order by l.seq desc limit 1) p on true
            where t.id = $1

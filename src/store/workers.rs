@@ -1,6 +1,6 @@
 //! Workers: registration, authentication by token digest, heartbeats.
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 use super::audit::{insert_event, Event};
 use super::StoreResult;
@@ -57,16 +57,27 @@ pub struct AuthedWorker {
 
 /// Finds the worker holding this token and records the request as a sign of life.
 /// The touch is skipped while the heartbeat is fresh, so busy workers do not rewrite
-/// their row on every request; an offline worker comes back at once.
+/// their row on every request. An offline worker comes back at once, with its
+/// `worker_online` event (I7): `back` and `touched` are exclusive in the statement's
+/// snapshot, and a concurrent request that brought the worker back first makes `back`
+/// re-check `not online` on the locked row and skip, so the event is written once.
 pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Option<AuthedWorker>> {
     let row = sqlx::query!(
         r#"with w as (select id, status from workers where token_digest = $1),
-           touched as (
+           back as (
                update workers set last_heartbeat = now(), online = true
                from w
-               where workers.id = w.id
-                 and (not workers.online or workers.last_heartbeat < now() - interval '1 second')
-               returning workers.id)
+               where workers.id = w.id and not workers.online
+               returning workers.id),
+           touched as (
+               update workers set last_heartbeat = now()
+               from w
+               where workers.id = w.id and workers.online
+                 and workers.last_heartbeat < now() - interval '1 second'
+               returning workers.id),
+           ev as (
+               insert into audit_events (kind, worker_id, reason)
+               select 'worker_online', id, 'request' from back)
            select w.id as "id!", w.status as "status!: WorkerStatus" from w"#,
         &digest[..],
     )
@@ -76,6 +87,22 @@ pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Optio
         id: WorkerId(r.id),
         status: r.status,
     }))
+}
+
+/// Records a sign of life of a worker whose row the caller has locked: a fresh heartbeat,
+/// and, when it was offline, its return with a `worker_online` event (I7).
+pub async fn touch_locked(tx: &mut PgConnection, worker_id: &str) -> StoreResult<()> {
+    sqlx::query!(
+        "with old as (select online from workers where id = $1),
+         upd as (update workers set last_heartbeat = now(), online = true where id = $1),
+         ev as (insert into audit_events (kind, worker_id, reason)
+                select 'worker_online', $1, 'request' from old where not old.online)
+         select 1 as one",
+        worker_id
+    )
+    .fetch_one(tx)
+    .await?;
+    Ok(())
 }
 
 /// A heartbeat: sets the worker's self-reported status and note; returns its live lease count.
@@ -93,8 +120,9 @@ pub async fn heartbeat(
     )
     .fetch_one(&mut *tx)
     .await?;
+    touch_locked(&mut tx, id.as_str()).await?;
     sqlx::query!(
-        "update workers set status = $2, note = $3, last_heartbeat = now(), online = true where id = $1",
+        "update workers set status = $2, note = $3 where id = $1",
         id.as_str(),
         status.as_str(),
         note,

@@ -32,6 +32,8 @@ pub struct StatusRequest {
     #[schema(format = "uri", max_length = 2000, pattern = "^https://")]
     pub pr_url: Option<String>,
     /// When given and not the task's current lease, the update is refused with `lease_lost`.
+    /// Required when the caller holds the task again after the server ended an earlier
+    /// lease of its on it (expired, or offline).
     pub lease_id: Option<String>,
 }
 

@@ -232,3 +232,106 @@ async fn area_locks_turned_on_late_still_allow_one_open_task_per_area(pool: PgPo
     assert!(app.poll(&w3).await.is_empty(), "area a is still held by a1");
     assert_invariants(&pool).await;
 }
+
+/// A worker marked offline that comes back (here with ten requests at once) has its return
+/// recorded: exactly one `worker_online` event, in the transaction that changed the flag.
+#[sqlx::test]
+async fn a_worker_coming_back_online_is_audited_once(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let w = app.register("w", &[], 5, 2).await;
+    sqlx::query("update workers set last_heartbeat = now() - interval '1 hour' where id = $1")
+        .bind(&w.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let swept = owp_pool::scheduler::offline_workers::run(&pool, Duration::from_secs(300))
+        .await
+        .unwrap();
+    assert_eq!(swept.workers, 1);
+    assert_invariants(&pool).await;
+    let requests = (0..10).map(|i| {
+        let (app, w) = (&app, &w);
+        async move {
+            if i % 2 == 0 {
+                app.poll(w).await;
+            } else {
+                app.as_worker(
+                    w,
+                    reqwest::Method::POST,
+                    "/v1/workers/heartbeat",
+                    Some(json!({})),
+                )
+                .await
+                .expect(reqwest::StatusCode::OK);
+            }
+        }
+    });
+    futures::future::join_all(requests).await;
+    let back: i64 = sqlx::query_scalar(
+        "select count(*) from audit_events where worker_id = $1 and kind = 'worker_online'",
+    )
+    .bind(&w.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(back, 1);
+    assert_eq!(app.state().await["workers_online"], 1);
+    assert_invariants(&pool).await;
+}
+
+/// A worker whose lease expired and that got the task back must name the lease a report
+/// is about: a late report of its first attempt never lands on the second.
+#[sqlx::test]
+async fn a_late_report_of_an_old_attempt_never_lands_on_the_new_one(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.create_repo("r", 3, false).await;
+    let t = app
+        .create_task(json!({"repo": "r", "title": "twice"}))
+        .await;
+    let w = app.register("w", &[], 5, 2).await;
+    let first = app.poll(&w).await[0]["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // the first attempt is slow: its lease runs out and the sweep ends it
+    sqlx::query("update tasks set lease_expires_at = now() - interval '1 second' where id = $1")
+        .bind(&t)
+        .execute(&pool)
+        .await
+        .unwrap();
+    owp_pool::scheduler::lease_expiry::run(&pool).await.unwrap();
+    let second = app.poll(&w).await[0]["lease_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(first, second);
+
+    // the first attempt's late "completed", without a lease id: refused, nothing changes
+    let e = app
+        .report(&w, &t, json!({"status": "completed"}))
+        .await
+        .expect_error(reqwest::StatusCode::BAD_REQUEST, "validation_error");
+    assert!(
+        e["details"]
+            .as_str()
+            .unwrap()
+            .starts_with("lease_id: required"),
+        "{e}"
+    );
+    // with its own lease id: lease_lost
+    let e = app
+        .report(&w, &t, json!({"status": "completed", "lease_id": first}))
+        .await
+        .expect_error(reqwest::StatusCode::CONFLICT, "conflict");
+    assert_eq!(e["details"], "lease_lost");
+    assert_eq!(
+        app.task_row(&t).await,
+        ("leased".into(), 1, Some(w.id.clone()))
+    );
+    // the second attempt's report, naming its lease, applies
+    app.report(&w, &t, json!({"status": "completed", "lease_id": second}))
+        .await
+        .expect(reqwest::StatusCode::OK);
+    assert_eq!(app.task_row(&t).await.0, "completed");
+    assert_invariants(&pool).await;
+}

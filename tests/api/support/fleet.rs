@@ -287,11 +287,8 @@ async fn simulate(
         }
         for l in leases {
             let task = l["task_id"].as_str().unwrap().to_string();
-            if !held
-                .lock()
-                .unwrap()
-                .insert(l["lease_id"].as_str().unwrap().to_string())
-            {
+            let lease_id = l["lease_id"].as_str().unwrap().to_string();
+            if !held.lock().unwrap().insert(lease_id.clone()) {
                 continue; // this worker already drives this lease
             }
             let path = |t: &str| format!("{base}/v1/tasks/{t}/status");
@@ -308,7 +305,8 @@ async fn simulate(
                 let r = http
                     .post(path(&task))
                     .header("authorization", &auth)
-                    .json(&json!({"status": step, "pr_url": "https://github.com/o/r/pull/1"}))
+                    .json(&json!({"status": step, "lease_id": lease_id,
+                                  "pr_url": "https://github.com/o/r/pull/1"}))
                     .send()
                     .await
                     .unwrap();
