@@ -22,6 +22,7 @@ CONFIGS = {
         "secret": {**CREDS["secret"], "leaderDatabaseUrl": "postgres://owp:pw@db-direct:5432/owp",
                    "registrationToken": "reg"},
         "autoscaling": {"enabled": True},
+        "database": {"maxConnections": 300},
         "podDisruptionBudget": {"enabled": True},
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
         "networkPolicy": {"enabled": True, "ingressFrom": [{"podSelector": {"matchLabels": {"role": "lb"}}}]},
@@ -64,6 +65,16 @@ def main() -> int:
         failed = True
     except helm_python.HelmError:
         pass
+    # ... and to render a deployment that could exhaust the database's connections
+    over_budget = {**CREDS, "config": {"dbMaxConnections": 50}, "database": {"maxConnections": 100}}
+    try:
+        chart.render(over_budget, name="owp", namespace="pool", is_install=True)
+        print("rendering over the connection budget should fail")
+        failed = True
+    except helm_python.HelmError as e:
+        if "connection budget" not in str(e):
+            print(f"over budget failed for another reason: {e}")
+            failed = True
     return 1 if failed else 0
 
 

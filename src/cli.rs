@@ -56,14 +56,12 @@ pub struct MigrateArgs {
 }
 
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let pool = crate::store::connect(
+    crate::store::migrations::apply_with_retry(
         args.db.database_url.expose(),
-        &crate::app::pool_settings(&args.db),
+        std::time::Duration::from_secs(300),
     )
     .await?;
-    crate::store::MIGRATOR.run(&pool).await?;
-    let applied = crate::store::MIGRATOR.iter().count();
-    tracing::info!(migrations = applied, "database is up to date");
-    pool.close().await;
+    let known = crate::store::MIGRATOR.iter().count();
+    tracing::info!(migrations = known, "database is up to date");
     Ok(())
 }

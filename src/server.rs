@@ -14,6 +14,10 @@ use crate::auth::{self, TokenSet};
 use crate::config::{Secret, ServeConfig};
 use crate::{http, scheduler, store};
 
+/// How long a starting replica keeps trying to apply migrations (the database may still be
+/// starting, or another replica migrating).
+const MIGRATION_PATIENCE: Duration = Duration::from_secs(300);
+
 /// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish.
 pub async fn serve_on(
     app: AppContext,
@@ -33,7 +37,10 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let pool = store::connect_lazy(cfg.db.database_url.expose(), &pool_settings(&cfg.db))
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
     if cfg.auto_migrate {
-        migrate_with_retry(&pool, &cfg.db.database_url.to_string()).await?;
+        store::migrations::apply_with_retry(cfg.db.database_url.expose(), MIGRATION_PATIENCE)
+            .await
+            .with_context(|| format!("applying migrations to {}", cfg.db.database_url))?;
+        tracing::info!("migrations applied");
     }
     let registration = cfg
         .registration_token
@@ -136,37 +143,6 @@ fn admin_tokens(cfg: &ServeConfig) -> anyhow::Result<Vec<Secret>> {
     // printed, not logged: the one place a token is shown, for the developer at the terminal
     eprintln!("development admin token: {generated}");
     Ok(vec![Secret::new(generated)])
-}
-
-/// Applies migrations, waiting for the database to come up (a pod may start before it).
-async fn migrate_with_retry(pool: &sqlx::PgPool, shown_url: &str) -> anyhow::Result<()> {
-    let mut delay = Duration::from_millis(250);
-    for attempt in 1..=10 {
-        match store::MIGRATOR.run(pool).await {
-            Ok(()) => {
-                tracing::info!("migrations applied");
-                return Ok(());
-            }
-            Err(sqlx::migrate::MigrateError::Execute(e))
-                if attempt < 10 && is_connect_error(&e) =>
-            {
-                tracing::warn!(db = %shown_url, error = %e, attempt, "database not reachable yet; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => return Err(e).context("applying migrations"),
-        }
-    }
-    unreachable!("the last attempt returns")
-}
-
-fn is_connect_error(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
-        // 57P03 cannot_connect_now: the server is starting up
-        sqlx::Error::Database(db) => db.code().as_deref() == Some("57P03"),
-        _ => false,
-    }
 }
 
 /// Resolves on SIGTERM (Kubernetes, docker stop) or SIGINT (Ctrl-C).

@@ -49,26 +49,30 @@ impl Schedule {
     }
 }
 
-/// Runs the duties that are due, as the leader does; `None` when none was due.
-pub async fn sweep_due(
-    app: &AppContext,
-    schedule: &mut Schedule,
-) -> Result<Option<SweepReport>, crate::store::StoreError> {
+/// Runs the duties that are due, as the leader does; `None` when none was due. Each duty
+/// runs on its own: one that fails is logged and tried again at its next interval, and
+/// does not keep the others from running.
+pub async fn sweep_due(app: &AppContext, schedule: &mut Schedule) -> Option<SweepReport> {
     let started = Instant::now();
     let mut report = SweepReport::default();
-    let mut ran = false;
     if started >= schedule.next_expiry {
-        report.expired = lease_expiry::run(&app.pool).await?;
+        match lease_expiry::run(&app.pool).await {
+            Ok(r) => report.expired = r,
+            Err(e) => report.failed.push(("lease_expiry", e)),
+        }
+        report.ran += 1;
         schedule.next_expiry = Instant::now() + app.settings.lease_expiry_interval();
-        ran = true;
     }
     if started >= schedule.next_offline {
-        report.offline = offline_workers::run(&app.pool, app.settings.heartbeat_timeout).await?;
+        match offline_workers::run(&app.pool, app.settings.heartbeat_timeout).await {
+            Ok(r) => report.offline = r,
+            Err(e) => report.failed.push(("offline_workers", e)),
+        }
+        report.ran += 1;
         schedule.next_offline = Instant::now() + app.settings.offline_workers_interval();
-        ran = true;
     }
     report.elapsed = started.elapsed();
-    Ok(ran.then_some(report))
+    (report.ran > 0).then_some(report)
 }
 
 #[derive(Debug, Default)]
@@ -76,4 +80,16 @@ pub struct SweepReport {
     pub expired: crate::store::sweeps::Ended,
     pub offline: offline_workers::Offline,
     pub elapsed: std::time::Duration,
+    /// Duties that ran.
+    pub ran: usize,
+    /// Duties that failed, with why.
+    pub failed: Vec<(&'static str, crate::store::StoreError)>,
+}
+
+impl SweepReport {
+    /// Every duty that ran failed: the replica cannot do the leader's work (its request
+    /// pool is broken, say), whatever its lock session says.
+    pub fn all_failed(&self) -> bool {
+        self.ran > 0 && self.failed.len() == self.ran
+    }
 }

@@ -7,6 +7,7 @@ mod codec;
 pub mod invariants;
 pub mod leader_lock;
 pub mod leader_record;
+pub mod migrations;
 pub mod overview;
 pub mod repos;
 pub mod sweeps;

@@ -335,3 +335,181 @@ async fn a_late_report_of_an_old_attempt_never_lands_on_the_new_one(pool: PgPool
     assert_eq!(app.task_row(&t).await.0, "completed");
     assert_invariants(&pool).await;
 }
+
+fn fast_scheduler(replica: &str) -> owp_pool::config::Settings {
+    owp_pool::config::Settings {
+        replica_id: replica.into(),
+        election_interval: Duration::from_millis(100),
+        sweep_interval: Duration::from_millis(100),
+        ..test_settings()
+    }
+}
+
+fn leading(ctx: &owp_pool::app::AppContext) -> bool {
+    ctx.is_leader.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A leader whose request pool is broken holds a healthy lock session, yet cannot do a
+/// leader's work: after a few failed sweeps it steps down and a healthy replica leads.
+#[sqlx::test]
+async fn a_leader_that_cannot_sweep_steps_down_for_a_healthy_replica(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    use owp_pool::app::AppContext;
+    use owp_pool::auth::TokenSet;
+    let broken_pool = PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(200))
+        .connect_lazy_with(conn.clone().port(1));
+    let broken = AppContext::new(
+        broken_pool,
+        fast_scheduler("broken"),
+        TokenSet::new([ADMIN]),
+        None,
+    );
+    let (_stop_broken, rx) = tokio::sync::watch::channel(false);
+    owp_pool::scheduler::spawn(broken.clone(), conn.clone(), rx);
+    eventually(
+        "the broken replica leads",
+        Duration::from_secs(10),
+        || async { leading(&broken) },
+    )
+    .await;
+
+    let pool = opts.connect_with(conn.clone()).await.unwrap();
+    let healthy = AppContext::new(
+        pool.clone(),
+        fast_scheduler("healthy"),
+        TokenSet::new([ADMIN]),
+        None,
+    );
+    let (_stop_healthy, rx) = tokio::sync::watch::channel(false);
+    owp_pool::scheduler::spawn(healthy.clone(), conn, rx);
+    eventually(
+        "the healthy replica takes over",
+        Duration::from_secs(20),
+        || async { leading(&healthy) && !leading(&broken) },
+    )
+    .await;
+    eventually(
+        "the healthy leader records itself and sweeps",
+        Duration::from_secs(10),
+        || async {
+            let (leader, swept): (Option<String>, bool) =
+                sqlx::query_as("select leader, last_sweep_at is not null from scheduler_state")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            leader.as_deref() == Some("healthy") && swept
+        },
+    )
+    .await;
+}
+
+/// Each duty runs on its own: a lease-expiry duty that fails (here a trigger refuses to
+/// end expired leases) does not keep the offline duty from requeuing a vanished worker's
+/// lease.
+#[sqlx::test]
+async fn a_failing_duty_does_not_stop_the_others(opts: PgPoolOptions, conn: PgConnectOptions) {
+    let pool = opts.connect_with(conn.clone()).await.unwrap();
+    let app = spawn_app_with(pool.clone(), fast_scheduler("solo")).await;
+    app.create_repo("r", 5, false).await;
+    let slow = app
+        .create_task(json!({"repo": "r", "title": "slow", "priority": 2}))
+        .await;
+    let gone = app
+        .create_task(json!({"repo": "r", "title": "gone", "priority": 1}))
+        .await;
+    let ws = app.register("slow", &[], 5, 1).await;
+    let wg = app.register("gone", &[], 5, 1).await;
+    assert_eq!(app.poll(&ws).await[0]["task_id"], slow.as_str());
+    assert_eq!(app.poll(&wg).await[0]["task_id"], gone.as_str());
+    sqlx::query(
+        "create function refuse_expiry() returns trigger language plpgsql as $$
+         begin
+           if new.end_reason = 'lease_expired' then raise exception 'injected fault'; end if;
+           return new;
+         end $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query("create trigger refuse_expiry before update on leases for each row execute function refuse_expiry()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("update tasks set lease_expires_at = now() - interval '1 second' where id = $1")
+        .bind(&slow)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("update workers set last_heartbeat = now() - interval '1 hour' where id = $1")
+        .bind(&wg.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    owp_pool::scheduler::spawn(app.ctx.clone(), conn, rx);
+    eventually(
+        "the vanished worker's lease is requeued",
+        Duration::from_secs(10),
+        || async { app.task_row(&gone).await.0 == "ready" },
+    )
+    .await;
+    assert_eq!(
+        app.task_row(&slow).await.0,
+        "leased",
+        "expiry keeps failing"
+    );
+    assert!(
+        leading(&app.ctx),
+        "a replica whose other duties work keeps leading"
+    );
+}
+
+/// Three replicas start at once on an empty database whose migration table is locked for
+/// longer than their statement timeout: migrations wait for the lock instead of timing
+/// out, each is applied exactly once, and every replica comes up.
+#[sqlx::test(migrations = false)]
+async fn three_replicas_migrate_an_empty_database_at_once(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let pool = opts.connect_with(conn.clone()).await.unwrap();
+    // sqlx's own table, as it creates it, held by a slow transaction
+    sqlx::query(
+        "create table _sqlx_migrations (version bigint primary key, description text not null,
+         installed_on timestamptz not null default now(), success boolean not null,
+         checksum bytea not null, execution_time bigint not null)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut slow = pool.begin().await.unwrap();
+    sqlx::query("lock table _sqlx_migrations in access exclusive mode")
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    let url = replicas::database_url(&conn);
+    let env = [("OWP_DB_STATEMENT_TIMEOUT", "1s")];
+    let rs: Vec<_> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|id| replicas::start_replica(&url, id, &env))
+        .collect();
+    until_a_request_waits_on_a_lock(&pool).await;
+    // a migration lock held longer than the replicas' statement timeout
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    slow.commit().await.unwrap();
+    let http = reqwest::Client::new();
+    for r in &rs {
+        replicas::wait_ready(&http, r).await;
+    }
+    let applied: Vec<(i64, i64)> = sqlx::query_as(
+        "select version, count(*) from _sqlx_migrations where success group by version",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(applied.len(), owp_pool::store::MIGRATOR.iter().count());
+    assert!(applied.iter().all(|(_, n)| *n == 1), "{applied:?}");
+}

@@ -65,3 +65,17 @@ capabilities:
       name: {{ include "owp.secretName" . }}
       key: DATABASE_URL
 {{- end -}}
+
+{{/* Fails the render when the replicas could open more connections than the database allows. */}}
+{{- define "owp.connectionBudget" -}}
+{{- $replicas := int .Values.replicaCount -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- $replicas = int .Values.autoscaling.maxReplicas -}}
+{{- end -}}
+{{- $pool := int .Values.config.dbMaxConnections -}}
+{{- $needed := add (mul (add $replicas 1) (add $pool 1)) 1 -}}
+{{- $budget := sub (int .Values.database.maxConnections) (int .Values.database.reservedConnections) -}}
+{{- if gt (int $needed) (int $budget) -}}
+{{- fail (printf "connection budget exceeded: (%d replicas + 1 surge) x (%d pooled + 1 leader) + 1 migration = %d connections, but database.maxConnections - reservedConnections = %d; lower config.dbMaxConnections or the replica count, or raise max_connections" $replicas $pool (int $needed) (int $budget)) -}}
+{{- end -}}
+{{- end -}}
