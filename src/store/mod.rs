@@ -43,9 +43,14 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         use sqlx::Error as E;
         match &e {
-            E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::Tls(_) | E::WorkerCrashed => {
-                Self::Unavailable(e)
-            }
+            // the connection is gone or garbled (a protocol error here is a stream that broke
+            // mid-message, e.g. a proxy that closed it): the request can be retried
+            E::PoolTimedOut
+            | E::PoolClosed
+            | E::Io(_)
+            | E::Tls(_)
+            | E::Protocol(_)
+            | E::WorkerCrashed => Self::Unavailable(e),
             E::Database(db) => match db.code().as_deref().map(classify) {
                 Some(Class::Retryable) => {
                     crate::metrics::db_retryable_error(db.code().as_deref().unwrap_or("?"));

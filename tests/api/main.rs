@@ -1,6 +1,7 @@
 //! Black-box tests: the real app over HTTP against a fresh PostgreSQL database per test.
 
 mod admin;
+mod chaos;
 mod concurrency;
 mod db_down;
 mod errors;

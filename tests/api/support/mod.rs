@@ -6,6 +6,7 @@
 pub mod eventually;
 pub mod fleet;
 pub mod private_pg;
+pub mod proxy;
 pub mod replicas;
 
 pub use eventually::{eventually, eventually_some};

@@ -7,7 +7,7 @@ use std::process::Command;
 pub struct OwnPostgres {
     bin: PathBuf,
     dir: PathBuf,
-    port: u16,
+    pub port: u16,
 }
 
 fn pg_bin() -> PathBuf {
