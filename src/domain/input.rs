@@ -35,7 +35,7 @@ pub type Checked<T> = Result<T, Invalid>;
 pub fn text(field: &str, value: &str, min: usize, max: usize) -> Checked<String> {
     no_nul(field, value)?;
     let n = value.chars().count();
-    if min > 0 && value.trim().is_empty() {
+    if min > 0 && is_blank(value) {
         return Err(Invalid::new(field, "must not be empty or blank"));
     }
     if n < min {
@@ -61,7 +61,7 @@ pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Checked<Op
             field,
             format!("must be at most {max} characters"),
         )),
-        Some(v) if v.trim().is_empty() => Ok(None),
+        Some(v) if is_blank(v) => Ok(None),
         Some(v) => no_nul(field, v).map(|()| Some(v.trim().to_string())),
     }
 }
@@ -88,6 +88,17 @@ fn no_nul(field: &str, value: &str) -> Checked<()> {
     }
     Ok(())
 }
+
+/// Blank: nothing but white space, as Rust (Unicode White_Space) or JSON Schema's `\s`
+/// (ECMAScript, which adds U+FEFF) count it. The OpenAPI document's `NOT_BLANK` pattern
+/// says the same, so a client that validates against the document and this server agree.
+pub fn is_blank(value: &str) -> bool {
+    value.chars().all(|c| c.is_whitespace() || c == '\u{feff}')
+}
+
+/// The OpenAPI pattern of a non-blank string (see `is_blank`): ECMAScript's `\s` lacks
+/// U+0085, which Rust counts as white space.
+pub const NOT_BLANK: &str = r"[^\s\u0085]";
 
 pub const MAX_SKILLS: usize = 50;
 pub const MAX_SKILL_LEN: usize = 50;
@@ -150,6 +161,17 @@ pub fn https_url(field: &str, value: &str) -> Checked<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_means_the_same_as_the_documented_pattern() {
+        for blank in ["", " ", "\t\n", "\u{85}", "\u{feff}", "\u{3000}\u{a0}"] {
+            assert!(is_blank(blank), "{blank:?}");
+            assert!(text("f", blank, 1, 10).is_err());
+        }
+        for not_blank in ["a", " a ", "\u{85}x", "\u{7f}"] {
+            assert!(!is_blank(not_blank), "{not_blank:?}");
+        }
+    }
 
     fn tags(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -42,6 +42,25 @@ impl Modify for Security {
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document")))]
-pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn openapi_json() -> Json<serde_json::Value> {
+    Json(document())
+}
+
+/// The document, with the rules utoipa cannot state added as JSON Schema.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serialises");
+    // `pr_opened` needs a PR link, top-level or in the artifact (JSON Schema `if`/`then`)
+    if let Some(report) = doc.pointer_mut("/components/schemas/StatusRequest") {
+        let link = serde_json::json!({"type": "string"});
+        report["if"] = serde_json::json!({
+            "properties": {"status": {"const": "pr_opened"}}, "required": ["status"]
+        });
+        report["then"] = serde_json::json!({"anyOf": [
+            {"properties": {"pr_url": link}, "required": ["pr_url"]},
+            {"properties": {"artifact": {"type": "object", "properties": {"pr_url": link},
+                                         "required": ["pr_url"]}},
+             "required": ["artifact"]},
+        ]});
+    }
+    doc
 }

@@ -73,9 +73,10 @@ pub async fn register_worker(
     ))
 }
 
+/// Exactly one of the documented values (or none: idle), as the OpenAPI enum says.
 fn heartbeat_status(s: Option<&str>) -> Checked<WorkerStatus> {
-    match s.map(str::trim) {
-        None | Some("") => Ok(WorkerStatus::Idle),
+    match s {
+        None => Ok(WorkerStatus::Idle),
         Some(s) => s
             .parse()
             .map_err(|_| Invalid::new("status", "must be one of idle, working, paused")),

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct RepoRequest {
     /// 1-200 characters, e.g. owner/name.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
     pub repo: String,
     /// Review budget: most tasks open at once (0-10,000, default 3; 0 pauses the repo).
     #[serde(default, deserialize_with = "super::lenient_int")]
@@ -24,10 +24,10 @@ pub struct RepoResponse {
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TaskRequest {
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
     pub repo: String,
     /// 1-300 characters.
-    #[schema(min_length = 1, max_length = 300, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 300, pattern = r"[^\s\u0085]")]
     pub title: String,
     /// Up to 20,000 characters.
     #[schema(max_length = 20000)]

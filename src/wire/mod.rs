@@ -68,7 +68,7 @@ impl utoipa::PartialSchema for SkillTag {
             .schema_type(utoipa::openapi::schema::Type::String)
             .min_length(Some(1))
             .max_length(Some(crate::domain::input::MAX_SKILL_LEN))
-            .pattern(Some(r"\S"))
+            .pattern(Some(crate::domain::input::NOT_BLANK))
             .into()
     }
 }

@@ -9,7 +9,7 @@ use crate::domain::status::WorkerStatus;
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// 1-120 characters, not blank.
-    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
+    #[schema(min_length = 1, max_length = 120, pattern = r"[^\s\u0085]")]
     pub name: String,
     /// GitHub login: letters, digits, single inner hyphens; up to 39 characters.
     #[schema(max_length = 39, pattern = r"^$|^[A-Za-z0-9](-?[A-Za-z0-9])*$")]
