@@ -21,7 +21,7 @@ ensure_database owp_test
 pg_admin -c 'drop database if exists owp_schemathesis with (force)' -c 'create database owp_schemathesis owner owp'
 cargo build --locked --quiet
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-DATABASE_URL="postgres://owp:owp@$PGHOST_ADDR:$PGPORT_NUM/owp_schemathesis" OWP_ADMIN_TOKEN=ci \
+DATABASE_URL="postgres://owp:owp@$PGHOST_ADDR:$PGPORT_NUM/owp_schemathesis" OWP_ADMIN_TOKEN=ci OWP_OPEN_REGISTRATION=true \
   OWP_HOST=127.0.0.1 OWP_PORT=$port RUST_LOG=warn target/debug/owp serve &
 server_pid=$!
 log=$(mktemp)

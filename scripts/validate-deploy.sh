@@ -53,7 +53,7 @@ ensure_postgres
 pg_admin -c 'drop database if exists owp_metrics_check with (force)' -c 'create database owp_metrics_check owner owp' >/dev/null
 cargo build --locked --quiet --bin owp
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-DATABASE_URL="postgres://owp:owp@$PGHOST_ADDR:$PGPORT_NUM/owp_metrics_check" OWP_ADMIN_TOKEN=ci OWP_HOST=127.0.0.1 \
+DATABASE_URL="postgres://owp:owp@$PGHOST_ADDR:$PGPORT_NUM/owp_metrics_check" OWP_ADMIN_TOKEN=ci OWP_OPEN_REGISTRATION=true OWP_HOST=127.0.0.1 \
   OWP_PORT=$port OWP_ELECTION_INTERVAL=200ms OWP_SWEEP_INTERVAL=200ms OWP_GAUGES_INTERVAL=200ms RUST_LOG=warn target/debug/owp serve &
 server_pid=$!
 u=http://127.0.0.1:$port

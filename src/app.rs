@@ -7,7 +7,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
-use crate::auth::TokenSet;
+use crate::auth::{Registration, TokenSet};
 use crate::config::{DbArgs, Settings};
 use crate::store::PoolSettings;
 
@@ -15,8 +15,8 @@ pub struct Inner {
     pub pool: PgPool,
     pub settings: Settings,
     pub admin: TokenSet,
-    /// Set when registration is gated by `OWP_REGISTRATION_TOKEN`.
-    pub registration: Option<TokenSet>,
+    /// Who may register workers (closed unless opened or gated by a token).
+    pub registration: Registration,
     pub metrics: PrometheusHandle,
     /// True while this replica holds the scheduler lock.
     pub is_leader: AtomicBool,
@@ -31,7 +31,7 @@ impl AppContext {
         pool: PgPool,
         settings: Settings,
         admin: TokenSet,
-        registration: Option<TokenSet>,
+        registration: Registration,
     ) -> Self {
         Self(Arc::new(Inner {
             pool,

@@ -51,6 +51,40 @@ impl TokenSet {
     }
 }
 
+/// Who may register a worker. The default is closed: a pool open to anyone on the
+/// network must be opened on purpose.
+#[derive(Clone)]
+pub enum Registration {
+    /// `OWP_OPEN_REGISTRATION=true` or `--dev`: anyone may register.
+    Open,
+    /// `OWP_REGISTRATION_TOKEN`: registration needs one of these in X-Registration-Token.
+    Token(TokenSet),
+    /// Neither: every registration is refused (403).
+    Closed,
+}
+
+impl Registration {
+    /// The mode the settings ask for; a token wins over `open`.
+    pub fn from_settings(token: Option<&str>, open: bool) -> Self {
+        match token.map(str::trim).filter(|t| !t.is_empty()) {
+            Some(t) => Self::Token(TokenSet::new([t])),
+            None if open => Self::Open,
+            None => Self::Closed,
+        }
+    }
+
+    /// For the startup log.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Self::Open => "open: anyone who can reach the server may register a worker",
+            Self::Token(_) => "by token: registration needs X-Registration-Token",
+            Self::Closed => {
+                "closed: set OWP_REGISTRATION_TOKEN or OWP_OPEN_REGISTRATION=true to admit workers"
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +98,26 @@ mod tests {
         assert!(a
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+
+    #[test]
+    fn registration_is_closed_unless_opened_or_gated() {
+        assert!(matches!(
+            Registration::from_settings(None, false),
+            Registration::Closed
+        ));
+        assert!(matches!(
+            Registration::from_settings(Some(" "), false),
+            Registration::Closed
+        ));
+        assert!(matches!(
+            Registration::from_settings(None, true),
+            Registration::Open
+        ));
+        assert!(matches!(
+            Registration::from_settings(Some("t"), true),
+            Registration::Token(_)
+        ));
     }
 
     #[test]

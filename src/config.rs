@@ -122,7 +122,13 @@ pub struct ServeConfig {
     #[arg(long, env = "OWP_REGISTRATION_TOKEN", hide_env_values = true)]
     pub registration_token: Option<Secret>,
 
-    /// Development mode: start without an admin token (a random one is generated and printed).
+    /// Let anyone who can reach the server register a worker. Without it (and without
+    /// OWP_REGISTRATION_TOKEN) registration is closed.
+    #[arg(long, env = "OWP_OPEN_REGISTRATION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub open_registration: bool,
+
+    /// Development mode: start without an admin token (a random one is generated and
+    /// printed) and with registration open.
     #[arg(long, env = "OWP_DEV", default_value_t = false)]
     pub dev: bool,
 

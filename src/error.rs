@@ -17,6 +17,9 @@ pub enum ApiError {
     Auth(&'static str),
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// Neither `OWP_REGISTRATION_TOKEN` nor `OWP_OPEN_REGISTRATION` is set.
+    #[error("registration closed")]
+    RegistrationClosed,
     #[error("not found: {0}")]
     NotFound(&'static str),
     /// The write conflicts with existing state (`details` names how, e.g. `duplicate`).
@@ -46,7 +49,7 @@ impl ApiError {
         match self {
             Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::RegistrationClosed => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_)
             | Self::LeaseLost
@@ -63,7 +66,7 @@ impl ApiError {
         match self {
             Self::Validation(_) => "validation_error",
             Self::Auth(_) => "auth_error",
-            Self::Forbidden(_) => "forbidden",
+            Self::Forbidden(_) | Self::RegistrationClosed => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_)
             | Self::LeaseLost
@@ -85,6 +88,14 @@ impl ApiError {
             ),
             Self::Auth(what) => ((*what).into(), None, Some("send valid credentials")),
             Self::Forbidden(why) => ((*why).into(), None, None),
+            Self::RegistrationClosed => (
+                "worker registration is closed on this server".into(),
+                None,
+                Some(
+                    "ask the operator for a registration token (send it in X-Registration-Token); \
+                     operators admit workers with OWP_REGISTRATION_TOKEN or OWP_OPEN_REGISTRATION=true",
+                ),
+            ),
             Self::NotFound(what) => (format!("{what} not found"), None, None),
             Self::Conflict(what) => (
                 "the request conflicts with existing state".into(),

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::{pool_settings, AppContext};
-use crate::auth::{self, TokenSet};
+use crate::auth::{self, Registration, TokenSet};
 use crate::config::{Secret, ServeConfig};
 use crate::{http, scheduler, store};
 
@@ -42,10 +42,11 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
             .with_context(|| format!("applying migrations to {}", cfg.db.database_url))?;
         tracing::info!("migrations applied");
     }
-    let registration = cfg
-        .registration_token
-        .as_ref()
-        .map(|t| TokenSet::new([t.expose()]));
+    let registration = Registration::from_settings(
+        cfg.registration_token.as_ref().map(Secret::expose),
+        cfg.open_registration || cfg.dev,
+    );
+    tracing::info!(mode = registration.describe(), "worker registration");
     let app = AppContext::new(
         pool.clone(),
         cfg.settings.clone(),

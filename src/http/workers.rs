@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use super::extract::{header_str, ApiJson, AuthWorker, REGISTRATION_HEADER};
 use crate::app::AppContext;
-use crate::auth;
+use crate::auth::{self, Registration};
 use crate::domain::ids::WorkerId;
 use crate::domain::input::{self, Checked, Invalid};
 use crate::domain::status::WorkerStatus;
@@ -41,19 +41,24 @@ fn new_worker(req: RegisterRequest, id: WorkerId, token_digest: [u8; 32]) -> Che
     request_body = RegisterRequest,
     params(("X-Registration-Token" = Option<String>, Header, description = "needed when the server gates registration")),
     responses((status = 201, body = RegisterResponse), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody)))]
+              (status = 401, description = "registration needs a valid X-Registration-Token", body = ErrorBody),
+              (status = 403, description = "registration is closed on this server", body = ErrorBody)))]
 pub async fn register_worker(
     State(app): State<AppContext>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
-    if let Some(gate) = &app.registration {
-        if !header_str(&headers, REGISTRATION_HEADER).is_some_and(|t| gate.verify(t)) {
-            crate::metrics::auth_failure("registration");
-            return Err(ApiError::Auth(
-                "registration needs a valid X-Registration-Token",
-            ));
+    match &app.registration {
+        Registration::Open => {}
+        Registration::Token(gate) => {
+            if !header_str(&headers, REGISTRATION_HEADER).is_some_and(|t| gate.verify(t)) {
+                crate::metrics::auth_failure("registration");
+                return Err(ApiError::Auth(
+                    "registration needs a valid X-Registration-Token",
+                ));
+            }
         }
+        Registration::Closed => return Err(ApiError::RegistrationClosed),
     }
     let token = auth::generate_token();
     let worker = new_worker(req, WorkerId::generate(), auth::digest(&token))?;

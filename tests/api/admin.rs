@@ -227,7 +227,7 @@ async fn admin_tokens_rotate_by_listing_several(pool: PgPool) {
         pool,
         test_settings(),
         owp_pool::auth::TokenSet::new(["old", "new"]),
-        None,
+        owp_pool::auth::Registration::Open,
     );
     let app = spawn_ctx(state).await;
     for t in ["old", "new"] {

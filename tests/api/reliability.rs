@@ -8,25 +8,6 @@ use sqlx::PgPool;
 
 use crate::support::*;
 
-/// Waits until a session of the test's database (a request of the app) waits on a lock.
-async fn until_a_request_waits_on_a_lock(pool: &PgPool) {
-    eventually(
-        "a request waits on a row lock",
-        Duration::from_secs(10),
-        || async {
-            let waiting: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity
-                 where datname = current_database() and wait_event_type = 'Lock'",
-            )
-            .fetch_one(pool)
-            .await
-            .unwrap();
-            waiting > 0
-        },
-    )
-    .await;
-}
-
 /// A poll that waited on its worker's row lock grants a lease whose transaction started
 /// before a lease that was granted and ended meanwhile. Reports must end the lease they
 /// belong to, and the task must stay claimable for everyone.
@@ -365,7 +346,7 @@ async fn a_leader_that_cannot_sweep_steps_down_for_a_healthy_replica(
         broken_pool,
         fast_scheduler("broken"),
         TokenSet::new([ADMIN]),
-        None,
+        owp_pool::auth::Registration::Closed,
     );
     let (_stop_broken, rx) = tokio::sync::watch::channel(false);
     owp_pool::scheduler::spawn(broken.clone(), conn.clone(), rx);
@@ -381,7 +362,7 @@ async fn a_leader_that_cannot_sweep_steps_down_for_a_healthy_replica(
         pool.clone(),
         fast_scheduler("healthy"),
         TokenSet::new([ADMIN]),
-        None,
+        owp_pool::auth::Registration::Closed,
     );
     let (_stop_healthy, rx) = tokio::sync::watch::channel(false);
     owp_pool::scheduler::spawn(healthy.clone(), conn, rx);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::support::eventually;
 use crate::support::replicas::{database_url, is_leader, start_replica, wait_ready};
+use crate::support::{eventually, until_a_request_waits_on_a_lock};
 
 #[sqlx::test]
 async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
@@ -61,19 +61,8 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
                 .await
         })
     };
-    eventually(
-        "the heartbeat reaches the database and waits there",
-        Duration::from_secs(10),
-        || async {
-            let waiting: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity
-                 where datname = current_database() and application_name = 'owp-pool' and wait_event_type = 'Lock'",
-            )
-            .fetch_one(&pool).await.unwrap();
-            waiting > 0
-        },
-    )
-    .await;
+    // the heartbeat reaches the database and waits there
+    until_a_request_waits_on_a_lock(&pool).await;
 
     assert!(Command::new("kill")
         .args(["-TERM", &r.pid().to_string()])

@@ -114,7 +114,7 @@ async fn registration_gate_needs_the_registration_token(pool: PgPool) {
         pool,
         test_settings(),
         owp_pool::auth::TokenSet::new([ADMIN]),
-        Some(owp_pool::auth::TokenSet::new(["let-me-in"])),
+        owp_pool::auth::Registration::Token(owp_pool::auth::TokenSet::new(["let-me-in"])),
     );
     let app = spawn_ctx(state).await;
     let body = json!({"name": "gated"});
@@ -231,4 +231,74 @@ async fn worker_routes_need_a_valid_bearer_token(pool: PgPool) {
     )
     .await
     .expect_error(StatusCode::UNAUTHORIZED, "auth_error");
+}
+
+#[sqlx::test]
+async fn registration_is_closed_unless_opened_or_gated(pool: PgPool) {
+    let closed = owp_pool::app::AppContext::new(
+        pool,
+        test_settings(),
+        owp_pool::auth::TokenSet::new([ADMIN]),
+        owp_pool::auth::Registration::Closed,
+    );
+    let app = spawn_ctx(closed).await;
+    let e = app
+        .call(
+            Method::POST,
+            "/v1/workers/register",
+            &[("x-registration-token", "anything")],
+            Some(json!({"name": "stranger"})),
+        )
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    let suggestion = e["suggestion"].as_str().unwrap();
+    assert!(
+        suggestion.contains("OWP_REGISTRATION_TOKEN")
+            && suggestion.contains("OWP_OPEN_REGISTRATION"),
+        "{suggestion}"
+    );
+    let n: i64 = sqlx::query_scalar("select count(*) from workers")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+/// The real binary: closed by default and says so at start; `--dev` opens registration.
+#[sqlx::test]
+async fn the_server_starts_with_registration_closed_and_dev_opens_it(
+    _o: sqlx::postgres::PgPoolOptions,
+    conn: sqlx::postgres::PgConnectOptions,
+) {
+    use crate::support::replicas::{database_url, start_replica, wait_ready};
+    let url = database_url(&conn);
+    let http = reqwest::Client::new();
+    let register = |base: String| {
+        let http = http.clone();
+        async move {
+            http.post(format!("{base}/v1/workers/register"))
+                .json(&json!({"name": "w"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    let closed = start_replica(&url, "closed", &[("OWP_OPEN_REGISTRATION", "false")]);
+    wait_ready(&http, &closed).await;
+    assert_eq!(register(closed.base.clone()).await, StatusCode::FORBIDDEN);
+    let log = closed.log();
+    assert!(
+        log.contains("worker registration") && log.contains("closed"),
+        "{log}"
+    );
+
+    let dev = start_replica(
+        &url,
+        "dev",
+        &[("OWP_OPEN_REGISTRATION", "false"), ("OWP_DEV", "true")],
+    );
+    wait_ready(&http, &dev).await;
+    assert_eq!(register(dev.base.clone()).await, StatusCode::CREATED);
+    assert!(dev.log().contains("open"), "{}", dev.log());
 }

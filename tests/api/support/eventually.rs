@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use sqlx::PgPool;
+
 /// How often a condition is polled.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -37,4 +39,23 @@ where
         );
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Waits until a session of the test's database (a request of the app) waits on a lock.
+pub async fn until_a_request_waits_on_a_lock(pool: &PgPool) {
+    eventually(
+        "a request waits on a row lock",
+        Duration::from_secs(10),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity
+                 where datname = current_database() and wait_event_type = 'Lock'",
+            )
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            waiting > 0
+        },
+    )
+    .await;
 }

@@ -9,12 +9,12 @@ pub mod private_pg;
 pub mod proxy;
 pub mod replicas;
 
-pub use eventually::{eventually, eventually_some};
+pub use eventually::{eventually, eventually_some, until_a_request_waits_on_a_lock};
 
 use std::time::Duration;
 
 use owp_pool::app::AppContext;
-use owp_pool::auth::TokenSet;
+use owp_pool::auth::{Registration, TokenSet};
 use owp_pool::config::Settings;
 use owp_pool::wire::workers::{RegisterRequest, RegisterResponse};
 use reqwest::{Method, StatusCode};
@@ -86,7 +86,13 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 }
 
 pub async fn spawn_app_with(pool: PgPool, settings: Settings) -> TestApp {
-    let ctx = AppContext::new(pool.clone(), settings, TokenSet::new([ADMIN]), None);
+    // registration is closed by default; the test app opens it, as OWP_OPEN_REGISTRATION does
+    let ctx = AppContext::new(
+        pool.clone(),
+        settings,
+        TokenSet::new([ADMIN]),
+        Registration::Open,
+    );
     spawn_ctx(ctx).await
 }
 

@@ -70,6 +70,8 @@ pub fn start_replica(db_url: &str, id: &str, extra_env: &[(&str, &str)]) -> Repl
         .env("OWP_HOST", "127.0.0.1")
         .env("OWP_PORT", port.to_string())
         .env("OWP_ADMIN_TOKEN", ADMIN)
+        // registration is closed by default; these replicas admit any worker
+        .env("OWP_OPEN_REGISTRATION", "true")
         .env("OWP_REPLICA_ID", id)
         .env("OWP_ELECTION_INTERVAL", "500ms")
         .env("OWP_SWEEP_INTERVAL", "500ms")
