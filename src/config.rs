@@ -105,10 +105,6 @@ pub struct ServeConfig {
     #[arg(long, env = "OWP_PORT", default_value_t = 8787)]
     pub port: u16,
 
-    /// Serve /metrics on this port too (keeps it off the public listener).
-    #[arg(long, env = "OWP_METRICS_PORT")]
-    pub metrics_port: Option<u16>,
-
     /// Admin token(s), comma-separated to allow rotation. Required unless --dev.
     #[arg(
         long,
@@ -221,6 +217,11 @@ pub struct Settings {
     /// never touches the database).
     #[arg(long, env = "OWP_GAUGES_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub gauges_interval: Duration,
+
+    /// Serve /metrics on this port instead of the API port (which then answers it 404),
+    /// so the public listener never exposes it.
+    #[arg(long, env = "OWP_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
 
     /// This replica's name in /v1/admin/state and logs; defaults to hostname-pid.
     #[arg(long, env = "OWP_REPLICA_ID", default_value_t = default_replica_id())]

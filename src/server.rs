@@ -61,7 +61,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, replica = %app.settings.replica_id, "listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let metrics_server = match cfg.metrics_port {
+    let metrics_server = match cfg.settings.metrics_port {
         Some(port) => {
             Some(serve_metrics(&app, SocketAddr::new(cfg.host, port), stop_rx.clone()).await?)
         }

@@ -46,8 +46,12 @@ pub fn router(app: AppContext) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/health", get(ops::health))
-        .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
+        // with OWP_METRICS_PORT set, /metrics lives only there (see metrics_router)
+        .merge(match app.settings.metrics_port {
+            None => Router::new().route("/metrics", get(ops::metrics)),
+            Some(_) => Router::new(),
+        })
         .route_layer(middleware::from_fn(track_metrics))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { MethodNotAllowed })

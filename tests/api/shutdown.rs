@@ -120,6 +120,13 @@ async fn metrics_can_live_on_their_own_port(_o: PgPoolOptions, conn: PgConnectOp
         text.contains("# TYPE owp_scheduler_is_leader gauge"),
         "{text}"
     );
+    // and not on the API port: the public listener never exposes it
+    let public = http
+        .get(format!("{}/metrics", r.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), reqwest::StatusCode::NOT_FOUND);
     // only /metrics there: the API stays on the main port
     let api = http
         .get(format!("http://127.0.0.1:{port}/v1/admin/state"))
