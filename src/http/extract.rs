@@ -10,7 +10,6 @@ use serde::de::DeserializeOwned;
 use crate::app::AppContext;
 use crate::auth;
 use crate::domain::ids::WorkerId;
-use crate::domain::status::WorkerStatus;
 use crate::domain::transition::Actor;
 use crate::error::ApiError;
 use crate::store::workers;
@@ -120,7 +119,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 /// The worker named by `Authorization: Bearer <token>`.
 pub struct AuthWorker {
     pub id: WorkerId,
-    pub status: WorkerStatus,
 }
 
 impl FromRequestParts<AppContext> for AuthWorker {
@@ -137,11 +135,8 @@ impl FromRequestParts<AppContext> for AuthWorker {
                 crate::metrics::auth_failure("worker");
                 ApiError::Auth("invalid worker token")
             })?;
-        tracing::Span::current().record("worker_id", worker.id.as_str());
-        Ok(AuthWorker {
-            id: worker.id,
-            status: worker.status,
-        })
+        tracing::Span::current().record("worker_id", worker.as_str());
+        Ok(AuthWorker { id: worker })
     }
 }
 

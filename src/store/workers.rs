@@ -50,20 +50,15 @@ pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
     Ok(())
 }
 
-pub struct AuthedWorker {
-    pub id: WorkerId,
-    pub status: WorkerStatus,
-}
-
 /// Finds the worker holding this token and records the request as a sign of life.
 /// The touch is skipped while the heartbeat is fresh, so busy workers do not rewrite
 /// their row on every request. An offline worker comes back at once, with its
 /// `worker_online` event (I7): `back` and `touched` are exclusive in the statement's
 /// snapshot, and a concurrent request that brought the worker back first makes `back`
 /// re-check `not online` on the locked row and skip, so the event is written once.
-pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Option<AuthedWorker>> {
-    let row = sqlx::query!(
-        r#"with w as (select id, status from workers where token_digest = $1),
+pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Option<WorkerId>> {
+    let id = sqlx::query_scalar!(
+        r#"with w as (select id from workers where token_digest = $1),
            back as (
                update workers set last_heartbeat = now(), online = true
                from w
@@ -78,15 +73,12 @@ pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Optio
            ev as (
                insert into audit_events (kind, worker_id, reason)
                select 'worker_online', id, 'request' from back)
-           select w.id as "id!", w.status as "status!: WorkerStatus" from w"#,
+           select w.id as "id!" from w"#,
         &digest[..],
     )
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| AuthedWorker {
-        id: WorkerId(r.id),
-        status: r.status,
-    }))
+    Ok(id.map(WorkerId))
 }
 
 /// Records a sign of life of a worker whose row the caller has locked: a fresh heartbeat,

@@ -19,7 +19,7 @@ use sqlx::PgPool;
 
 use crate::support::private_pg::OwnPostgres;
 use crate::support::proxy::Proxy;
-use crate::support::replicas::{is_leader, signal, start_replica, wait_ready, Replica};
+use crate::support::replicas::{is_leader, register, signal, start_replica, wait_ready, Replica};
 use crate::support::*;
 
 const WORKERS: usize = 50;
@@ -98,6 +98,9 @@ async fn contributor(i: usize, w: Worker, seen: Arc<Seen>) {
         .unwrap();
     let mut rng = StdRng::seed_from_u64(i as u64);
     let mut opened: Vec<(String, String)> = vec![];
+    // a lease is driven once: an outcome whose answer was lost (a frozen or killed replica
+    // may still apply it) is never followed by a different one; the sweeps clean up
+    let mut driven: std::collections::HashSet<String> = Default::default();
     let mut n = i;
     while !seen.stop.load(Ordering::Relaxed) {
         n += 1;
@@ -144,6 +147,9 @@ async fn contributor(i: usize, w: Worker, seen: Arc<Seen>) {
             tokio::time::sleep(Duration::from_millis(rng.gen_range(20..60))).await;
         }
         for l in leases {
+            if !driven.insert(l.lease_id.clone()) {
+                continue;
+            }
             let steps: &[&str] = match rng.gen_range(0..100) {
                 0..=59 => &["in_progress", "completed"],
                 60..=74 => &["in_progress", "failed"],
@@ -367,19 +373,7 @@ async fn seed(http: &reqwest::Client, base: &str) -> Vec<Worker> {
         .is_success());
     let mut workers = vec![];
     for i in 0..WORKERS {
-        let body: Value = http
-            .post(format!("{base}/v1/workers/register"))
-            .json(&json!({"name": format!("chaos-{i}"), "capacity_points": 3, "max_concurrent_tasks": 2}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        workers.push(Worker {
-            id: body["worker_id"].as_str().unwrap().into(),
-            token: body["token"].as_str().unwrap().into(),
-        });
+        workers.push(register(http, base, &format!("chaos-{i}")).await);
     }
     workers
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::support::replicas::{database_url, is_leader, start_replica, wait_ready};
+use crate::support::replicas::{database_url, is_leader, register, start_replica, wait_ready};
+use crate::support::Worker;
 use crate::support::{eventually, until_a_request_waits_on_a_lock};
 
 #[sqlx::test]
@@ -30,19 +31,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly(
         || async { is_leader(&http, &r).await == Some(true) },
     )
     .await;
-    let reg: serde_json::Value = http
-        .post(format!("{}/v1/workers/register", r.base))
-        .json(&json!({"name": "slowpoke"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (id, token) = (
-        reg["worker_id"].as_str().unwrap().to_string(),
-        reg["token"].as_str().unwrap().to_string(),
-    );
+    let Worker { id, token } = register(&http, &r.base, "slowpoke").await;
 
     // hold the worker's row, so its heartbeat stays in flight inside the server
     let mut blocker = pool.begin().await.unwrap();

@@ -235,13 +235,7 @@ async fn simulate(
             .await
             .unwrap();
         if r.status() != StatusCode::OK {
-            let s = r.status();
-            let text = r.text().await.unwrap();
-            observed
-                .lock()
-                .unwrap()
-                .unexpected
-                .push(format!("poll {s}: {text}"));
+            unexpected(&observed, "poll", r).await;
             continue;
         }
         let body: Value = r.json().await.unwrap();
@@ -311,18 +305,23 @@ async fn simulate(
                     .await
                     .unwrap();
                 if r.status() != StatusCode::OK {
-                    let s = r.status();
-                    let text = r.text().await.unwrap();
-                    observed
-                        .lock()
-                        .unwrap()
-                        .unexpected
-                        .push(format!("{task} -> {step}: {s} {text}"));
+                    unexpected(&observed, &format!("{task} -> {step}"), r).await;
                     break;
                 }
             }
         }
     }
+}
+
+/// Records an answer the fleet did not expect, with its status and body.
+async fn unexpected(observed: &Mutex<Observed>, what: &str, r: reqwest::Response) {
+    let s = r.status();
+    let text = r.text().await.unwrap();
+    observed
+        .lock()
+        .unwrap()
+        .unexpected
+        .push(format!("{what}: {s} {text}"));
 }
 
 /// Repos with small budgets, several sharing area names, and tasks with mixed skills and sizes.

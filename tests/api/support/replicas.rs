@@ -149,3 +149,25 @@ pub fn signal(child: &Child, sig: &str) {
         .success();
     assert!(ok, "kill {sig} sent");
 }
+
+/// Registers a worker on a replica (whose registration is open), with the wire types.
+pub async fn register(http: &reqwest::Client, base: &str, name: &str) -> super::Worker {
+    let req = owp_pool::wire::workers::RegisterRequest {
+        name: name.into(),
+        capacity_points: Some(3),
+        max_concurrent_tasks: Some(2),
+        ..Default::default()
+    };
+    let resp = http
+        .post(format!("{base}/v1/workers/register"))
+        .json(&req)
+        .send()
+        .await
+        .expect("the replica answers");
+    assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
+    let r: owp_pool::wire::workers::RegisterResponse = resp.json().await.unwrap();
+    super::Worker {
+        id: r.worker_id,
+        token: r.token,
+    }
+}
