@@ -105,17 +105,15 @@ async fn contributor(i: usize, w: Worker, seen: Arc<Seen>) {
     while !seen.stop.load(Ordering::Relaxed) {
         n += 1;
         let base = seen.base(n);
-        let report = |task: &str, lease: &str, status: &str| {
-            http.post(format!("{base}/v1/tasks/{task}/status"))
-                .bearer_auth(&w.token)
-                .json(&json!({"status": status, "lease_id": lease,
-                              "pr_url": format!("https://github.com/o/r/pull/{i}")}))
-                .send()
+        let report = |task: String, lease: String, status: &'static str| {
+            report_until_definite(&seen, &http, &w.token, i + n, task, lease, status)
         };
         let mut still_open = vec![];
         for (task, lease) in opened.drain(..) {
-            let r = report(&task, &lease, "merged").await;
-            if seen.check("merge", r).await.is_none() {
+            if report(task.clone(), lease.clone(), "merged")
+                .await
+                .is_none()
+            {
                 still_open.push((task, lease));
             }
         }
@@ -150,15 +148,17 @@ async fn contributor(i: usize, w: Worker, seen: Arc<Seen>) {
             if !driven.insert(l.lease_id.clone()) {
                 continue;
             }
-            let steps: &[&str] = match rng.gen_range(0..100) {
+            let steps: &[&'static str] = match rng.gen_range(0..100) {
                 0..=59 => &["in_progress", "completed"],
                 60..=74 => &["in_progress", "failed"],
                 75..=84 => &["released"],
                 _ => &["in_progress", "pr_opened"],
             };
             for step in steps {
-                let r = report(&l.task_id, &l.lease_id, step).await;
-                if seen.check(step, r).await.is_none() {
+                if report(l.task_id.clone(), l.lease_id.clone(), step)
+                    .await
+                    .is_none()
+                {
                     break;
                 }
                 if *step == "pr_opened" {
@@ -167,6 +167,41 @@ async fn contributor(i: usize, w: Worker, seen: Arc<Seen>) {
             }
         }
     }
+}
+
+/// Sends a status report until its answer is definite, each time through the next replica:
+/// an answer lost to a killed or frozen replica may still have been applied, so the client
+/// repeats the same report (a repeat is answered 200 by the protocol) and never guesses.
+async fn report_until_definite(
+    seen: &Seen,
+    http: &reqwest::Client,
+    token: &str,
+    n: usize,
+    task: String,
+    lease: String,
+    status: &'static str,
+) -> Option<Value> {
+    let body = json!({"status": status, "lease_id": lease,
+                      "pr_url": format!("https://github.com/o/r/pull/{n}")});
+    for attempt in 0..30 {
+        let base = seen.base(n + attempt);
+        let r = http
+            .post(format!("{base}/v1/tasks/{task}/status"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await;
+        match r {
+            Ok(resp) if resp.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                return seen.check(status, Ok(resp)).await;
+            }
+            other => {
+                seen.check(status, other).await; // counts 503 unavailable or the network error
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    None
 }
 
 fn replica_env() -> Vec<(&'static str, &'static str)> {
