@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
+use tokio::sync::watch;
 
 use crate::auth::{Registration, TokenSet};
 use crate::config::{DbArgs, Settings};
+use crate::domain::retry::Backoff;
+use crate::limits::Limits;
 use crate::store::PoolSettings;
 
 pub struct Inner {
@@ -20,6 +23,10 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// True while this replica holds the scheduler lock.
     pub is_leader: AtomicBool,
+    /// Per-client rate and in-flight limits.
+    pub limits: Limits,
+    /// Turns true when the replica starts shutting down: streams end, long waits return.
+    stopping: watch::Sender<bool>,
 }
 
 /// The app context: cheap to clone (one `Arc`), handed to every handler and service.
@@ -35,12 +42,35 @@ impl AppContext {
     ) -> Self {
         Self(Arc::new(Inner {
             pool,
+            limits: Limits::new(&settings.limits),
+            stopping: watch::Sender::new(false),
             settings,
             admin,
             registration,
             metrics: crate::metrics::install(),
             is_leader: AtomicBool::new(false),
         }))
+    }
+}
+
+impl AppContext {
+    /// Starts the shutdown of everything that waits: streams end, long waits return.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once `stop` was called.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// The retry backoff the settings ask for.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            base: self.settings.retry_backoff,
+            max: self.settings.retry_backoff_max,
+        }
     }
 }
 

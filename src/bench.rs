@@ -142,6 +142,7 @@ async fn seed(http: &reqwest::Client, base: &str, args: &BenchArgs) -> anyhow::R
             repo: r.clone(),
             max_open_prs: Some(args.max_open_prs),
             area_locks_enabled: Some(false),
+            pr_url_prefix: None,
         };
         admin(http, base, &args.admin_token, "/v1/admin/repos", &repo).await?;
     }

@@ -40,6 +40,10 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("database unavailable")]
     Unavailable,
+    /// This replica is at a limit (a request ran past OWP_REQUEST_TIMEOUT, the stream
+    /// cap is reached): retry, here or on another replica.
+    #[error("busy: {0}")]
+    Busy(&'static str),
     #[error("internal error")]
     Internal,
 }
@@ -57,7 +61,7 @@ impl ApiError {
             | Self::AreasOpenTwice(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -74,7 +78,7 @@ impl ApiError {
             | Self::AreasOpenTwice(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable => "unavailable",
+            Self::Unavailable | Self::Busy(_) => "unavailable",
             Self::Internal => "internal_error",
         }
     }
@@ -136,6 +140,11 @@ impl ApiError {
                 None,
                 Some("retry with exponential backoff and jitter"),
             ),
+            Self::Busy(why) => (
+                (*why).into(),
+                None,
+                Some("retry after the Retry-After delay"),
+            ),
             Self::Internal => (
                 "an internal error occurred; it has been logged with this request's x-request-id"
                     .into(),
@@ -163,7 +172,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from(retry_after_secs.max(1)),
                 );
             }
-            Self::Unavailable => {
+            Self::Unavailable | Self::Busy(_) => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }

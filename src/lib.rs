@@ -5,7 +5,8 @@
 //! - `http`: routes, extractors, handlers; `error`: failures as PROTOCOL.md answers
 //! - `domain`: pure rules (statuses, transitions, input); `store`: every SQL statement
 //! - `scheduler`: leader election and the periodic duties
-//! - `auth`: tokens and digests; `metrics`, `telemetry`: what operators see
+//! - `auth`: tokens and digests; `limits`: what one client may use (rates, in-flight)
+//! - `metrics`, `telemetry`: what operators see
 //! - `bench`, `checker`: the load benchmark and the invariant checker it shares with tests
 
 pub mod app;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod scheduler;
 pub mod server;

@@ -31,6 +31,11 @@ pub const SWEEP_ROWS: &str = "owp_scheduler_sweep_rows";
 pub const LAST_SWEEP: &str = "owp_scheduler_last_sweep_timestamp_seconds";
 pub const LEADER_CHANGES: &str = "owp_scheduler_leadership_changes_total";
 pub const DB_RETRYABLE_ERRORS: &str = "owp_db_retryable_errors_total";
+pub const RATE_LIMITED: &str = "owp_rate_limited_total";
+pub const HTTP_CONNECTIONS: &str = "owp_http_connections";
+pub const REQUEST_TIMEOUTS: &str = "owp_http_request_timeouts_total";
+pub const SSE_STREAMS: &str = "owp_sse_streams";
+pub const RETENTION_PRUNED: &str = "owp_retention_pruned_rows_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -133,6 +138,20 @@ fn describe() {
         "Database errors that mean try again (answered 503), by SQLSTATE."
     );
     describe_counter!(
+        RATE_LIMITED,
+        "Requests answered 429, by limit (worker, ip, in_flight)."
+    );
+    describe_gauge!(HTTP_CONNECTIONS, "Open client connections on this replica.");
+    describe_counter!(
+        REQUEST_TIMEOUTS,
+        "Requests cut off by OWP_REQUEST_TIMEOUT, by route template."
+    );
+    describe_gauge!(SSE_STREAMS, "Open state streams on this replica.");
+    describe_counter!(
+        RETENTION_PRUNED,
+        "Rows deleted by the retention duty, by table."
+    );
+    describe_counter!(
         LEADER_CHANGES,
         "Times this replica gained or lost scheduler leadership, by event."
     );
@@ -226,6 +245,7 @@ pub const WORKERS_ONLINE: &str = "owp_workers_online";
 pub const REPO_OPEN: &str = "owp_repo_open_slots";
 pub const REPO_BUDGET: &str = "owp_repo_max_open_prs";
 pub const OLDEST_READY: &str = "owp_oldest_ready_task_age_seconds";
+pub const REPO_STALE_PRS: &str = "owp_repo_stale_prs";
 pub const DB_POOL_IDLE: &str = "owp_db_pool_idle_connections";
 pub const DB_POOL_MAX: &str = "owp_db_pool_max_connections";
 
@@ -266,6 +286,10 @@ fn describe_pool_gauges() {
     );
     describe_gauge!(REPO_BUDGET, "Review budget (max_open_prs) per repository.");
     describe_gauge!(
+        REPO_STALE_PRS,
+        "pr_opened tasks with no merge or close for OWP_PR_STALE_AFTER, per repository."
+    );
+    describe_gauge!(
         OLDEST_READY,
         "How long the longest-waiting ready task has been ready."
     );
@@ -292,11 +316,33 @@ pub fn workers_online(n: i64) {
     gauge!(WORKERS_ONLINE).set(n as f64);
 }
 
-pub fn repo_slots(repo: &str, open: i64, budget: i32) {
+pub fn repo_slots(repo: &str, open: i64, budget: i32, stale: i64) {
     gauge!(REPO_OPEN, "repo" => repo.to_string()).set(open as f64);
     gauge!(REPO_BUDGET, "repo" => repo.to_string()).set(f64::from(budget));
+    gauge!(REPO_STALE_PRS, "repo" => repo.to_string()).set(stale as f64);
 }
 
 pub fn oldest_ready(age_secs: f64) {
     gauge!(OLDEST_READY).set(age_secs);
+}
+
+/// A request refused by one of the limits (`worker`, `ip`, `in_flight`).
+pub fn rate_limited(limit: &'static str) {
+    counter!(RATE_LIMITED, "limit" => limit).increment(1);
+}
+
+pub fn http_connections(open: usize) {
+    gauge!(HTTP_CONNECTIONS).set(open as f64);
+}
+
+pub fn request_timeout(route: &str) {
+    counter!(REQUEST_TIMEOUTS, "route" => route.to_string()).increment(1);
+}
+
+pub fn sse_streams(open: usize) {
+    gauge!(SSE_STREAMS).set(open as f64);
+}
+
+pub fn retention_pruned(table: &'static str, n: u64) {
+    counter!(RETENTION_PRUNED, "table" => table).increment(n);
 }

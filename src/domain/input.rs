@@ -158,6 +158,15 @@ pub fn https_url(field: &str, value: &str) -> Checked<String> {
     }
 }
 
+/// A repo's `pr_url_prefix`: an https URL of at most 300 characters.
+pub fn pr_url_prefix(field: &str, value: &str) -> Checked<String> {
+    let v = https_url(field, value)?;
+    if v.chars().count() > 300 {
+        return Err(Invalid::new(field, "must be at most 300 characters"));
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,5 +2,6 @@
 
 pub mod ids;
 pub mod input;
+pub mod retry;
 pub mod status;
 pub mod transition;

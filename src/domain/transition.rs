@@ -150,6 +150,9 @@ pub struct Outcome {
     pub ends_lease: bool,
     /// The repo slot and area lock are given back.
     pub frees_slot: bool,
+    /// A lost attempt requeued the task: it waits out the retry backoff
+    /// (`domain::retry`), longer for the worker that lost it.
+    pub backs_off: bool,
 }
 
 /// The outcome of an allowed transition to `to`, given the task's attempt counters.
@@ -160,6 +163,7 @@ pub fn outcome(to: Report, attempt: i32, max_attempts: i32) -> Outcome {
         requeued: None,
         ends_lease: false,
         frees_slot: false,
+        backs_off: false,
     };
     match to {
         Report::Rest(s @ (TaskStatus::InProgress | TaskStatus::Blocked | TaskStatus::Leased)) => {
@@ -202,6 +206,7 @@ pub fn failed_attempt(attempt: i32, max_attempts: i32, reason: &'static str) -> 
         requeued: (!terminal).then_some(reason),
         ends_lease: true,
         frees_slot: true,
+        backs_off: !terminal,
     }
 }
 

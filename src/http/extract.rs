@@ -199,7 +199,7 @@ pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = header_str(headers, "authorization")?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();

@@ -3,9 +3,11 @@
 
 pub mod admin;
 pub mod extract;
+pub mod limits;
 pub mod openapi;
 pub mod ops;
 pub mod overview;
+pub mod stale_prs;
 pub mod tasks;
 pub mod work;
 pub mod workers;
@@ -17,7 +19,7 @@ use axum::http::{HeaderName, Response};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -43,6 +45,11 @@ pub fn router(app: AppContext) -> Router {
         .route("/v1/admin/tasks", post(admin::create_tasks))
         .route("/v1/admin/state", get(overview::get_state))
         .route("/v1/admin/state/stream", get(overview::stream_state))
+        .route("/v1/admin/stale-prs", get(stale_prs::list_stale_prs))
+        .route(
+            "/v1/admin/stale-prs/close",
+            post(stale_prs::close_stale_prs),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/health", get(ops::health))
@@ -52,9 +59,19 @@ pub fn router(app: AppContext) -> Router {
             None => Router::new().route("/metrics", get(ops::metrics)),
             Some(_) => Router::new(),
         })
-        .route_layer(middleware::from_fn(track_metrics))
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { MethodNotAllowed })
+        // innermost first: the timeout wraps the handler; the client limits run before it
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            limits::request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            limits::limit_clients,
+        ))
+        .route_layer(middleware::from_fn(track_metrics))
+        .layer(Extension(overview::StateFeed::spawn(app.clone())))
         .with_state(app);
 
     // outermost first: every answer, even a panic's, carries the request id and is traced

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, ops, overview, tasks, work, workers};
+use super::{admin, ops, overview, stale_prs, tasks, work, workers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         work::claim_work, work::claim_work_post,
         tasks::report_status,
         admin::upsert_repo, admin::create_tasks, overview::get_state, overview::stream_state,
+        stale_prs::list_stale_prs, stale_prs::close_stale_prs,
         ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
     ),
     components(schemas(crate::wire::ErrorBody, crate::wire::admin::TasksCreated)),

@@ -1,12 +1,16 @@
 //! The pool overview: `GET /v1/admin/state`, and the same object as Server-Sent Events.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use axum::Json;
 use futures::Stream;
+use futures::StreamExt;
+use tokio::sync::{watch, Notify, Semaphore};
 
 use super::extract::AuthAdmin;
 use crate::app::AppContext;
@@ -33,7 +37,12 @@ pub async fn get_state(
 
 /// The overview as one consistent read of the database, with the leader record.
 async fn read_overview(app: &AppContext) -> Result<StateResponse, ApiError> {
-    let s = overview::read_overview(&app.pool, app.settings.heartbeat_timeout).await?;
+    let s = overview::read_overview(
+        &app.pool,
+        app.settings.heartbeat_timeout,
+        app.settings.pr_stale_after,
+    )
+    .await?;
     let leader = leader_record::read_leader_record(&app.pool).await?;
     let count = |st: TaskStatus| s.tasks(st);
     Ok(StateResponse {
@@ -48,6 +57,7 @@ async fn read_overview(app: &AppContext) -> Result<StateResponse, ApiError> {
         tasks_merged: count(TaskStatus::Merged),
         tasks_completed: count(TaskStatus::Completed),
         tasks_failed: count(TaskStatus::Failed),
+        tasks_pr_stale: s.repositories.iter().map(|r| r.stale_prs).sum(),
         repositories: s
             .repositories
             .into_iter()
@@ -56,6 +66,7 @@ async fn read_overview(app: &AppContext) -> Result<StateResponse, ApiError> {
                 max_open_prs: r.max_open_prs,
                 current_open_prs: r.current_open_prs,
                 area_locks_enabled: r.area_locks_enabled,
+                stale_prs: r.stale_prs,
             })
             .collect(),
         scheduler: SchedulerOut {
@@ -67,40 +78,145 @@ async fn read_overview(app: &AppContext) -> Result<StateResponse, ApiError> {
 
 /// The state as Server-Sent Events (`event: state`, JSON data): sent at once, then whenever
 /// it changes (checked every second), and at least every 15 s even when unchanged. While
-/// the database is unreachable the stream sends `event: error` with the error body.
+/// the database is unreachable the stream sends `event: error` with the error body. At
+/// most `OWP_SSE_MAX_STREAMS` per replica (503 beyond); every stream ends when the replica
+/// shuts down.
 #[utoipa::path(get, path = "/v1/admin/state/stream", tag = "admin", security(("admin" = [])),
     responses((status = 200, content_type = "text/event-stream", description = "`event: state` with a StateResponse as data", body = StateResponse),
-              (status = 401, body = ErrorBody)))]
+              (status = 401, body = ErrorBody),
+              (status = 503, description = "this replica serves OWP_SSE_MAX_STREAMS streams already", body = ErrorBody)))]
 pub async fn stream_state(
     State(app): State<AppContext>,
+    Extension(feed): Extension<StateFeed>,
     _admin: AuthAdmin,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = feed
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Busy("this replica serves as many state streams as it may"))?;
+    let rx = feed.latest.subscribe();
+    feed.wake.notify_one();
+    crate::metrics::sse_streams(feed.open());
+    // (receiver, slot, when the last event went) -> the next event
     let events = futures::stream::unfold(
-        (app, None::<StateResponse>, None::<Instant>),
-        |(app, last, sent_at)| async move {
+        (rx, slot, None::<Instant>),
+        |(mut rx, slot, sent_at)| async move {
+            if let Some(t) = sent_at {
+                // a change, or the heartbeat: the same state again
+                tokio::select! {
+                    changed = rx.changed() => changed.ok()?,
+                    () = tokio::time::sleep_until((t + STREAM_HEARTBEAT).into()) => {}
+                }
+            }
             loop {
-                if sent_at.is_some() {
-                    tokio::time::sleep(STREAM_POLL).await;
+                let event = to_event(&rx.borrow_and_update());
+                if let Some(event) = event {
+                    return Some((Ok(event), (rx, slot, Some(Instant::now()))));
                 }
-                let due = sent_at.is_none_or(|t| t.elapsed() >= STREAM_HEARTBEAT);
-                match read_overview(&app).await {
-                    Ok(now) if due || last.as_ref() != Some(&now) => {
-                        let event = Event::default().event("state").json_data(&now);
-                        let event = event.unwrap_or_else(|_| Event::default().event("error"));
-                        return Some((Ok(event), (app, Some(now), Some(Instant::now()))));
-                    }
-                    Ok(_) => {}
-                    Err(e) if due => {
-                        let body =
-                            serde_json::json!({"code": e.code(), "message": "state unavailable"});
-                        let event = Event::default().event("error").data(body.to_string());
-                        return Some((Ok(event), (app, last, Some(Instant::now()))));
-                    }
-                    Err(_) => {}
-                }
+                // nothing read yet: wait for the reader's first read
+                rx.changed().await.ok()?;
             }
         },
     );
+    let stopped = {
+        let app = app.clone();
+        async move { app.stopped().await }
+    };
+    let events = events.take_until(stopped);
     // comment lines keep idle proxies from closing the connection between events
-    Sse::new(events).keep_alive(KeepAlive::new().interval(STREAM_HEARTBEAT))
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(STREAM_HEARTBEAT)))
+}
+
+fn to_event(item: &Option<FeedItem>) -> Option<Event> {
+    match item.as_ref()? {
+        Ok(state) => Event::default().event("state").json_data(&**state).ok(),
+        Err(code) => {
+            let body = serde_json::json!({"code": code, "message": "state unavailable"});
+            Some(Event::default().event("error").data(body.to_string()))
+        }
+    }
+}
+
+/// What every state stream of a replica reads: one reader task per replica reads the
+/// overview every second while at least one stream is open, and publishes it; the
+/// streams only watch. The reader stops with the router.
+#[derive(Clone)]
+pub struct StateFeed {
+    latest: Arc<watch::Sender<Option<FeedItem>>>,
+    slots: Arc<Semaphore>,
+    wake: Arc<Notify>,
+    max: usize,
+}
+
+/// The last read: the state, or the error code of a failed read.
+type FeedItem = Result<Arc<StateResponse>, &'static str>;
+
+impl StateFeed {
+    /// Starts the replica's reader.
+    pub fn spawn(app: AppContext) -> Self {
+        let max = app.settings.limits.sse_max_streams;
+        let feed = Self {
+            latest: Arc::new(watch::Sender::new(None)),
+            slots: Arc::new(Semaphore::new(max)),
+            wake: Arc::new(Notify::new()),
+            max,
+        };
+        tokio::spawn(read_loop(
+            app,
+            Arc::downgrade(&feed.latest),
+            feed.wake.clone(),
+        ));
+        feed
+    }
+
+    fn open(&self) -> usize {
+        self.max - self.slots.available_permits()
+    }
+}
+
+async fn read_loop(
+    app: AppContext,
+    latest: std::sync::Weak<watch::Sender<Option<FeedItem>>>,
+    wake: Arc<Notify>,
+) {
+    loop {
+        let Some(tx) = latest.upgrade() else {
+            return; // the router is gone
+        };
+        let streams = tx.receiver_count();
+        crate::metrics::sse_streams(streams);
+        if streams == 0 {
+            // a stream opened later must not get a stale read
+            tx.send_replace(None);
+            drop(tx);
+            // idle: no database reads until a stream opens (or the router goes)
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(STREAM_HEARTBEAT) => {}
+                () = app.stopped() => return,
+            }
+            continue;
+        }
+        let item = read_overview(&app)
+            .await
+            .map(Arc::new)
+            .map_err(|e| e.code());
+        tx.send_if_modified(|cur| {
+            let same = match (&*cur, &item) {
+                (Some(Ok(a)), Ok(b)) => a == b,
+                (Some(Err(a)), Err(b)) => a == b,
+                _ => false,
+            };
+            if !same {
+                *cur = Some(item);
+            }
+            !same
+        });
+        drop(tx);
+        tokio::select! {
+            () = tokio::time::sleep(STREAM_POLL) => {}
+            () = app.stopped() => return,
+        }
+    }
 }

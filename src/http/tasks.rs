@@ -82,6 +82,7 @@ pub async fn report_status(
         message: c.message.as_deref(),
         artifact: c.artifact,
         lease_ttl: app.settings.lease_ttl,
+        backoff: app.backoff(),
     };
     match tasks::update_status(&app.pool, &update).await? {
         StatusResult::Updated {
@@ -105,5 +106,10 @@ pub async fn report_status(
             Caller::Worker(_) => "this task is not leased to you",
         })),
         StatusResult::Invalid { from } => Err(ApiError::InvalidTransition { from, to: c.report }),
+        StatusResult::ForeignPrUrl { prefix } => Err(Invalid::new(
+            "pr_url",
+            format!("must start with {prefix} (the repo's pr_url_prefix)"),
+        )
+        .into()),
     }
 }

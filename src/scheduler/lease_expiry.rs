@@ -6,15 +6,16 @@ use std::time::Instant;
 use sqlx::PgPool;
 
 use super::BATCH;
+use crate::domain::retry::Backoff;
 use crate::store::sweeps::{self, Ended};
 use crate::store::StoreResult;
 
 /// Expires every overdue lease, in batches of `BATCH` rows, one transaction each.
-pub async fn run(pool: &PgPool) -> StoreResult<Ended> {
+pub async fn run(pool: &PgPool, backoff: Backoff) -> StoreResult<Ended> {
     let started = Instant::now();
     let mut total = Ended::default();
     loop {
-        let b = sweeps::expire_overdue_leases(pool, BATCH).await?;
+        let b = sweeps::expire_overdue_leases(pool, BATCH, backoff).await?;
         total.leases += b.leases;
         total.requeued += b.requeued;
         total.failed += b.failed;

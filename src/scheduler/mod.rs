@@ -7,6 +7,7 @@ pub mod elector;
 pub mod lease_expiry;
 pub mod offline_workers;
 pub mod pool_gauges;
+pub mod retention;
 
 use std::time::Instant;
 
@@ -32,6 +33,7 @@ pub fn spawn(
 pub struct Schedule {
     next_expiry: Instant,
     next_offline: Instant,
+    next_retention: Instant,
 }
 
 impl Schedule {
@@ -41,11 +43,14 @@ impl Schedule {
         Self {
             next_expiry: now,
             next_offline: now,
+            next_retention: now,
         }
     }
 
     pub fn next_due(&self) -> Instant {
-        self.next_expiry.min(self.next_offline)
+        self.next_expiry
+            .min(self.next_offline)
+            .min(self.next_retention)
     }
 }
 
@@ -56,7 +61,7 @@ pub async fn sweep_due(app: &AppContext, schedule: &mut Schedule) -> Option<Swee
     let started = Instant::now();
     let mut report = SweepReport::default();
     if started >= schedule.next_expiry {
-        match lease_expiry::run(&app.pool).await {
+        match lease_expiry::run(&app.pool, app.backoff()).await {
             Ok(r) => report.expired = r,
             Err(e) => report.failed.push(("lease_expiry", e)),
         }
@@ -64,12 +69,23 @@ pub async fn sweep_due(app: &AppContext, schedule: &mut Schedule) -> Option<Swee
         schedule.next_expiry = Instant::now() + app.settings.lease_expiry_interval();
     }
     if started >= schedule.next_offline {
-        match offline_workers::run(&app.pool, app.settings.heartbeat_timeout).await {
+        match offline_workers::run(&app.pool, app.settings.heartbeat_timeout, app.backoff()).await {
             Ok(r) => report.offline = r,
             Err(e) => report.failed.push(("offline_workers", e)),
         }
         report.ran += 1;
         schedule.next_offline = Instant::now() + app.settings.offline_workers_interval();
+    }
+    // OWP_RETENTION=0 keeps everything
+    if started >= schedule.next_retention {
+        if !app.settings.retention.is_zero() {
+            match retention::run(&app.pool, app.settings.retention).await {
+                Ok(r) => report.pruned = r,
+                Err(e) => report.failed.push(("retention", e)),
+            }
+            report.ran += 1;
+        }
+        schedule.next_retention = Instant::now() + app.settings.retention_interval;
     }
     report.elapsed = started.elapsed();
     (report.ran > 0).then_some(report)
@@ -79,6 +95,7 @@ pub async fn sweep_due(app: &AppContext, schedule: &mut Schedule) -> Option<Swee
 pub struct SweepReport {
     pub expired: crate::store::sweeps::Ended,
     pub offline: offline_workers::Offline,
+    pub pruned: crate::store::retention::Pruned,
     pub elapsed: std::time::Duration,
     /// Duties that ran.
     pub ran: usize,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 
 use super::BATCH;
+use crate::domain::retry::Backoff;
 use crate::store::sweeps;
 use crate::store::StoreResult;
 
@@ -17,7 +18,11 @@ pub struct Offline {
     pub failed: u64,
 }
 
-pub async fn run(pool: &PgPool, heartbeat_timeout: Duration) -> StoreResult<Offline> {
+pub async fn run(
+    pool: &PgPool,
+    heartbeat_timeout: Duration,
+    backoff: Backoff,
+) -> StoreResult<Offline> {
     let started = Instant::now();
     let mut total = Offline::default();
     loop {
@@ -28,7 +33,7 @@ pub async fn run(pool: &PgPool, heartbeat_timeout: Duration) -> StoreResult<Offl
         }
     }
     loop {
-        let b = sweeps::end_offline_workers_leases(pool, BATCH).await?;
+        let b = sweeps::end_offline_workers_leases(pool, BATCH, backoff).await?;
         total.requeued += b.requeued;
         total.failed += b.failed;
         if b.leases < BATCH as u64 {

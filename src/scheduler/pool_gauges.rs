@@ -33,7 +33,11 @@ pub fn spawn(app: AppContext, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
 
 /// One refresh: the overview in one read, bounded.
 pub async fn refresh(app: &AppContext) {
-    let read = overview::read_overview(&app.pool, app.settings.heartbeat_timeout);
+    let read = overview::read_overview(
+        &app.pool,
+        app.settings.heartbeat_timeout,
+        app.settings.pr_stale_after,
+    );
     match tokio::time::timeout(READ_TIMEOUT, read).await {
         Ok(Ok(o)) => {
             crate::metrics::db_up(true);
@@ -42,7 +46,12 @@ pub async fn refresh(app: &AppContext) {
             }
             crate::metrics::workers_online(o.workers_online);
             for r in &o.repositories {
-                crate::metrics::repo_slots(&r.repo, r.current_open_prs, r.max_open_prs);
+                crate::metrics::repo_slots(
+                    &r.repo,
+                    r.current_open_prs,
+                    r.max_open_prs,
+                    r.stale_prs,
+                );
             }
             crate::metrics::oldest_ready(o.oldest_ready_age_secs);
         }

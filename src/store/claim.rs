@@ -106,7 +106,7 @@ async fn claim_candidates(
     free_points: &mut i32,
     want: i64,
 ) -> StoreResult<usize> {
-    let candidates = select_candidates(tx, skills, tier, *free_points, want).await?;
+    let candidates = select_candidates(tx, req.worker_id, skills, tier, *free_points, want).await?;
     if candidates.is_empty() {
         return Ok(0);
     }
@@ -163,6 +163,7 @@ struct Candidate {
 /// order (highest priority, then oldest).
 async fn select_candidates(
     tx: &mut PgConnection,
+    worker_id: &str,
     skills: &[String],
     tier: i16,
     free_points: i32,
@@ -191,6 +192,10 @@ async fn select_candidates(
              and t.required_skills <@ $1
              and t.estimate_points <= $2
              and t.tier <= $3
+             -- retry backoff (domain::retry): nobody before retry_at, the worker that
+             -- lost the attempt not before withheld_until
+             and (t.retry_at is null or t.retry_at <= now())
+             and (t.withheld_from is distinct from $5 or t.withheld_until <= now())
              and not (r.area_locks_enabled and t.area is not null and exists (
                  select 1 from tasks a where a.repo = t.repo and a.area = t.area and a.holds_area_lock))
            order by t.priority desc, t.created_at, t.id
@@ -200,6 +205,7 @@ async fn select_candidates(
         free_points,
         tier,
         want + CANDIDATE_SLACK,
+        worker_id,
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -219,7 +225,8 @@ async fn grant_lease(
         r#"with t as (
                update tasks set status = 'leased', worker_id = $2, lease_id = $3,
                    lease_expires_at = now() + make_interval(secs => $4),
-                   holds_area_lock = $5, updated_at = now()
+                   holds_area_lock = $5, updated_at = now(),
+                   retry_at = null, withheld_from = null, withheld_until = null
                where id = $1 and status = 'ready'
                  -- a row left inconsistent (a live lease on a ready task, an area another
                  -- task holds) is passed over, never a conflict that fails every poll

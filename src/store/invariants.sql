@@ -1,6 +1,8 @@
 -- The invariant checker: one row per violation, (label, offending row). Run inside a
 -- repeatable-read, read-only transaction, so every check sees one committed state.
--- Each label names the invariant of DESIGN.md it checks.
+-- Each label names the invariant of DESIGN.md it checks. The I7 checks ask for complete
+-- history only after the retention horizon (scheduler_state.pruned_before): older events
+-- may have been pruned (OWP_RETENTION).
 select 'I1 task with more than one live lease' as label, item from (
   select task_id as item from leases where ended_at is null group by task_id having count(*) > 1
 ) v
@@ -45,8 +47,9 @@ select 'I5 area with more than one open task' as label, item from (
 union all
 select 'I7 task or lease without exactly one event that created it' as label, item from (
   select e.id as item
-  from (select id, 'task_created' as kind from tasks
-        union all select id, 'lease_granted' from leases) e
+  from (select id, 'task_created' as kind, created_at as at from tasks
+        union all select id, 'lease_granted', granted_at from leases) e
+  join scheduler_state h on e.at >= coalesce(h.pruned_before, '-infinity')
   left join audit_events a on a.kind = e.kind
        and e.id = case a.kind when 'lease_granted' then a.lease_id else a.task_id end
   group by e.id having count(a.id) <> 1
@@ -54,6 +57,7 @@ select 'I7 task or lease without exactly one event that created it' as label, it
 union all
 select 'I7 ended lease without exactly one event that ended it' as label, item from (
   select l.id as item from leases l
+  join scheduler_state h on l.ended_at >= coalesce(h.pruned_before, '-infinity')
   left join audit_events a on a.lease_id = l.id and (
   (a.kind = 'task_status_changed' and a.to_status = l.end_reason)
   or (a.kind = 'lease_expired' and l.end_reason = 'lease_expired')
@@ -66,6 +70,7 @@ union all
 select 'I7 requeue without its task_requeued event' as label, item from (
   select t.id || ' (' || t.attempt || ' failed attempts, ' || count(a.id) || ' requeues)' as item
   from tasks t
+  join scheduler_state h on t.created_at >= coalesce(h.pruned_before, '-infinity')
   left join audit_events a on a.task_id = t.id and a.kind = 'task_requeued'
   and a.reason in ('failed', 'closed', 'lease_expired', 'worker_offline')
   where t.status <> 'failed'
@@ -78,6 +83,9 @@ select 'I7 worker whose online flag disagrees with its last online/offline event
   left join (select distinct on (worker_id) worker_id, kind from audit_events
              where kind in ('worker_online', 'worker_offline')
              order by worker_id, id desc) last on last.worker_id = w.id
+  cross join scheduler_state h
   where (w.online and last.kind = 'worker_offline')
-     or (not w.online and last.kind is distinct from 'worker_offline')
+     or (not w.online and last.kind is distinct from 'worker_offline'
+         -- its events may all be older than the horizon, and pruned
+         and (last.kind is not null or h.pruned_before is null or w.created_at >= h.pruned_before))
 ) v

@@ -10,6 +10,8 @@ pub mod leader_record;
 pub mod migrations;
 pub mod overview;
 pub mod repos;
+pub mod retention;
+pub mod stale_prs;
 pub mod sweeps;
 pub mod tasks;
 pub mod workers;

@@ -14,6 +14,8 @@ pub struct RepoOverview {
     pub max_open_prs: i32,
     pub current_open_prs: i64,
     pub area_locks_enabled: bool,
+    /// pr_opened tasks older than OWP_PR_STALE_AFTER.
+    pub stale_prs: i64,
 }
 
 pub struct PoolOverview {
@@ -35,6 +37,7 @@ impl PoolOverview {
 pub async fn read_overview(
     pool: &PgPool,
     heartbeat_timeout: Duration,
+    pr_stale_after: Duration,
 ) -> StoreResult<PoolOverview> {
     // one snapshot, so the counts add up
     let mut tx = super::begin(pool).await?;
@@ -60,8 +63,11 @@ pub async fn read_overview(
         RepoOverview,
         r#"select r.repo, r.max_open_prs, r.area_locks_enabled,
                   (select count(*) from tasks t where t.repo = r.repo
-                   and t.status in ('leased', 'in_progress', 'blocked', 'pr_opened')) as "current_open_prs!"
-           from repositories r order by r.repo"#
+                   and t.status in ('leased', 'in_progress', 'blocked', 'pr_opened')) as "current_open_prs!",
+                  (select count(*) from tasks t where t.repo = r.repo and t.status = 'pr_opened'
+                   and t.pr_opened_at < now() - make_interval(secs => $1)) as "stale_prs!"
+           from repositories r order by r.repo"#,
+        pr_stale_after.as_secs_f64()
     )
     .fetch_all(&mut *tx)
     .await?;

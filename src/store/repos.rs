@@ -9,6 +9,8 @@ pub struct RepoSettings {
     pub repo: String,
     pub max_open_prs: i32,
     pub area_locks_enabled: bool,
+    /// `None` keeps the current prefix; `Some(None)` removes it.
+    pub pr_url_prefix: Option<Option<String>>,
 }
 
 pub enum Upserted {
@@ -37,14 +39,19 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings) -> StoreResult<Upserte
         }
     }
     sqlx::query!(
-        "insert into repositories (repo, max_open_prs, area_locks_enabled) values ($1, $2, $3)
+        "insert into repositories (repo, max_open_prs, area_locks_enabled, pr_url_prefix)
+         values ($1, $2, $3, $5)
          on conflict (repo) do update
              set max_open_prs = excluded.max_open_prs,
                  area_locks_enabled = excluded.area_locks_enabled,
+                 pr_url_prefix = case when $4 then excluded.pr_url_prefix
+                                      else repositories.pr_url_prefix end,
                  updated_at = now()",
         r.repo,
         r.max_open_prs,
         r.area_locks_enabled,
+        r.pr_url_prefix.is_some(),
+        r.pr_url_prefix.clone().flatten(),
     )
     .execute(&mut *tx)
     .await?;
@@ -63,6 +70,7 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings) -> StoreResult<Upserte
             repo: Some(&r.repo),
             data: Some(serde_json::json!({
                 "max_open_prs": r.max_open_prs, "area_locks_enabled": r.area_locks_enabled,
+                "pr_url_prefix": r.pr_url_prefix,
             })),
             ..Event::default()
         },

@@ -8,6 +8,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool};
 
 use super::StoreResult;
+use crate::domain::retry::Backoff;
 use crate::domain::transition::failed_attempt;
 
 /// What one batch did.
@@ -50,7 +51,11 @@ struct Victim {
 }
 
 /// Ends up to `batch` leases that ran past their TTL.
-pub async fn expire_overdue_leases(pool: &PgPool, batch: i64) -> StoreResult<Ended> {
+pub async fn expire_overdue_leases(
+    pool: &PgPool,
+    batch: i64,
+    backoff: Backoff,
+) -> StoreResult<Ended> {
     let mut tx = super::begin(pool).await?;
     // tasks_live_by_expiry; skip locked passes over tasks a report is changing right now,
     // and a second sweep (two leaders) over the ones this sweep holds
@@ -65,7 +70,7 @@ pub async fn expire_overdue_leases(pool: &PgPool, batch: i64) -> StoreResult<End
     )
     .fetch_all(&mut *tx)
     .await?;
-    let ended = end_attempts(&mut tx, &victims, EndReason::LeaseExpired).await?;
+    let ended = end_attempts(&mut tx, &victims, EndReason::LeaseExpired, backoff).await?;
     tx.commit().await?;
     Ok(ended)
 }
@@ -106,7 +111,11 @@ pub async fn mark_silent_workers_offline(
 
 /// Ends up to `batch` live leases held by offline workers. Their `pr_opened` tasks keep
 /// slot and area: the PR exists and still awaits review.
-pub async fn end_offline_workers_leases(pool: &PgPool, batch: i64) -> StoreResult<Ended> {
+pub async fn end_offline_workers_leases(
+    pool: &PgPool,
+    batch: i64,
+    backoff: Backoff,
+) -> StoreResult<Ended> {
     let mut tx = super::begin(pool).await?;
     // The worker row is locked too, and re-read once locked: a worker whose request is
     // bringing it back online right now (its row locked) is passed over, and one that came
@@ -124,7 +133,7 @@ pub async fn end_offline_workers_leases(pool: &PgPool, batch: i64) -> StoreResul
     )
     .fetch_all(&mut *tx)
     .await?;
-    let ended = end_attempts(&mut tx, &victims, EndReason::WorkerOffline).await?;
+    let ended = end_attempts(&mut tx, &victims, EndReason::WorkerOffline, backoff).await?;
     tx.commit().await?;
     Ok(ended)
 }
@@ -137,6 +146,7 @@ async fn end_attempts(
     tx: &mut PgConnection,
     victims: &[Victim],
     reason: EndReason,
+    backoff: Backoff,
 ) -> StoreResult<Ended> {
     if victims.is_empty() {
         return Ok(Ended::default());
@@ -144,21 +154,31 @@ async fn end_attempts(
     let mut ids = Vec::with_capacity(victims.len());
     let mut statuses = Vec::with_capacity(victims.len());
     let mut attempts = Vec::with_capacity(victims.len());
+    // retry backoff (domain::retry), in seconds; null where the task does not back off
+    let mut retry_in = Vec::with_capacity(victims.len());
+    let mut withheld_for = Vec::with_capacity(victims.len());
     for v in victims {
         let out = failed_attempt(v.attempt, v.max_attempts, reason.as_str());
+        let delay = out.backs_off.then(|| backoff.after(out.attempt));
         ids.push(v.id.as_str());
         statuses.push(out.status.as_str());
         attempts.push(out.attempt);
+        retry_in.push(delay.map(|d| d.everyone.as_secs_f64()));
+        withheld_for.push(delay.map(|d| d.same_worker.as_secs_f64()));
     }
     let r = sqlx::query!(
         r#"with input as (
-               select * from unnest($1::text[], $2::text[], $3::int[]) as i(id, new_status, new_attempt)),
+               select * from unnest($1::text[], $2::text[], $3::int[], $6::float8[], $7::float8[])
+                   as i(id, new_status, new_attempt, retry_in, withheld_for)),
            old as (
                select t.id, t.worker_id, t.lease_id, t.status from tasks t join input using (id)),
            upd as (
                update tasks t set status = i.new_status, attempt = i.new_attempt,
                    worker_id = null, lease_id = null, lease_expires_at = null,
-                   holds_area_lock = false, updated_at = now()
+                   holds_area_lock = false, updated_at = now(),
+                   retry_at = now() + make_interval(secs => i.retry_in),
+                   withheld_from = case when i.retry_in is not null then t.worker_id end,
+                   withheld_until = now() + make_interval(secs => i.withheld_for)
                from input i
                where t.id = i.id and t.status in ('leased', 'in_progress', 'blocked')
                returning t.id, t.repo, t.status as new_status, t.attempt),
@@ -186,6 +206,8 @@ async fn end_attempts(
         &attempts,
         reason.as_str(),
         reason.ended_event(),
+        &retry_in as &[Option<f64>],
+        &withheld_for as &[Option<f64>],
     )
     .fetch_one(&mut *tx)
     .await?;

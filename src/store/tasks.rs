@@ -8,6 +8,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::StoreResult;
 use crate::domain::ids::TaskId;
+use crate::domain::retry::Backoff;
 use crate::domain::status::{Report, TaskStatus};
 use crate::domain::transition::{self, Actor, PriorLease, TaskView, Verdict};
 
@@ -96,6 +97,7 @@ pub struct StatusUpdate<'a> {
     pub message: Option<&'a str>,
     pub artifact: Artifact,
     pub lease_ttl: Duration,
+    pub backoff: Backoff,
 }
 
 pub enum StatusResult {
@@ -113,6 +115,10 @@ pub enum StatusResult {
     Invalid {
         from: TaskStatus,
     },
+    /// The report's `pr_url` does not start with the repo's `pr_url_prefix`.
+    ForeignPrUrl {
+        prefix: String,
+    },
 }
 
 /// The task row as locked for a report, with the caller's newest lease on it.
@@ -123,6 +129,7 @@ struct Locked {
     attempt: i32,
     max_attempts: i32,
     repo: String,
+    pr_url_prefix: Option<String>,
     expired: bool,
     prior_id: Option<String>,
     prior_report: Option<String>,
@@ -141,6 +148,13 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
     let Some(t) = lock_task(&mut tx, u.task_id, worker_id).await? else {
         return Ok(StatusResult::NotFound);
     };
+    if let (Some(url), Some(prefix)) = (&u.artifact.pr_url, &t.pr_url_prefix) {
+        if !url.starts_with(prefix.as_str()) {
+            return Ok(StatusResult::ForeignPrUrl {
+                prefix: prefix.clone(),
+            });
+        }
+    }
     let view = TaskView {
         status: t.status,
         holder: t.worker_id.as_deref(),
@@ -208,6 +222,7 @@ async fn lock_task(
     let t = sqlx::query_as!(
         Locked,
         r#"select t.status as "status: TaskStatus", t.worker_id, t.lease_id, t.attempt, t.max_attempts, t.repo,
+                  (select r.pr_url_prefix from repositories r where r.repo = t.repo) as pr_url_prefix,
                   coalesce(t.lease_expires_at < now(), false) as "expired!",
                   p.id as "prior_id?", p.last_report as "prior_report?",
                   coalesce(p.end_reason in ('lease_expired', 'worker_offline'), false) as "prior_revoked!",
@@ -264,6 +279,8 @@ async fn apply(
     out: &transition::Outcome,
 ) -> StoreResult<Option<DateTime<Utc>>> {
     let message = u.message.map(|m| serde_json::json!({ "message": m }));
+    // the attempt just lost is the `out.attempt`-th
+    let delay = out.backs_off.then(|| u.backoff.after(out.attempt));
     let expires = sqlx::query_scalar!(
         r#"with t as (
                update tasks set
@@ -273,6 +290,11 @@ async fn apply(
                    lease_expires_at = case when $5 then null else now() + make_interval(secs => $7) end,
                    holds_area_lock = holds_area_lock and not $6,
                    pr_url = coalesce($8, pr_url),
+                   pr_opened_at = case when $3 = 'pr_opened' then coalesce(pr_opened_at, now()) end,
+                   -- retry backoff: withheld_from is the holder before this update
+                   retry_at = now() + make_interval(secs => $15),
+                   withheld_from = case when $15::float8 is not null then worker_id end,
+                   withheld_until = now() + make_interval(secs => $16),
                    updated_at = now()
                where id = $1 and status = $2
                returning lease_expires_at),
@@ -306,6 +328,8 @@ async fn apply(
         from.lease_id,
         message,
         out.requeued,
+        delay.map(|d| d.everyone.as_secs_f64()),
+        delay.map(|d| d.same_worker.as_secs_f64()),
     )
     .fetch_one(tx)
     .await?;
@@ -322,9 +346,17 @@ async fn record_artifact(
         return Ok(());
     }
     let a = &u.artifact;
+    // a retried or repeated report carries the same artifact again: keep one row (the
+    // task row is locked, so two reports cannot both miss each other's row)
     sqlx::query!(
         "insert into artifacts (task_id, worker_id, lease_id, pr_url, commit_sha, patch_url, extra)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+         select $1, $2, $3, $4, $5, $6, $7
+         where not exists (
+             select 1 from artifacts a
+             where a.task_id = $1 and a.worker_id is not distinct from $2
+               and a.lease_id is not distinct from $3 and a.pr_url is not distinct from $4
+               and a.commit_sha is not distinct from $5 and a.patch_url is not distinct from $6
+               and a.extra is not distinct from $7)",
         u.task_id,
         worker_id,
         lease_id,

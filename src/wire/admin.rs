@@ -14,6 +14,11 @@ pub struct RepoRequest {
     pub max_open_prs: Option<i64>,
     /// At most one open task per (repo, area) when true (default).
     pub area_locks_enabled: Option<bool>,
+    /// Pins PR links to the repo's forge: a status report whose `pr_url` does not start
+    /// with this is refused (400 naming `pr_url`). An https URL, e.g.
+    /// `https://github.com/acme/widgets/pull/`; `""` removes it; omitted keeps it as is.
+    #[schema(max_length = 300)]
+    pub pr_url_prefix: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

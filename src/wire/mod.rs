@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod overview;
+pub mod stale_prs;
 pub mod tasks;
 pub mod work;
 pub mod workers;

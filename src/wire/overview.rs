@@ -11,6 +11,8 @@ pub struct RepoStateOut {
     /// Open slots in use: tasks leased, in_progress, blocked or pr_opened.
     pub current_open_prs: i64,
     pub area_locks_enabled: bool,
+    /// pr_opened tasks with no merge or close for OWP_PR_STALE_AFTER (default 14 days).
+    pub stale_prs: i64,
 }
 
 /// The leader record: who leads the scheduler, and when it last swept.
@@ -35,6 +37,8 @@ pub struct StateResponse {
     pub tasks_merged: i64,
     pub tasks_completed: i64,
     pub tasks_failed: i64,
+    /// pr_opened tasks that are stale (sum of the repositories' stale_prs).
+    pub tasks_pr_stale: i64,
     pub repositories: Vec<RepoStateOut>,
     pub scheduler: SchedulerOut,
 }

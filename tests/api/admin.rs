@@ -21,7 +21,7 @@ async fn repos_are_created_then_updated(pool: PgPool) {
     let state = app.state().await;
     assert_eq!(
         state["repositories"],
-        json!([{"repo": "acme/widgets", "max_open_prs": 3, "current_open_prs": 0, "area_locks_enabled": true}])
+        json!([{"repo": "acme/widgets", "max_open_prs": 3, "current_open_prs": 0, "area_locks_enabled": true, "stale_prs": 0}])
     );
     app.admin(
         Method::POST,

@@ -1,5 +1,6 @@
 //! Defects found by review and reproduction: each test failed before its fix.
 
+use owp_pool::domain::retry::Backoff;
 use std::time::Duration;
 
 use serde_json::json;
@@ -151,9 +152,10 @@ async fn a_worker_coming_back_during_the_offline_sweep_keeps_its_leases(pool: Pg
         .execute(&mut *returning)
         .await
         .unwrap();
-    let swept = owp_pool::scheduler::offline_workers::run(&pool, Duration::from_secs(300))
-        .await
-        .unwrap();
+    let swept =
+        owp_pool::scheduler::offline_workers::run(&pool, Duration::from_secs(300), Backoff::NONE)
+            .await
+            .unwrap();
     returning.commit().await.unwrap();
     assert_eq!(swept.requeued + swept.failed, 0, "{swept:?}");
     assert_eq!(
@@ -225,9 +227,10 @@ async fn a_worker_coming_back_online_is_audited_once(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let swept = owp_pool::scheduler::offline_workers::run(&pool, Duration::from_secs(300))
-        .await
-        .unwrap();
+    let swept =
+        owp_pool::scheduler::offline_workers::run(&pool, Duration::from_secs(300), Backoff::NONE)
+            .await
+            .unwrap();
     assert_eq!(swept.workers, 1);
     assert_invariants(&pool).await;
     let requests = (0..10).map(|i| {
@@ -280,7 +283,9 @@ async fn a_late_report_of_an_old_attempt_never_lands_on_the_new_one(pool: PgPool
         .execute(&pool)
         .await
         .unwrap();
-    owp_pool::scheduler::lease_expiry::run(&pool).await.unwrap();
+    owp_pool::scheduler::lease_expiry::run(&pool, Backoff::NONE)
+        .await
+        .unwrap();
     let second = app.poll(&w).await[0]["lease_id"]
         .as_str()
         .unwrap()

@@ -301,3 +301,15 @@ fn pr_opened_frees_capacity_but_keeps_the_slot() {
     assert!(outcome(Report::Rest(Completed), 0, 3).frees_slot);
     assert!(!outcome(Report::Rest(InProgress), 0, 3).ends_lease);
 }
+
+#[test]
+fn only_a_lost_attempt_that_requeues_backs_off() {
+    assert!(outcome(Report::Rest(Failed), 0, 3).backs_off);
+    assert!(outcome(Report::Closed, 1, 3).backs_off);
+    assert!(failed_attempt(0, 3, "lease_expired").backs_off);
+    // the last attempt is terminal: nothing to wait for
+    assert!(!outcome(Report::Rest(Failed), 2, 3).backs_off);
+    // a release is not a failure: the task is ready at once, for anyone
+    assert!(!outcome(Report::Released, 0, 3).backs_off);
+    assert!(!outcome(Report::Rest(Completed), 0, 3).backs_off);
+}

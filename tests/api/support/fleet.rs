@@ -60,6 +60,9 @@ impl Fleet {
                 .unwrap();
             let settings = owp_pool::config::Settings {
                 replica_id: format!("replica-{i}"),
+                // short, so failed tasks come back within the run, through the backoff path
+                retry_backoff: std::time::Duration::from_millis(100),
+                retry_backoff_max: std::time::Duration::from_millis(400),
                 ..test_settings()
             };
             apps.push(spawn_app_with(pool, settings).await);

@@ -76,6 +76,9 @@ pub fn start_replica(db_url: &str, id: &str, extra_env: &[(&str, &str)]) -> Repl
         .env("OWP_ELECTION_INTERVAL", "500ms")
         .env("OWP_SWEEP_INTERVAL", "500ms")
         .env("OWP_DB_MAX_CONNECTIONS", "5")
+        // fleets here fail tasks on purpose and must finish them within a test's time
+        .env("OWP_RETRY_BACKOFF", "200ms")
+        .env("OWP_RETRY_BACKOFF_MAX", "1s")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());

@@ -1,6 +1,8 @@
 //! `owp serve`: connect, migrate, bind listeners, start background services, and shut down
 //! gracefully. `serve_on` takes its listener and shutdown signal, so tests start real apps.
 
+pub mod listener;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,20 +15,30 @@ use crate::app::{pool_settings, AppContext};
 use crate::auth::{self, Registration, TokenSet};
 use crate::config::{Secret, ServeConfig};
 use crate::{http, scheduler, store};
+use listener::ConnLimits;
 
 /// How long a starting replica keeps trying to apply migrations (the database may still be
 /// starting, or another replica migrating).
 const MIGRATION_PATIENCE: Duration = Duration::from_secs(300);
 
-/// Serves the API on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves the API on `listener` until `shutdown` resolves, then ends the streams and lets
+/// in-flight requests finish.
 pub async fn serve_on(
     app: AppContext,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = ConnLimits {
+        header_timeout: app.settings.limits.header_timeout,
+        max_connections: app.settings.limits.max_connections,
+    };
+    let router = http::router(app.clone());
+    let stopping = async move {
+        shutdown.await;
+        app.stop();
+    };
+    listener::serve(listener, router, limits, stopping).await;
+    Ok(())
 }
 
 pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
@@ -117,10 +129,14 @@ async fn serve_metrics(
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %addr, "metrics listening");
     let router = http::metrics_router(app.clone());
+    let limits = ConnLimits {
+        header_timeout: app.settings.limits.header_timeout,
+        // scrapers are few; the cap keeps a flood of them off the API's file descriptors
+        max_connections: 64,
+    };
     Ok(tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stopped(stop))
-            .await
+        listener::serve(listener, router, limits, stopped(stop)).await;
+        Ok(())
     }))
 }
 

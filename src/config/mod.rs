@@ -4,71 +4,19 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches, ValueEnum};
+
+mod http_limits;
+mod secrets;
+pub use http_limits::{parse_cidr, Cidr, HttpLimits};
+pub use secrets::{DatabaseUrl, Secret};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Json,
     Pretty,
-}
-
-/// A token or password: shown as `<redacted>` by `Debug`; `expose` is the one way to read it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_string()))
-    }
-}
-
-/// A PostgreSQL URL: `Debug` and `Display` hide its password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url(&self.0))
-    }
-}
-
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_url(&self.0))
-    }
-}
-
-impl FromStr for DatabaseUrl {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_string()))
-    }
 }
 
 #[derive(Clone, Debug, Args)]
@@ -230,6 +178,31 @@ pub struct Settings {
     /// Largest accepted request body: bytes, or with a KiB/MiB suffix.
     #[arg(long, env = "OWP_BODY_LIMIT", default_value = "64KiB", value_parser = parse_size)]
     pub body_limit: usize,
+
+    /// Backoff before a task whose attempt failed or expired is claimable again: this
+    /// after the first lost attempt, doubling with each one (0 turns backoff off).
+    #[arg(long, env = "OWP_RETRY_BACKOFF", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub retry_backoff: Duration,
+
+    /// The longest retry backoff.
+    #[arg(long, env = "OWP_RETRY_BACKOFF_MAX", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub retry_backoff_max: Duration,
+
+    /// A `pr_opened` task with no merge or close for this long is reported stale.
+    #[arg(long, env = "OWP_PR_STALE_AFTER", default_value = "14days", value_parser = humantime::parse_duration)]
+    pub pr_stale_after: Duration,
+
+    /// The leader prunes audit events, and the leases and artifacts of terminal tasks,
+    /// older than this (0 keeps everything).
+    #[arg(long, env = "OWP_RETENTION", default_value = "90days", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+
+    /// How often the leader runs the retention duty.
+    #[arg(long, env = "OWP_RETENTION_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub retention_interval: Duration,
+
+    #[command(flatten)]
+    pub limits: HttpLimits,
 }
 
 const MS: Duration = Duration::from_millis(1);
@@ -299,6 +272,25 @@ impl Settings {
             }
         }
         in_range("OWP_BODY_LIMIT", self.body_limit, 1024, 64 << 20)?;
+        duration_in("OWP_RETRY_BACKOFF", self.retry_backoff, Duration::ZERO, DAY)?;
+        duration_in(
+            "OWP_RETRY_BACKOFF_MAX",
+            self.retry_backoff_max,
+            self.retry_backoff,
+            DAY * 7,
+        )
+        .map_err(|e| format!("{e}; it must not be below OWP_RETRY_BACKOFF"))?;
+        duration_in("OWP_PR_STALE_AFTER", self.pr_stale_after, HOUR, DAY * 365)?;
+        if !self.retention.is_zero() {
+            duration_in("OWP_RETENTION", self.retention, DAY, DAY * 3650)?;
+        }
+        duration_in(
+            "OWP_RETENTION_INTERVAL",
+            self.retention_interval,
+            SECOND,
+            DAY,
+        )?;
+        self.limits.validate()?;
         if self.replica_id.trim().is_empty() || self.replica_id.chars().count() > 200 {
             return Err("OWP_REPLICA_ID must be 1-200 characters".into());
         }

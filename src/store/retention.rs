@@ -1,0 +1,66 @@
+//! Retention: deletes history older than `OWP_RETENTION`, one bounded batch per
+//! transaction: audit events, and the ended leases and artifacts of terminal tasks. Live
+//! rows are never touched: a task that is not terminal keeps its leases and artifacts
+//! however old, and tasks themselves are kept. BRIN indexes on the time columns find the
+//! old end of each table without scanning it.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use super::StoreResult;
+
+/// Rows one batch deleted, by table.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub audit_events: u64,
+    pub leases: u64,
+    pub artifacts: u64,
+}
+
+impl Pruned {
+    pub fn total(&self) -> u64 {
+        self.audit_events + self.leases + self.artifacts
+    }
+}
+
+/// Deletes up to `batch` rows of each table older than `older_than`, and records the
+/// horizon so the invariant checker knows history before it may be gone.
+pub async fn prune_batch(pool: &PgPool, older_than: Duration, batch: i64) -> StoreResult<Pruned> {
+    let mut tx = super::begin(pool).await?;
+    let secs = older_than.as_secs_f64();
+    let r = sqlx::query!(
+        r#"with horizon as (select now() - make_interval(secs => $1) as at),
+           art as (
+               delete from artifacts where id in (
+                   select a.id from artifacts a join tasks t on t.id = a.task_id, horizon h
+                   where a.created_at < h.at and t.status in ('completed', 'merged', 'failed')
+                   limit $2)
+               returning 1),
+           les as (
+               delete from leases where id in (
+                   select l.id from leases l join tasks t on t.id = l.task_id, horizon h
+                   where l.granted_at < h.at and l.ended_at < h.at
+                     and t.status in ('completed', 'merged', 'failed')
+                   limit $2)
+               returning 1),
+           ev as (
+               delete from audit_events where id in (
+                   select e.id from audit_events e, horizon h where e.at < h.at limit $2)
+               returning 1),
+           mark as (
+               update scheduler_state set pruned_before = greatest(pruned_before, (select at from horizon)))
+           select (select count(*) from art) as "artifacts!", (select count(*) from les) as "leases!",
+                  (select count(*) from ev) as "events!""#,
+        secs,
+        batch,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Pruned {
+        audit_events: r.events as u64,
+        leases: r.leases as u64,
+        artifacts: r.artifacts as u64,
+    })
+}
