@@ -158,13 +158,21 @@ pub fn https_url(field: &str, value: &str) -> Checked<String> {
     }
 }
 
-/// A repo's `pr_url_prefix`: an https URL of at most 300 characters.
+/// A repo's `pr_url_prefix`: `https://` and more, at most 300 characters. Only a prefix of
+/// PR links, so it need not be a whole URL (`https://github.com/acme/` is fine).
 pub fn pr_url_prefix(field: &str, value: &str) -> Checked<String> {
-    let v = https_url(field, value)?;
-    if v.chars().count() > 300 {
+    no_nul(field, value)?;
+    let n = value.chars().count();
+    if !value.starts_with("https://") || n <= "https://".len() {
+        return Err(Invalid::new(
+            field,
+            "must start with https:// and name a host",
+        ));
+    }
+    if n > 300 {
         return Err(Invalid::new(field, "must be at most 300 characters"));
     }
-    Ok(v)
+    Ok(value.to_string())
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub async fn upsert_repo(
         repo: input::text("repo", &req.repo, 1, 200)?,
         max_open_prs: input::int_in("max_open_prs", req.max_open_prs, 3, 0, 10_000)?,
         area_locks_enabled: req.area_locks_enabled.unwrap_or(true),
-        pr_url_prefix: match req.pr_url_prefix.as_deref().map(str::trim) {
+        pr_url_prefix: match req.pr_url_prefix.as_deref() {
             None => None,
             Some("") => Some(None),
             Some(p) => Some(Some(input::pr_url_prefix("pr_url_prefix", p)?)),

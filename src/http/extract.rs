@@ -28,7 +28,14 @@ impl<T: DeserializeOwned> FromRequest<AppContext> for ApiJson<T> {
         let bytes = read_body(req, app).await?;
         let trimmed = bytes.trim_ascii();
         let body: &[u8] = match trimmed {
-            b"" | b"null" => b"{}",
+            // no body at all, or JSON null; whitespace alone is not JSON
+            _ if bytes.is_empty() => b"{}",
+            b"null" => b"{}",
+            b"" => {
+                return Err(ApiError::Validation(
+                    "body: malformed JSON (no value)".into(),
+                ))
+            }
             [b'{', ..] => trimmed,
             _ => return Err(ApiError::Validation("body: must be a JSON object".into())),
         };

@@ -63,5 +63,35 @@ pub fn document() -> serde_json::Value {
              "required": ["artifact"]},
         ]});
     }
+    // every route may meet a per-client limit (429) and the request timeout (503)
+    let error = |what: &str| {
+        serde_json::json!({
+            "description": what,
+            "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        })
+    };
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for op in paths
+            .values_mut()
+            .filter_map(|p| p.as_object_mut())
+            .flat_map(|p| p.values_mut())
+        {
+            let has_body = op.get("requestBody").is_some();
+            if let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) {
+                if has_body {
+                    responses
+                        .entry("413")
+                        .or_insert_with(|| error("payload_too_large: body over OWP_BODY_LIMIT"));
+                }
+                responses
+                    .entry("429")
+                    .or_insert_with(|| error("rate_limited: over a per-client limit"));
+                responses.entry("503").or_insert_with(|| {
+                    error("unavailable: database unreachable, request timeout, or a replica limit")
+                });
+            }
+        }
+    }
     doc
 }

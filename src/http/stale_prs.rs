@@ -41,7 +41,7 @@ pub async fn list_stale_prs(
 /// Closes stale PRs as `closed` (a failed attempt, audited with the admin as actor): the
 /// named ones, or the oldest up to 500. A task that is not (or no longer) a stale PR is
 /// skipped, never changed.
-#[utoipa::path(post, path = "/v1/admin/stale-prs/close", tag = "admin", request_body = CloseStaleRequest, security(("admin" = [])),
+#[utoipa::path(post, path = "/v1/admin/stale-prs/close", tag = "admin", request_body(content = Option<CloseStaleRequest>, description = "optional: no body closes the oldest 500 stale PRs"), security(("admin" = [])),
     responses((status = 200, body = CloseStaleResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn close_stale_prs(
     State(app): State<AppContext>,

@@ -17,7 +17,7 @@ pub struct RepoRequest {
     /// Pins PR links to the repo's forge: a status report whose `pr_url` does not start
     /// with this is refused (400 naming `pr_url`). An https URL, e.g.
     /// `https://github.com/acme/widgets/pull/`; `""` removes it; omitted keeps it as is.
-    #[schema(max_length = 300)]
+    #[schema(max_length = 300, pattern = r"^(https://[\s\S]+)?$")]
     pub pr_url_prefix: Option<String>,
 }
 

@@ -6,10 +6,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StalePrsQuery {
     /// Only this repo's.
+    #[param(max_length = 200)]
     pub repo: Option<String>,
     /// 1-500, default 100; the oldest first.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -33,7 +36,7 @@ pub struct StalePrsResponse {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct CloseStaleRequest {
     /// Tasks to close (1-500). Omitted: the (up to 500) oldest stale PRs, optionally of `repo`.
-    #[schema(max_items = 500)]
+    #[schema(min_items = 1, max_items = 500)]
     pub task_ids: Option<Vec<String>>,
     pub repo: Option<String>,
 }

@@ -16,7 +16,14 @@ async fn malformed_json_and_wrong_types_are_validation_errors(pool: PgPool) {
             .body(body)
             .send()
     };
-    for body in ["{", "{\"name\": }", "{\"name\": \"x\"", "{\"name\": nul}"] {
+    for body in [
+        "{",
+        "{\"name\": }",
+        "{\"name\": \"x\"",
+        "{\"name\": nul}",
+        "\n",
+        "  ",
+    ] {
         let r = raw(body).await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
         let b: serde_json::Value = r.json().await.unwrap();

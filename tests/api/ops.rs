@@ -86,6 +86,8 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
         "/v1/admin/tasks",
         "/v1/admin/state",
         "/v1/admin/state/stream",
+        "/v1/admin/stale-prs",
+        "/v1/admin/stale-prs/close",
         "/healthz",
         "/readyz",
         "/health",
@@ -93,6 +95,9 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
+    // any route may meet a per-client limit or the request timeout
+    let heartbeat = &doc["paths"]["/v1/workers/heartbeat"]["post"]["responses"];
+    assert!(heartbeat.get("429").is_some() && heartbeat.get("503").is_some());
     assert!(
         doc["paths"]["/v1/work"].get("get").is_some()
             && doc["paths"]["/v1/work"].get("post").is_some()
