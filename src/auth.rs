@@ -19,35 +19,68 @@ pub fn digest(token: &str) -> [u8; 32] {
 }
 
 /// Configured secrets (admin tokens, the registration token), kept as digests and compared
-/// in constant time; comparing digests also hides the secrets' lengths.
+/// in constant time; comparing digests also hides the secrets' lengths. Admin tokens may
+/// carry a name (`alice=<token>`), which the audit log records as `admin:alice`.
 #[derive(Clone, Default)]
 pub struct TokenSet {
-    digests: Vec<[u8; 32]>,
+    entries: Vec<(Option<String>, [u8; 32])>,
 }
 
 impl TokenSet {
+    /// Unnamed tokens.
     pub fn new<S: AsRef<str>>(tokens: impl IntoIterator<Item = S>) -> Self {
         Self {
-            digests: tokens
+            entries: tokens
                 .into_iter()
                 .map(|t| t.as_ref().trim().to_string())
                 .filter(|t| !t.is_empty())
-                .map(|t| digest(&t))
+                .map(|t| (None, digest(&t)))
+                .collect(),
+        }
+    }
+
+    /// `name=token` or `token` entries (OWP_ADMIN_TOKEN). A name is 1-64 letters, digits,
+    /// `_`, `.` or `-`; anything else before an `=` is part of the token.
+    pub fn named<S: AsRef<str>>(entries: impl IntoIterator<Item = S>) -> Self {
+        let is_name = |n: &str| {
+            (1..=64).contains(&n.len())
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        };
+        Self {
+            entries: entries
+                .into_iter()
+                .map(|e| e.as_ref().trim().to_string())
+                .filter(|e| !e.is_empty())
+                .map(|e| match e.split_once('=') {
+                    Some((name, token)) if is_name(name) && !token.trim().is_empty() => {
+                        (Some(name.to_string()), digest(token.trim()))
+                    }
+                    _ => (None, digest(&e)),
+                })
                 .collect(),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
+        self.entries.is_empty()
     }
 
     pub fn verify(&self, presented: &str) -> bool {
+        self.identify(presented).is_some()
+    }
+
+    /// The matching entry's name (`Some(None)` for an unnamed token), or `None`.
+    pub fn identify(&self, presented: &str) -> Option<Option<&str>> {
         let d = digest(presented);
         // check every configured token, so timing does not tell which one matched
-        self.digests
-            .iter()
-            .fold(0u8, |hit, known| hit | known.ct_eq(&d).unwrap_u8())
-            == 1
+        let mut found = None;
+        for (name, known) in &self.entries {
+            if bool::from(known.ct_eq(&d)) {
+                found = Some(name.as_deref());
+            }
+        }
+        found
     }
 }
 
@@ -118,6 +151,18 @@ mod tests {
             Registration::from_settings(Some("t"), true),
             Registration::Token(_)
         ));
+    }
+
+    #[test]
+    fn admin_tokens_may_carry_a_name() {
+        let s = TokenSet::named(["alice=tok-a", "tok-b", "no name!=tok-c", "bob="]);
+        assert_eq!(s.identify("tok-a"), Some(Some("alice")));
+        assert_eq!(s.identify("tok-b"), Some(None));
+        // not a name: the whole entry is the token
+        assert_eq!(s.identify("no name!=tok-c"), Some(None));
+        assert_eq!(s.identify("bob="), Some(None));
+        assert_eq!(s.identify("alice=tok-a"), None);
+        assert_eq!(s.identify("tok-c"), None);
     }
 
     #[test]

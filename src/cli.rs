@@ -23,6 +23,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Drive a running server with simulated workers and print throughput and latency.
     Bench(crate::bench::BenchArgs),
+    /// Seed a throwaway database with a large history and time the operator's list endpoints.
+    BenchLists(crate::bench_lists::BenchListsArgs),
     /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs: no shell needed).
     Healthcheck(HealthcheckArgs),
 }

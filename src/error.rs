@@ -31,6 +31,12 @@ pub enum ApiError {
     /// The transition table does not allow this report from the task's status.
     #[error("conflict: invalid_transition: {from} -> {to}")]
     InvalidTransition { from: TaskStatus, to: Report },
+    /// An edit would invalidate the task's live lease or move the area lock it holds.
+    #[error("conflict: live_lease")]
+    ChangeRefused {
+        field: &'static str,
+        status: TaskStatus,
+    },
     /// Area locks cannot be turned on while these areas have more than one open task.
     #[error("conflict: areas_open_twice")]
     AreasOpenTwice(Vec<String>),
@@ -58,6 +64,7 @@ impl ApiError {
             Self::Conflict(_)
             | Self::LeaseLost
             | Self::InvalidTransition { .. }
+            | Self::ChangeRefused { .. }
             | Self::AreasOpenTwice(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -75,6 +82,7 @@ impl ApiError {
             Self::Conflict(_)
             | Self::LeaseLost
             | Self::InvalidTransition { .. }
+            | Self::ChangeRefused { .. }
             | Self::AreasOpenTwice(_) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
@@ -110,6 +118,11 @@ impl ApiError {
                 "your lease on this task is gone; stop working on it".into(),
                 Some("lease_lost".into()),
                 Some("drop this task and poll for new work"),
+            ),
+            Self::ChangeRefused { field, status } => (
+                format!("{field} cannot change while the task is {status}"),
+                Some(format!("live_lease: {field}")),
+                Some("requeue or cancel the task first, or wait until it is no longer held"),
             ),
             Self::AreasOpenTwice(areas) => (
                 "area locks cannot be turned on while an area has more than one open task".into(),

@@ -17,6 +17,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(cfg) => server::run(*cfg).await,
         Command::Migrate(args) => cli::migrate(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::BenchLists(args) => owp_pool::bench_lists::run(args).await,
         Command::Healthcheck(args) => cli::healthcheck(args).await,
     };
     match result {

@@ -11,10 +11,15 @@ use super::{duration_in, in_range, HOUR, MS, SECOND};
 /// What one client, one connection and one replica may use. Flattened into `Settings`.
 #[derive(Clone, Debug, Args)]
 pub struct HttpLimits {
-    /// A client must send a request's whole header within this (and an idle keep-alive
-    /// connection is closed after it: hyper runs one timer for both).
+    /// A client must send a request's whole header within this of its first byte (or of
+    /// connecting).
     #[arg(long, env = "OWP_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
+
+    /// A kept-alive connection with nothing in flight is closed after this. Longer than
+    /// common clients' own pool idle timeout (90 s), so they close first.
+    #[arg(long, env = "OWP_HTTP_IDLE_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
 
     /// Longest a request may run, long polls and streams excepted (they end by themselves).
     #[arg(long, env = "OWP_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -64,6 +69,7 @@ impl HttpLimits {
             HOUR,
         )?;
         duration_in("OWP_REQUEST_TIMEOUT", self.request_timeout, SECOND, HOUR)?;
+        duration_in("OWP_HTTP_IDLE_TIMEOUT", self.idle_timeout, SECOND, HOUR)?;
         in_range("OWP_MAX_CONNECTIONS", self.max_connections, 1, 1_000_000)?;
         in_range("OWP_SSE_MAX_STREAMS", self.sse_max_streams, 0, 100_000)?;
         in_range("OWP_WORKER_RATE", self.worker_rate, 1, 1_000_000)?;

@@ -203,6 +203,11 @@ pub struct Settings {
 
     #[command(flatten)]
     pub limits: HttpLimits,
+
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://pool.example.org`; none by default.
+    #[arg(long, env = "OWP_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 const MS: Duration = Duration::from_millis(1);
@@ -291,6 +296,13 @@ impl Settings {
             DAY,
         )?;
         self.limits.validate()?;
+        for origin in &self.cors_origins {
+            if !is_origin(origin) {
+                return Err(format!(
+                    "OWP_CORS_ORIGINS: {origin:?} is not an origin (scheme://host[:port], no path)"
+                ));
+            }
+        }
         if self.replica_id.trim().is_empty() || self.replica_id.chars().count() > 200 {
             return Err("OWP_REPLICA_ID must be 1-200 characters".into());
         }
@@ -313,6 +325,18 @@ impl Settings {
 
     pub fn offline_workers_interval(&self) -> Duration {
         self.offline_workers_interval.unwrap_or(self.sweep_interval)
+    }
+}
+
+/// `https://host[:port]` or `http://…`, nothing after: what a browser sends as `Origin`.
+fn is_origin(s: &str) -> bool {
+    match url::Url::parse(s) {
+        Ok(u) => {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && s.trim_end_matches('/') == u.origin().ascii_serialization()
+        }
+        Err(_) => false,
     }
 }
 
@@ -447,6 +471,20 @@ mod tests {
             ..Settings::defaults()
         };
         refused(expiry, "OWP_LEASE_EXPIRY_INTERVAL");
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let with = |o: &str| Settings {
+            cors_origins: vec![o.into()],
+            ..Settings::defaults()
+        };
+        assert_eq!(with("https://pool.example.org").validate(), Ok(()));
+        assert_eq!(with("http://localhost:5173").validate(), Ok(()));
+        for bad in ["*", "pool.example.org", "https://x.org/app", "ftp://x.org"] {
+            let e = with(bad).validate().unwrap_err();
+            assert!(e.contains("OWP_CORS_ORIGINS"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -4,4 +4,5 @@ pub mod ids;
 pub mod input;
 pub mod retry;
 pub mod status;
+pub mod task_edit;
 pub mod transition;

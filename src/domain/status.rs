@@ -57,6 +57,7 @@ named_enum! {
         Completed => "completed",
         Merged => "merged",
         Failed => "failed",
+        Cancelled => "cancelled",
     }
 }
 
@@ -72,7 +73,10 @@ impl TaskStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Merged | Self::Failed)
+        matches!(
+            self,
+            Self::Completed | Self::Merged | Self::Failed | Self::Cancelled
+        )
     }
 }
 
@@ -116,6 +120,8 @@ impl FromStr for Report {
         match s {
             "released" => Ok(Self::Released),
             "closed" => Ok(Self::Closed),
+            // only an admin cancels, through its own route
+            "cancelled" => Err(UnknownStatus),
             other => other.parse().map(Self::Rest),
         }
     }
@@ -129,8 +135,11 @@ mod tests {
     fn statuses_round_trip_through_their_wire_names() {
         for s in TaskStatus::ALL {
             assert_eq!(s.as_str().parse::<TaskStatus>(), Ok(s));
-            assert_eq!(s.as_str().parse::<Report>(), Ok(Report::Rest(s)));
+            if s != TaskStatus::Cancelled {
+                assert_eq!(s.as_str().parse::<Report>(), Ok(Report::Rest(s)));
+            }
         }
+        assert!("cancelled".parse::<Report>().is_err(), "only admins cancel");
         assert_eq!("released".parse::<Report>(), Ok(Report::Released));
         assert_eq!("closed".parse::<Report>(), Ok(Report::Closed));
         assert_eq!("done".parse::<Report>(), Err(UnknownStatus));
@@ -162,6 +171,6 @@ mod tests {
             .into_iter()
             .filter(|s| s.is_terminal())
             .collect();
-        assert_eq!(terminal, [Completed, Merged, Failed]);
+        assert_eq!(terminal, [Completed, Merged, Failed, Cancelled]);
     }
 }

@@ -24,7 +24,7 @@ use axum::Json;
               (status = 409, description = "details: areas_open_twice: <areas> (area locks cannot be turned on yet)", body = ErrorBody)))]
 pub async fn upsert_repo(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    admin: AuthAdmin,
     ApiJson(req): ApiJson<RepoRequest>,
 ) -> Result<(StatusCode, Json<RepoResponse>), ApiError> {
     let settings = RepoSettings {
@@ -37,7 +37,7 @@ pub async fn upsert_repo(
             Some(p) => Some(Some(input::pr_url_prefix("pr_url_prefix", p)?)),
         },
     };
-    let status = match repos::upsert_repo(&app.pool, &settings).await? {
+    let status = match repos::upsert_repo(&app.pool, &settings, &admin.actor).await? {
         Upserted::Created => StatusCode::CREATED,
         Upserted::Updated => StatusCode::OK,
         Upserted::AreasOpenTwice(areas) => return Err(ApiError::AreasOpenTwice(areas)),
@@ -85,7 +85,7 @@ fn new_task(req: TaskRequest) -> Checked<NewTask> {
               (status = 413, body = ErrorBody)))]
 pub async fn create_tasks(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    admin: AuthAdmin,
     ApiJsonAny(body): ApiJsonAny,
 ) -> Result<Response, ApiError> {
     let bulk = body.is_array();
@@ -113,7 +113,7 @@ pub async fn create_tasks(
         .enumerate()
         .map(|(i, r)| new_task(r).map_err(|e| if bulk { e.at_index(i) } else { e }))
         .collect::<Checked<Vec<_>>>()?;
-    let ids = match tasks::insert_tasks(&app.pool, &tasks).await? {
+    let ids = match tasks::insert_tasks(&app.pool, &tasks, &admin.actor).await? {
         Created::Ok(ids) => ids,
         Created::UnknownRepo(_) => return Err(ApiError::NotFound("repo")),
     };

@@ -148,20 +148,24 @@ impl FromRequestParts<AppContext> for AuthWorker {
 }
 
 /// An admin, by `X-Admin-Token`. Worker tokens are never accepted here.
-pub struct AuthAdmin;
+pub struct AuthAdmin {
+    /// For the audit log: `admin:<name>` for a named token, else `admin`.
+    pub actor: String,
+}
 
 impl FromRequestParts<AppContext> for AuthAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
-        verify_admin(&parts.headers, app).map(|()| AuthAdmin)
+        verify_admin(&parts.headers, app)
     }
 }
 
-fn verify_admin(headers: &HeaderMap, app: &AppContext) -> Result<(), ApiError> {
+fn verify_admin(headers: &HeaderMap, app: &AppContext) -> Result<AuthAdmin, ApiError> {
     let presented = header_str(headers, ADMIN_HEADER);
-    if presented.is_some_and(|t| app.admin.verify(t)) {
-        return Ok(());
+    if let Some(name) = presented.and_then(|t| app.admin.identify(t)) {
+        let actor = name.map_or_else(|| "admin".to_string(), |n| format!("admin:{n}"));
+        return Ok(AuthAdmin { actor });
     }
     crate::metrics::auth_failure("admin");
     Err(ApiError::Auth(if presented.is_some() {
@@ -173,15 +177,23 @@ fn verify_admin(headers: &HeaderMap, app: &AppContext) -> Result<(), ApiError> {
 
 /// Who reports a task status: an admin (by `X-Admin-Token`) or a worker (by bearer token).
 pub enum Caller {
-    Admin,
+    Admin(AuthAdmin),
     Worker(AuthWorker),
 }
 
 impl Caller {
     pub fn actor(&self) -> Actor<'_> {
         match self {
-            Self::Admin => Actor::Admin,
+            Self::Admin(_) => Actor::Admin,
             Self::Worker(w) => Actor::Worker(w.id.as_str()),
+        }
+    }
+
+    /// For the audit log: `admin:<name>`, `admin` or `worker:<id>`.
+    pub fn audit_actor(&self) -> String {
+        match self {
+            Self::Admin(a) => a.actor.clone(),
+            Self::Worker(w) => format!("worker:{}", w.id),
         }
     }
 }
@@ -191,7 +203,7 @@ impl FromRequestParts<AppContext> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
         if parts.headers.contains_key(ADMIN_HEADER) {
-            return verify_admin(&parts.headers, app).map(|()| Caller::Admin);
+            return verify_admin(&parts.headers, app).map(Caller::Admin);
         }
         AuthWorker::from_request_parts(parts, app)
             .await

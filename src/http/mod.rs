@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, middleware (request ids, tracing, panics, body limit, metrics)
 //! and one file per resource group. Handlers stay thin: validate, call the store, map.
 
+pub mod actions;
 pub mod admin;
 pub mod extract;
 pub mod limits;
@@ -9,22 +10,25 @@ pub mod ops;
 pub mod overview;
 pub mod stale_prs;
 pub mod tasks;
+pub mod views;
 pub mod work;
 pub mod workers;
 
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, Response};
+use axum::http::{header, HeaderName, HeaderValue, Method, Response};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::app::AppContext;
 use crate::error::ApiError;
@@ -33,6 +37,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(app: AppContext) -> Router {
     let body_limit = app.settings.body_limit;
+    let app_cors = app.settings.cors_origins.clone();
     let api = Router::new()
         .route("/v1/workers/register", post(workers::register_worker))
         .route("/v1/workers/heartbeat", post(workers::heartbeat))
@@ -41,7 +46,32 @@ pub fn router(app: AppContext) -> Router {
             get(work::claim_work).post(work::claim_work_post),
         )
         .route("/v1/tasks/{task_id}/status", post(tasks::report_status))
-        .route("/v1/admin/repos", post(admin::upsert_repo))
+        .route("/v1/tasks", get(views::list_tasks))
+        .route(
+            "/v1/tasks/{task_id}",
+            get(views::get_task).patch(actions::patch_task),
+        )
+        .route("/v1/tasks/{task_id}/requeue", post(actions::requeue_task))
+        .route("/v1/tasks/{task_id}/cancel", post(actions::cancel_task))
+        .route("/v1/tasks/requeue", post(actions::requeue_tasks))
+        .route("/v1/tasks/cancel", post(actions::cancel_tasks))
+        .route("/v1/workers", get(views::list_workers))
+        .route("/v1/workers/{worker_id}", get(views::get_worker))
+        .route("/v1/workers/{worker_id}/pause", post(actions::pause_worker))
+        .route(
+            "/v1/workers/{worker_id}/resume",
+            post(actions::resume_worker),
+        )
+        .route(
+            "/v1/workers/{worker_id}/revoke",
+            post(actions::revoke_worker),
+        )
+        .route("/v1/workers/{worker_id}/token", post(actions::rotate_token))
+        .route("/v1/audit/events", get(views::list_events))
+        .route(
+            "/v1/admin/repos",
+            post(admin::upsert_repo).get(views::list_repos),
+        )
         .route("/v1/admin/tasks", post(admin::create_tasks))
         .route("/v1/admin/state", get(overview::get_state))
         .route("/v1/admin/state/stream", get(overview::stream_state))
@@ -54,6 +84,8 @@ pub fn router(app: AppContext) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/health", get(ops::health))
         .route("/openapi.json", get(openapi::openapi_json))
+        // interactive API docs over /openapi.json, assets served from the binary
+        .merge(SwaggerUi::new("/docs").config(Config::new(["/openapi.json"])))
         // with OWP_METRICS_PORT set, /metrics lives only there (see metrics_router)
         .merge(match app.settings.metrics_port {
             None => Router::new().route("/metrics", get(ops::metrics)),
@@ -74,8 +106,9 @@ pub fn router(app: AppContext) -> Router {
         .layer(Extension(overview::StateFeed::spawn(app.clone())))
         .with_state(app);
 
-    // outermost first: every answer, even a panic's, carries the request id and is traced
-    api.layer(
+    // outermost first: every answer, even a panic's, carries the request id and is traced;
+    // CORS answers preflights before any limit or route sees them
+    api.layer(cors(&app_cors)).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(
@@ -91,6 +124,32 @@ pub fn router(app: AppContext) -> Router {
                 ApiError::Internal.into_response()
             }))
             .layer(DefaultBodyLimit::max(body_limit)),
+    )
+}
+
+/// Browser access for `OWP_CORS_ORIGINS` (validated at start): both credentials headers,
+/// every method the API uses; none when the list is empty.
+fn cors(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer::util::Identity> {
+    if origins.is_empty() {
+        return tower::util::Either::Right(tower::layer::util::Identity::new());
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    tower::util::Either::Left(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static(extract::ADMIN_HEADER),
+                HeaderName::from_static(extract::REGISTRATION_HEADER),
+                REQUEST_ID,
+            ])
+            .expose_headers([REQUEST_ID, header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
     )
 }
 

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, ops, overview, stale_prs, tasks, work, workers};
+use super::{actions, admin, ops, overview, stale_prs, tasks, views, work, workers};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,10 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         tasks::report_status,
         admin::upsert_repo, admin::create_tasks, overview::get_state, overview::stream_state,
         stale_prs::list_stale_prs, stale_prs::close_stale_prs,
+        views::list_tasks, views::get_task, views::list_workers, views::get_worker,
+        views::list_repos, views::list_events,
+        actions::requeue_task, actions::cancel_task, actions::requeue_tasks, actions::cancel_tasks,
+        actions::patch_task, actions::pause_worker, actions::resume_worker, actions::revoke_worker, actions::rotate_token,
         ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
     ),
     components(schemas(crate::wire::ErrorBody, crate::wire::admin::TasksCreated)),

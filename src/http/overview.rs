@@ -57,6 +57,7 @@ async fn read_overview(app: &AppContext) -> Result<StateResponse, ApiError> {
         tasks_merged: count(TaskStatus::Merged),
         tasks_completed: count(TaskStatus::Completed),
         tasks_failed: count(TaskStatus::Failed),
+        tasks_cancelled: count(TaskStatus::Cancelled),
         tasks_pr_stale: s.repositories.iter().map(|r| r.stale_prs).sum(),
         repositories: s
             .repositories

@@ -45,7 +45,7 @@ pub async fn list_stale_prs(
     responses((status = 200, body = CloseStaleResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn close_stale_prs(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    admin: AuthAdmin,
     ApiJson(req): ApiJson<CloseStaleRequest>,
 ) -> Result<Json<CloseStaleResponse>, ApiError> {
     let stale_after = app.settings.pr_stale_after;
@@ -89,6 +89,7 @@ pub async fn close_stale_prs(
             artifact: Artifact::default(),
             lease_ttl: app.settings.lease_ttl,
             backoff: app.backoff(),
+            audit_actor: &admin.actor,
         };
         // each in its own short transaction; one merged meanwhile is skipped, not closed
         match tasks::update_status(&app.pool, &update).await? {

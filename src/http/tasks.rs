@@ -74,6 +74,7 @@ pub async fn report_status(
     }
     let lease_id = req.lease_id.clone().filter(|l| !l.trim().is_empty());
     let c = validate(req)?;
+    let audit_actor = caller.audit_actor();
     let update = StatusUpdate {
         task_id: &task_id,
         actor: caller.actor(),
@@ -83,6 +84,7 @@ pub async fn report_status(
         artifact: c.artifact,
         lease_ttl: app.settings.lease_ttl,
         backoff: app.backoff(),
+        audit_actor: &audit_actor,
     };
     match tasks::update_status(&app.pool, &update).await? {
         StatusResult::Updated {
@@ -102,7 +104,7 @@ pub async fn report_status(
         )
         .into()),
         StatusResult::Forbidden => Err(ApiError::Forbidden(match caller {
-            Caller::Admin => "admins may only merge or close an opened PR",
+            Caller::Admin(_) => "admins may only merge or close an opened PR",
             Caller::Worker(_) => "this task is not leased to you",
         })),
         StatusResult::Invalid { from } => Err(ApiError::InvalidTransition { from, to: c.report }),

@@ -1,6 +1,7 @@
 //! `owp serve`: connect, migrate, bind listeners, start background services, and shut down
 //! gracefully. `serve_on` takes its listener and shutdown signal, so tests start real apps.
 
+pub mod activity;
 pub mod listener;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ pub async fn serve_on(
 ) -> std::io::Result<()> {
     let limits = ConnLimits {
         header_timeout: app.settings.limits.header_timeout,
+        idle_timeout: app.settings.limits.idle_timeout,
         max_connections: app.settings.limits.max_connections,
     };
     let router = http::router(app.clone());
@@ -62,7 +64,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let app = AppContext::new(
         pool.clone(),
         cfg.settings.clone(),
-        TokenSet::new(admin_tokens.iter().map(|t| t.expose())),
+        TokenSet::named(admin_tokens.iter().map(|t| t.expose())),
         registration,
     );
 
@@ -131,6 +133,7 @@ async fn serve_metrics(
     let router = http::metrics_router(app.clone());
     let limits = ConnLimits {
         header_timeout: app.settings.limits.header_timeout,
+        idle_timeout: app.settings.limits.idle_timeout,
         // scrapers are few; the cap keeps a flood of them off the API's file descriptors
         max_connections: 64,
     };

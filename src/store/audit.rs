@@ -17,12 +17,14 @@ pub struct Event<'a> {
     pub to_status: Option<&'a str>,
     pub reason: Option<&'a str>,
     pub data: Option<serde_json::Value>,
+    /// `admin:<name>`, `admin`, `worker:<id>` or `system`.
+    pub actor: &'a str,
 }
 
 pub async fn insert_event(tx: &mut PgConnection, e: Event<'_>) -> StoreResult<()> {
     sqlx::query!(
-        "insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data, actor)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         e.kind,
         e.task_id,
         e.worker_id,
@@ -32,6 +34,7 @@ pub async fn insert_event(tx: &mut PgConnection, e: Event<'_>) -> StoreResult<()
         e.to_status,
         e.reason,
         e.data,
+        e.actor,
     )
     .execute(tx)
     .await?;

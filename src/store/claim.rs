@@ -59,6 +59,7 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
     // new row version and index entries every time.
     let w = sqlx::query!(
         r#"select skills, capacity_points, max_concurrent_tasks, status as "status: WorkerStatus", trust_tier,
+                  paused_by_admin,
                   (not online or last_heartbeat < now() - interval '1 second') as "stale!"
            from workers where id = $1
            for no key update"#,
@@ -81,7 +82,8 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
     let free_slots = i64::from(w.max_concurrent_tasks - used.leases);
     let want = free_slots.min(i64::from(req.max_new));
     let mut new = 0;
-    if w.status != WorkerStatus::Paused && want > 0 && free_points > 0 {
+    let paused = w.status == WorkerStatus::Paused || w.paused_by_admin;
+    if !paused && want > 0 && free_points > 0 {
         new = claim_candidates(
             &mut tx,
             req,
@@ -236,8 +238,9 @@ async fn grant_lease(
                returning id, attempt, repo),
            l as (insert into leases (id, task_id, worker_id, attempt)
                  select $3, id, $2, attempt from t),
-           a as (insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data)
-                 select 'lease_granted', id, $2, repo, $3, 'ready', 'leased', jsonb_build_object('attempt', attempt)
+           a as (insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data, actor)
+                 select 'lease_granted', id, $2, repo, $3, 'ready', 'leased', jsonb_build_object('attempt', attempt),
+                        'worker:' || $2
                  from t)
            select count(*) as "n!" from t"#,
         task_id,

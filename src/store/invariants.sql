@@ -62,19 +62,29 @@ select 'I7 ended lease without exactly one event that ended it' as label, item f
   (a.kind = 'task_status_changed' and a.to_status = l.end_reason)
   or (a.kind = 'lease_expired' and l.end_reason = 'lease_expired')
   or (a.kind in ('task_requeued', 'task_failed') and a.reason = 'worker_offline'
-  and l.end_reason = 'worker_offline'))
+  and l.end_reason = 'worker_offline')
+  or (a.kind = 'task_requeued' and a.reason = 'admin' and l.end_reason = 'requeued')
+  or (a.kind = 'task_requeued' and a.reason = 'worker_revoked' and l.end_reason = 'worker_revoked')
+  or (a.kind = 'task_cancelled' and l.end_reason = 'cancelled'))
   where l.ended_at is not null
   group by l.id having count(a.id) <> 1
 ) v
 union all
 select 'I7 requeue without its task_requeued event' as label, item from (
+  -- attempt = failed-attempt requeues since the last admin requeue, plus the attempt that
+  -- requeue set (0 when there was none)
   select t.id || ' (' || t.attempt || ' failed attempts, ' || count(a.id) || ' requeues)' as item
   from tasks t
   join scheduler_state h on t.created_at >= coalesce(h.pruned_before, '-infinity')
-  left join audit_events a on a.task_id = t.id and a.kind = 'task_requeued'
+  left join lateral (
+    select r.id, (r.data->>'attempt')::int as base from audit_events r
+    where r.target = t.id and r.kind = 'task_requeued' and r.reason = 'admin'
+    order by r.id desc limit 1) reset on true
+  left join audit_events a on a.target = t.id and a.kind = 'task_requeued'
   and a.reason in ('failed', 'closed', 'lease_expired', 'worker_offline')
-  where t.status <> 'failed'
-  group by t.id having count(a.id) <> t.attempt
+  and a.id > coalesce(reset.id, 0)
+  where t.status not in ('failed', 'cancelled')
+  group by t.id, reset.base having count(a.id) + coalesce(reset.base, 0) <> t.attempt
 ) v
 union all
 select 'I7 worker whose online flag disagrees with its last online/offline event' as label, item from (

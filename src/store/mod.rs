@@ -1,6 +1,7 @@
 //! Every SQL statement of the service, grouped by table or concern. Nothing above this
 //! module speaks SQL; nothing in here speaks HTTP.
 
+pub mod admin_actions;
 pub mod audit;
 pub mod claim;
 mod codec;
@@ -11,9 +12,11 @@ pub mod migrations;
 pub mod overview;
 pub mod repos;
 pub mod retention;
+pub mod seed;
 pub mod stale_prs;
 pub mod sweeps;
 pub mod tasks;
+pub mod views;
 pub mod workers;
 
 use std::time::Duration;

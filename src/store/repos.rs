@@ -24,7 +24,7 @@ pub enum Upserted {
 /// Creates the repo or updates its settings. The repo row is locked first, so the change
 /// and the claims that count this repo's slots and areas (under the same lock) are
 /// serialised: a claim sees either the old settings or the new ones with their flags.
-pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings) -> StoreResult<Upserted> {
+pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings, actor: &str) -> StoreResult<Upserted> {
     let mut tx = super::begin(pool).await?;
     let locks_were_on = sqlx::query_scalar!(
         "select area_locks_enabled from repositories where repo = $1 for update",
@@ -68,6 +68,7 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings) -> StoreResult<Upserte
                 "repo_updated"
             },
             repo: Some(&r.repo),
+            actor,
             data: Some(serde_json::json!({
                 "max_open_prs": r.max_open_prs, "area_locks_enabled": r.area_locks_enabled,
                 "pr_url_prefix": r.pr_url_prefix,

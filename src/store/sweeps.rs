@@ -97,8 +97,8 @@ pub async fn mark_silent_workers_offline(
                where w.id = s.id and w.online and w.last_heartbeat < now() - make_interval(secs => $1)
                returning w.id, w.last_heartbeat),
            ev as (
-               insert into audit_events (kind, worker_id, reason, data)
-               select 'worker_offline', id, 'heartbeat_timeout', jsonb_build_object('last_heartbeat', last_heartbeat)
+               insert into audit_events (kind, worker_id, reason, data, actor)
+               select 'worker_offline', id, 'heartbeat_timeout', jsonb_build_object('last_heartbeat', last_heartbeat), 'system'
                from upd)
            select count(*) as "n!" from upd"#,
         heartbeat_timeout.as_secs_f64(),
@@ -187,15 +187,15 @@ async fn end_attempts(
                from old o join upd u using (id)
                where l.id = o.lease_id and l.ended_at is null),
            ev_ended as (
-               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data)
+               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data, actor)
                select $5, u.id, o.worker_id, u.repo, o.lease_id, o.status, u.new_status, $4,
-                      jsonb_build_object('attempt', u.attempt)
+                      jsonb_build_object('attempt', u.attempt), 'system'
                from upd u join old o using (id) where $5::text is not null),
            ev_next as (
-               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data)
+               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data, actor)
                select case when u.new_status = 'ready' then 'task_requeued' else 'task_failed' end,
                       u.id, o.worker_id, u.repo, o.lease_id, o.status, u.new_status, $4,
-                      jsonb_build_object('attempt', u.attempt)
+                      jsonb_build_object('attempt', u.attempt), 'system'
                from upd u join old o using (id))
            select count(*) as "leases!",
                   count(*) filter (where new_status = 'ready') as "requeued!",

@@ -32,7 +32,7 @@ pub enum Created {
 }
 
 /// Creates all tasks in one transaction and one statement, with their audit events (I7).
-pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask]) -> StoreResult<Created> {
+pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask], actor: &str) -> StoreResult<Created> {
     let mut repos: Vec<&str> = tasks.iter().map(|t| t.repo.as_str()).collect();
     repos.sort_unstable();
     repos.dedup();
@@ -62,9 +62,10 @@ pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask]) -> StoreResult<Creat
                     estimate_points, priority, area, tier, max_attempts
              from input
              returning id, repo)
-         insert into audit_events (kind, task_id, repo, to_status)
-         select 'task_created', id, repo, 'ready' from ins",
-        batch
+         insert into audit_events (kind, task_id, repo, to_status, actor)
+         select 'task_created', id, repo, 'ready', $2 from ins",
+        batch,
+        actor,
     )
     .execute(&mut *tx)
     .await?;
@@ -98,6 +99,8 @@ pub struct StatusUpdate<'a> {
     pub artifact: Artifact,
     pub lease_ttl: Duration,
     pub backoff: Backoff,
+    /// For the audit log: `worker:<id>` or `admin:<name>`.
+    pub audit_actor: &'a str,
 }
 
 pub enum StatusResult {
@@ -225,12 +228,12 @@ async fn lock_task(
                   (select r.pr_url_prefix from repositories r where r.repo = t.repo) as pr_url_prefix,
                   coalesce(t.lease_expires_at < now(), false) as "expired!",
                   p.id as "prior_id?", p.last_report as "prior_report?",
-                  coalesce(p.end_reason in ('lease_expired', 'worker_offline'), false) as "prior_revoked!",
+                  coalesce(p.end_reason in ('lease_expired', 'worker_offline', 'requeued', 'cancelled', 'worker_revoked'), false) as "prior_revoked!",
                   coalesce(p.server_ended, false) as "server_ended_earlier!"
            from tasks t
            left join lateral (
                select id, last_report, end_reason,
-                      bool_or(end_reason in ('lease_expired', 'worker_offline')) over () as server_ended
+                      bool_or(end_reason in ('lease_expired', 'worker_offline', 'requeued', 'cancelled', 'worker_revoked')) over () as server_ended
                from leases l
                where l.task_id = t.id and l.worker_id = $2
                order by l.seq desc limit 1) p on true
@@ -307,11 +310,11 @@ async fn apply(
                where id = coalesce($12, (select id from leases where task_id = $1 order by seq desc limit 1))
                  and exists (select 1 from t)),
            changed as (
-               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data)
-               select 'task_status_changed', $1, $10, $11, $12, $2, $9, $13 from t),
+               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data, actor)
+               select 'task_status_changed', $1, $10, $11, $12, $2, $9, $13, $17 from t),
            requeued as (
-               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data)
-               select 'task_requeued', $1, $10, $11, $12, $2, 'ready', $14, jsonb_build_object('attempt', $4::int)
+               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data, actor)
+               select 'task_requeued', $1, $10, $11, $12, $2, 'ready', $14, jsonb_build_object('attempt', $4::int), $17
                from t where $14::text is not null)
            select lease_expires_at from t"#,
         u.task_id,
@@ -330,6 +333,7 @@ async fn apply(
         out.requeued,
         delay.map(|d| d.everyone.as_secs_f64()),
         delay.map(|d| d.same_worker.as_secs_f64()),
+        u.audit_actor,
     )
     .fetch_one(tx)
     .await?;

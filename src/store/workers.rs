@@ -36,10 +36,12 @@ pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
         "name": w.name, "skills": w.skills,
         "capacity_points": w.capacity_points, "max_concurrent_tasks": w.max_concurrent_tasks,
     });
+    let actor = format!("worker:{}", w.id);
     insert_event(
         &mut tx,
         Event {
             kind: "worker_registered",
+            actor: &actor,
             worker_id: Some(w.id.as_str()),
             data: Some(data),
             ..Event::default()
@@ -58,7 +60,7 @@ pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
 /// re-check `not online` on the locked row and skip, so the event is written once.
 pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Option<WorkerId>> {
     let id = sqlx::query_scalar!(
-        r#"with w as (select id from workers where token_digest = $1),
+        r#"with w as (select id from workers where token_digest = $1 and revoked_at is null),
            back as (
                update workers set last_heartbeat = now(), online = true
                from w
@@ -71,8 +73,8 @@ pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Optio
                  and workers.last_heartbeat < now() - interval '1 second'
                returning workers.id),
            ev as (
-               insert into audit_events (kind, worker_id, reason)
-               select 'worker_online', id, 'request' from back)
+               insert into audit_events (kind, worker_id, reason, actor)
+               select 'worker_online', id, 'request', 'worker:' || id from back)
            select w.id as "id!" from w"#,
         &digest[..],
     )
@@ -87,8 +89,8 @@ pub async fn touch_locked(tx: &mut PgConnection, worker_id: &str) -> StoreResult
     sqlx::query!(
         "with old as (select online from workers where id = $1),
          upd as (update workers set last_heartbeat = now(), online = true where id = $1),
-         ev as (insert into audit_events (kind, worker_id, reason)
-                select 'worker_online', $1, 'request' from old where not old.online)
+         ev as (insert into audit_events (kind, worker_id, reason, actor)
+                select 'worker_online', $1, 'request', 'worker:' || $1 from old where not old.online)
          select 1 as one",
         worker_id
     )
@@ -122,10 +124,12 @@ pub async fn heartbeat(
     .execute(&mut *tx)
     .await?;
     if prev != status {
+        let actor = format!("worker:{id}");
         insert_event(
             &mut tx,
             Event {
                 kind: "worker_status_changed",
+                actor: &actor,
                 worker_id: Some(id.as_str()),
                 from_status: Some(prev.as_str()),
                 to_status: Some(status.as_str()),

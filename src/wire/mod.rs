@@ -2,10 +2,12 @@
 //! definition shared by the handlers and every Rust client of the API (`owp bench`, the
 //! tests, the CLI). Field rules live in `domain::input`; these are the shapes.
 
+pub mod actions;
 pub mod admin;
 pub mod overview;
 pub mod stale_prs;
 pub mod tasks;
+pub mod views;
 pub mod work;
 pub mod workers;
 

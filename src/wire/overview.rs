@@ -37,6 +37,7 @@ pub struct StateResponse {
     pub tasks_merged: i64,
     pub tasks_completed: i64,
     pub tasks_failed: i64,
+    pub tasks_cancelled: i64,
     /// pr_opened tasks that are stale (sum of the repositories' stale_prs).
     pub tasks_pr_stale: i64,
     pub repositories: Vec<RepoStateOut>,

@@ -55,6 +55,7 @@ impl utoipa::PartialSchema for ReportedStatus {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         let names = TaskStatus::ALL
             .iter()
+            .filter(|s| **s != TaskStatus::Cancelled)
             .map(|s| s.as_str())
             .chain([Report::Released.as_str(), Report::Closed.as_str()]);
         super::enum_schema(

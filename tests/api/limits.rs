@@ -474,3 +474,41 @@ async fn sigterm_closes_every_stream_within_a_second(
     );
     assert!(r.wait().await.success());
 }
+
+#[sqlx::test]
+async fn an_idle_kept_alive_connection_outlives_the_header_timeout_until_the_idle_timeout(
+    pool: PgPool,
+) {
+    let app = spawn_app_with(
+        pool,
+        limited(|l| {
+            l.header_timeout = Duration::from_millis(300);
+            l.idle_timeout = Duration::from_millis(1500);
+        }),
+    )
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut buf = [0u8; 4096];
+    for round in 0..2 {
+        s.write_all(request).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answered")
+            .unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        assert!(head.starts_with("HTTP/1.1 200"), "round {round}: {head}");
+        // idle for longer than the header timeout: a client polling at its cadence
+        // must find its kept-alive connection open
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    // idle past the idle timeout: closed by the server
+    let started = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("closed within the idle timeout")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the server closed the idle connection");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

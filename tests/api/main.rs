@@ -6,6 +6,7 @@ mod concurrency;
 mod db_down;
 mod errors;
 mod limits;
+mod operator;
 mod ops;
 mod pr_slots;
 mod reliability;

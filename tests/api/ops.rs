@@ -88,6 +88,19 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
         "/v1/admin/state/stream",
         "/v1/admin/stale-prs",
         "/v1/admin/stale-prs/close",
+        "/v1/tasks",
+        "/v1/tasks/{task_id}",
+        "/v1/tasks/{task_id}/requeue",
+        "/v1/tasks/{task_id}/cancel",
+        "/v1/tasks/requeue",
+        "/v1/tasks/cancel",
+        "/v1/workers",
+        "/v1/workers/{worker_id}",
+        "/v1/workers/{worker_id}/pause",
+        "/v1/workers/{worker_id}/resume",
+        "/v1/workers/{worker_id}/revoke",
+        "/v1/workers/{worker_id}/token",
+        "/v1/audit/events",
         "/healthz",
         "/readyz",
         "/health",
@@ -101,6 +114,10 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
     assert!(
         doc["paths"]["/v1/work"].get("get").is_some()
             && doc["paths"]["/v1/work"].get("post").is_some()
+    );
+    assert!(
+        doc["paths"]["/v1/admin/repos"].get("get").is_some()
+            && doc["paths"]["/v1/admin/repos"].get("post").is_some()
     );
     assert!(doc["components"]["securitySchemes"].get("worker").is_some());
     assert!(doc["components"]["schemas"].get("ErrorBody").is_some());

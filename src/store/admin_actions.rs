@@ -1,0 +1,331 @@
+//! What an operator does to tasks and workers: requeue, cancel, pause, resume, revoke,
+//! rotate a token. Each is one transaction that locks what it changes, with its audit
+//! event naming the admin (I7). A holder whose lease an admin ended gets `lease_lost` on
+//! its next report (the lease's `end_reason` says the server ended it).
+
+use sqlx::PgPool;
+
+use super::StoreResult;
+use crate::domain::status::TaskStatus;
+
+pub enum TaskAction {
+    /// Done; the task's status now.
+    Done(TaskStatus),
+    NotFound,
+    /// Not from this status (a finished task cannot be requeued or cancelled).
+    NotFrom(TaskStatus),
+}
+
+struct Locked {
+    status: TaskStatus,
+    attempt: i32,
+    max_attempts: i32,
+    worker_id: Option<String>,
+    lease_id: Option<String>,
+    repo: String,
+}
+
+async fn lock(tx: &mut sqlx::PgConnection, task_id: &str) -> StoreResult<Option<Locked>> {
+    let t = sqlx::query_as!(
+        Locked,
+        r#"select status as "status: TaskStatus", attempt, max_attempts, worker_id, lease_id, repo
+           from tasks where id = $1 for update"#,
+        task_id
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(t)
+}
+
+/// Back to `ready` at once, for anyone: the live lease (if any) ends as `requeued`, the
+/// slot and area are freed. `attempt` is kept (below `max_attempts`, so a `failed` task
+/// gets one more try), or set to 0 with `reset_attempts`.
+pub async fn requeue(
+    pool: &PgPool,
+    task_id: &str,
+    reset_attempts: bool,
+    actor: &str,
+) -> StoreResult<TaskAction> {
+    let mut tx = super::begin(pool).await?;
+    let Some(t) = lock(&mut tx, task_id).await? else {
+        return Ok(TaskAction::NotFound);
+    };
+    if matches!(t.status, TaskStatus::Completed | TaskStatus::Merged) {
+        return Ok(TaskAction::NotFrom(t.status));
+    }
+    let attempt = if reset_attempts {
+        0
+    } else {
+        t.attempt.min(t.max_attempts - 1)
+    };
+    if t.status == TaskStatus::Ready && attempt == t.attempt {
+        return Ok(TaskAction::Done(TaskStatus::Ready));
+    }
+    sqlx::query!(
+        r#"with t as (
+               update tasks set status = 'ready', attempt = $2, worker_id = null, lease_id = null,
+                   lease_expires_at = null, holds_area_lock = false, pr_opened_at = null,
+                   retry_at = null, withheld_from = null, withheld_until = null, updated_at = now()
+               where id = $1 returning id),
+           l as (
+               update leases set ended_at = now(), end_reason = 'requeued'
+               where task_id = $1 and ended_at is null returning id)
+           insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data, actor)
+           select 'task_requeued', $1, $3, $4, (select id from l), $5, 'ready', 'admin',
+                  jsonb_build_object('attempt', $2::int, 'reset_attempts', $6::bool), $7
+           from t"#,
+        task_id,
+        attempt,
+        t.worker_id,
+        t.repo,
+        t.status.as_str(),
+        reset_attempts,
+        actor,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(TaskAction::Done(TaskStatus::Ready))
+}
+
+/// To the terminal `cancelled`, from any status that is not terminal: the live lease (if
+/// any) ends as `cancelled`, the slot and area are freed.
+pub async fn cancel(pool: &PgPool, task_id: &str, actor: &str) -> StoreResult<TaskAction> {
+    let mut tx = super::begin(pool).await?;
+    let Some(t) = lock(&mut tx, task_id).await? else {
+        return Ok(TaskAction::NotFound);
+    };
+    if t.status == TaskStatus::Cancelled {
+        return Ok(TaskAction::Done(t.status));
+    }
+    if t.status.is_terminal() {
+        return Ok(TaskAction::NotFrom(t.status));
+    }
+    sqlx::query!(
+        r#"with t as (
+               update tasks set status = 'cancelled', worker_id = null, lease_id = null,
+                   lease_expires_at = null, holds_area_lock = false,
+                   retry_at = null, withheld_from = null, withheld_until = null, updated_at = now()
+               where id = $1 returning id),
+           l as (
+               update leases set ended_at = now(), end_reason = 'cancelled'
+               where task_id = $1 and ended_at is null returning id)
+           insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, actor)
+           select 'task_cancelled', $1, $2, $3, coalesce((select id from l), $5), $4, 'cancelled', $6 from t"#,
+        task_id,
+        t.worker_id,
+        t.repo,
+        t.status.as_str(),
+        t.lease_id,
+        actor,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(TaskAction::Done(TaskStatus::Cancelled))
+}
+
+pub enum WorkerAction {
+    Done,
+    NotFound,
+    Revoked,
+}
+
+/// Pauses (no new work; leases kept) or resumes a worker. The worker's own heartbeats
+/// cannot lift an admin's pause.
+pub async fn set_paused(
+    pool: &PgPool,
+    worker_id: &str,
+    paused: bool,
+    actor: &str,
+) -> StoreResult<WorkerAction> {
+    let kind = if paused {
+        "worker_paused"
+    } else {
+        "worker_resumed"
+    };
+    let n = sqlx::query_scalar!(
+        r#"with w as (
+               update workers set paused_by_admin = $2 where id = $1 returning id, revoked_at),
+           ev as (
+               insert into audit_events (kind, worker_id, actor)
+               select $3, id, $4 from w)
+           select (select revoked_at is not null from w) as revoked"#,
+        worker_id,
+        paused,
+        kind,
+        actor,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(match n {
+        None => WorkerAction::NotFound,
+        Some(true) => WorkerAction::Revoked,
+        Some(false) => WorkerAction::Done,
+    })
+}
+
+/// Revokes a worker: its token stops working at once (every authentication reads it), its
+/// live leases end as `worker_revoked` and their tasks are ready again without counting a
+/// failed attempt; its opened PRs keep their slots (they await review).
+pub async fn revoke(pool: &PgPool, worker_id: &str, actor: &str) -> StoreResult<WorkerAction> {
+    let mut tx = super::begin(pool).await?;
+    let revoked = sqlx::query_scalar!(
+        "select revoked_at is not null from workers where id = $1 for update",
+        worker_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    match revoked {
+        None => return Ok(WorkerAction::NotFound),
+        Some(Some(true)) => return Ok(WorkerAction::Revoked),
+        _ => {}
+    }
+    sqlx::query!(
+        r#"with w as (update workers set revoked_at = now() where id = $1 returning id),
+           victims as (
+               select id, status, lease_id, repo from tasks
+               where worker_id = $1 and status in ('leased', 'in_progress', 'blocked')
+               for update),
+           t as (
+               update tasks t set status = 'ready', worker_id = null, lease_id = null,
+                   lease_expires_at = null, holds_area_lock = false, updated_at = now()
+               from victims v where t.id = v.id returning t.id),
+           l as (
+               update leases l set ended_at = now(), end_reason = 'worker_revoked'
+               from victims v where l.id = v.lease_id and l.ended_at is null),
+           ev_tasks as (
+               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, actor)
+               select 'task_requeued', v.id, $1, v.repo, v.lease_id, v.status, 'ready', 'worker_revoked', $2
+               from victims v)
+           insert into audit_events (kind, worker_id, actor) select 'worker_revoked', id, $2 from w"#,
+        worker_id,
+        actor,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(WorkerAction::Done)
+}
+
+/// Gives the worker a new token (its digest); the old one stops working at once.
+pub async fn rotate_token(
+    pool: &PgPool,
+    worker_id: &str,
+    digest: &[u8; 32],
+    actor: &str,
+) -> StoreResult<WorkerAction> {
+    let r = sqlx::query!(
+        r#"with w as (
+               update workers set token_digest = $2 where id = $1 and revoked_at is null returning id),
+           ev as (insert into audit_events (kind, worker_id, actor)
+                  select 'worker_token_rotated', id, $3 from w)
+           select exists (select 1 from w) as "rotated!",
+                  exists (select 1 from workers where id = $1) as "known!""#,
+        worker_id,
+        &digest[..],
+        actor,
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(match (r.rotated, r.known) {
+        (true, _) => WorkerAction::Done,
+        (false, true) => WorkerAction::Revoked,
+        (false, false) => WorkerAction::NotFound,
+    })
+}
+
+/// A checked edit: `None` leaves the field as it is; `area: Some(None)` removes it.
+#[derive(Debug, Default)]
+pub struct TaskEdit {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub required_skills: Option<Vec<String>>,
+    pub estimate_points: Option<i32>,
+    pub priority: Option<i32>,
+    pub area: Option<Option<String>>,
+    pub tier: Option<i16>,
+    pub max_attempts: Option<i32>,
+}
+
+pub enum Edited {
+    Done,
+    NotFound,
+    /// The task's status forbids changing this field now.
+    Forbidden {
+        field: &'static str,
+        status: TaskStatus,
+    },
+    /// `max_attempts` below the attempts already made.
+    TooFewAttempts {
+        attempt: i32,
+    },
+}
+
+/// Applies an edit under the task's row lock, refusing what the task's status forbids
+/// (`domain::task_edit`), with a `task_updated` event listing what changed.
+pub async fn edit(pool: &PgPool, task_id: &str, e: &TaskEdit, actor: &str) -> StoreResult<Edited> {
+    use crate::domain::task_edit::{forbidden_change, Changes};
+    let mut tx = super::begin(pool).await?;
+    let Some(t) = sqlx::query!(
+        r#"select status as "status: TaskStatus", required_skills, estimate_points, tier, area, attempt
+           from tasks where id = $1 for update"#,
+        task_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(Edited::NotFound);
+    };
+    let changes = Changes {
+        required_skills: e
+            .required_skills
+            .as_ref()
+            .is_some_and(|s| *s != t.required_skills),
+        estimate_points: e.estimate_points.is_some_and(|p| p != t.estimate_points),
+        tier: e.tier.is_some_and(|x| x != t.tier),
+        area: e.area.as_ref().is_some_and(|a| *a != t.area),
+    };
+    if let Some(field) = forbidden_change(t.status, changes) {
+        return Ok(Edited::Forbidden {
+            field,
+            status: t.status,
+        });
+    }
+    if e.max_attempts.is_some_and(|m| m < t.attempt.max(1)) {
+        return Ok(Edited::TooFewAttempts { attempt: t.attempt });
+    }
+    let data = serde_json::json!({
+        "title": e.title, "description": e.description.as_ref().map(|_| "changed"),
+        "required_skills": e.required_skills, "estimate_points": e.estimate_points,
+        "priority": e.priority, "area": e.area, "tier": e.tier, "max_attempts": e.max_attempts,
+    });
+    sqlx::query!(
+        r#"with t as (
+               update tasks set
+                   title = coalesce($2, title), description = coalesce($3, description),
+                   required_skills = coalesce($4, required_skills),
+                   estimate_points = coalesce($5, estimate_points), priority = coalesce($6, priority),
+                   area = case when $7 then $8 else area end, tier = coalesce($9, tier),
+                   max_attempts = coalesce($10, max_attempts), updated_at = now()
+               where id = $1 returning id, repo, status)
+           insert into audit_events (kind, task_id, repo, from_status, to_status, data, actor)
+           select 'task_updated', id, repo, status, status, jsonb_strip_nulls($11), $12 from t"#,
+        task_id,
+        e.title,
+        e.description,
+        e.required_skills.as_deref(),
+        e.estimate_points,
+        e.priority,
+        e.area.is_some(),
+        e.area.clone().flatten(),
+        e.tier,
+        e.max_attempts,
+        data,
+        actor,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Edited::Done)
+}

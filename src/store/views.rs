@@ -1,0 +1,330 @@
+//! Reads for operators: task, worker, repo and audit lists (keyset pages in id order, which
+//! is creation order: ids are time-ordered) and the detail of one task or worker. Each list
+//! runs with custom plans, so a filter left out is folded away and the planner picks the
+//! index of the filters actually given (tasks_by_status, tasks_by_repo, tasks_by_worker,
+//! audit_events_by_kind/_by_actor/_by_target).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+use super::StoreResult;
+use crate::domain::status::{TaskStatus, WorkerStatus};
+use crate::wire::views::{ArtifactView, AuditEvent, LeaseView, RepoView, TaskView, WorkerView};
+
+pub struct TaskFilter<'a> {
+    pub statuses: Option<Vec<String>>,
+    pub repo: Option<&'a str>,
+    pub worker_id: Option<&'a str>,
+    pub area: Option<&'a str>,
+    /// Ids after this one.
+    pub after: Option<&'a str>,
+    pub limit: i64,
+}
+
+async fn read_only(pool: &PgPool) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = super::begin(pool).await?;
+    sqlx::query!("set transaction read only")
+        .execute(&mut *tx)
+        .await?;
+    // optional filters are `$n is null or ...`: custom plans fold the absent ones away
+    sqlx::query!("set local plan_cache_mode = force_custom_plan")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+pub async fn list_tasks(pool: &PgPool, f: &TaskFilter<'_>) -> StoreResult<Vec<TaskView>> {
+    let mut tx = read_only(pool).await?;
+    let rows = sqlx::query_as!(
+        TaskView,
+        r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
+                  required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
+                  lease_expires_at, pr_url, retry_at, created_at, updated_at
+           from tasks
+           where ($1::text[] is null or status = any($1))
+             and ($2::text is null or repo = $2)
+             and ($3::text is null or worker_id = $3)
+             and ($4::text is null or area = $4)
+             and ($5::text is null or id > $5)
+           order by id
+           limit $6"#,
+        f.statuses.as_deref(),
+        f.repo,
+        f.worker_id,
+        f.area,
+        f.after,
+        f.limit,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// One task with its description, leases, artifacts and audit trail, in one snapshot.
+pub struct TaskRecord {
+    pub task: TaskView,
+    pub description: String,
+    pub leases: Vec<LeaseView>,
+    pub artifacts: Vec<ArtifactView>,
+    pub events: Vec<AuditEvent>,
+}
+
+pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<TaskRecord>> {
+    let mut tx = super::begin(pool).await?;
+    sqlx::query!("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
+    let Some(row) = sqlx::query!(
+        r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
+                  required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
+                  lease_expires_at, pr_url, retry_at, created_at, updated_at, description
+           from tasks where id = $1"#,
+        task_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let leases = sqlx::query_as!(
+        LeaseView,
+        "select id as lease_id, worker_id, attempt, granted_at, ended_at, end_reason
+         from leases where task_id = $1 order by seq",
+        task_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let artifacts = sqlx::query_as!(
+        ArtifactView,
+        "select worker_id, lease_id, pr_url, commit_sha, patch_url, extra, created_at
+         from artifacts where task_id = $1 order by id",
+        task_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut events = events_of_target(&mut tx, task_id, 500).await?;
+    events.reverse();
+    tx.commit().await?;
+    Ok(Some(TaskRecord {
+        task: TaskView {
+            task_id: row.task_id,
+            repo: row.repo,
+            title: row.title,
+            status: row.status,
+            priority: row.priority,
+            area: row.area,
+            tier: row.tier,
+            required_skills: row.required_skills,
+            estimate_points: row.estimate_points,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            worker_id: row.worker_id,
+            lease_id: row.lease_id,
+            lease_expires_at: row.lease_expires_at,
+            pr_url: row.pr_url,
+            retry_at: row.retry_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        },
+        description: row.description,
+        leases,
+        artifacts,
+        events,
+    }))
+}
+
+/// Whether this worker holds or ever held the task (a lease of its, or the task names it).
+pub async fn worker_knows_task(pool: &PgPool, worker_id: &str, task_id: &str) -> StoreResult<bool> {
+    let known = sqlx::query_scalar!(
+        r#"select exists (select 1 from tasks where id = $2 and worker_id = $1)
+               or exists (select 1 from leases where task_id = $2 and worker_id = $1) as "known!""#,
+        worker_id,
+        task_id
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(known)
+}
+
+async fn events_of_target(
+    tx: &mut PgConnection,
+    target: &str,
+    limit: i64,
+) -> StoreResult<Vec<AuditEvent>> {
+    let rows = sqlx::query_as!(
+        AuditEvent,
+        r#"select id, at as timestamp, kind as event_type, actor, target,
+                  jsonb_strip_nulls(jsonb_build_object(
+                      'task_id', task_id, 'worker_id', worker_id, 'repo', repo, 'lease_id', lease_id,
+                      'from_status', from_status, 'to_status', to_status, 'reason', reason,
+                      'data', data)) as "details!"
+           from audit_events where target = $1 order by id desc limit $2"#,
+        target,
+        limit
+    )
+    .fetch_all(tx)
+    .await?;
+    Ok(rows)
+}
+
+pub struct WorkerFilter<'a> {
+    /// Just this worker.
+    pub id: Option<&'a str>,
+    pub online: Option<bool>,
+    pub status: Option<WorkerStatus>,
+    pub after: Option<&'a str>,
+    pub limit: i64,
+    /// Seconds of silence after which a worker counts as offline.
+    pub heartbeat_timeout_secs: f64,
+}
+
+pub async fn list_workers(pool: &PgPool, f: &WorkerFilter<'_>) -> StoreResult<Vec<WorkerView>> {
+    let mut tx = read_only(pool).await?;
+    let rows = sqlx::query_as!(
+        WorkerView,
+        r#"select w.id as worker_id, w.name, w.github_handle, w.skills, w.capacity_points,
+                  w.max_concurrent_tasks,
+                  coalesce(l.points, 0) as "used_points!", coalesce(l.n, 0) as "live_leases!",
+                  w.status as "status: WorkerStatus", w.note,
+                  (w.online and w.last_heartbeat > now() - make_interval(secs => $5)) as "online!",
+                  w.last_heartbeat, w.trust_tier, w.paused_by_admin as paused,
+                  (w.revoked_at is not null) as "revoked!", w.created_at
+           from workers w
+           left join lateral (
+               select sum(estimate_points)::int8 as points, count(*) as n from tasks t
+               where t.worker_id = w.id and t.status in ('leased', 'in_progress', 'blocked')) l on true
+           where ($1::bool is null
+                  or $1 = (w.online and w.last_heartbeat > now() - make_interval(secs => $5)))
+             and ($2::text is null or w.status = $2)
+             and ($3::text is null or w.id > $3)
+             and ($6::text is null or w.id = $6)
+           order by w.id
+           limit $4"#,
+        f.online,
+        f.status.map(WorkerStatus::as_str),
+        f.after,
+        f.limit,
+        f.heartbeat_timeout_secs,
+        f.id,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// The worker (`None`: unknown) and the tasks it holds under live leases.
+pub async fn worker_detail(
+    pool: &PgPool,
+    worker_id: &str,
+    heartbeat_timeout_secs: f64,
+) -> StoreResult<Option<(WorkerView, Vec<TaskView>)>> {
+    let filter = WorkerFilter {
+        id: Some(worker_id),
+        online: None,
+        status: None,
+        after: None,
+        limit: 1,
+        heartbeat_timeout_secs,
+    };
+    let Some(worker) = list_workers(pool, &filter).await?.pop() else {
+        return Ok(None);
+    };
+    let leases = list_tasks(
+        pool,
+        &TaskFilter {
+            statuses: Some(vec![
+                "leased".into(),
+                "in_progress".into(),
+                "blocked".into(),
+            ]),
+            repo: None,
+            worker_id: Some(worker_id),
+            area: None,
+            after: None,
+            limit: 1000,
+        },
+    )
+    .await?;
+    Ok(Some((worker, leases)))
+}
+
+pub async fn list_repos(pool: &PgPool, stale_after_secs: f64) -> StoreResult<Vec<RepoView>> {
+    let rows = sqlx::query_as!(
+        RepoView,
+        r#"select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix,
+                  (select count(*) from tasks t where t.repo = r.repo
+                   and t.status in ('leased', 'in_progress', 'blocked', 'pr_opened')) as "open_slots!",
+                  (select count(*) from tasks t where t.repo = r.repo and t.status = 'ready') as "ready!",
+                  coalesce((select array_agg(t.area order by t.area) from tasks t
+                            where t.repo = r.repo and t.holds_area_lock), '{}') as "held_areas!: Vec<String>",
+                  (select count(*) from tasks t where t.repo = r.repo and t.status = 'pr_opened'
+                   and t.pr_opened_at < now() - make_interval(secs => $1)) as "stale_prs!",
+                  r.created_at, r.updated_at
+           from repositories r order by r.repo"#,
+        stale_after_secs
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+pub struct AuditFilter<'a> {
+    pub event_type: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub target: Option<&'a str>,
+    pub since: Option<DateTime<Utc>>,
+    /// Ids below this one (pages go newest first).
+    pub before: Option<i64>,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+/// A page of events, newest first, and how many match the filters in all.
+pub async fn list_events(
+    pool: &PgPool,
+    f: &AuditFilter<'_>,
+) -> StoreResult<(Vec<AuditEvent>, i64)> {
+    let mut tx = read_only(pool).await?;
+    let events = sqlx::query_as!(
+        AuditEvent,
+        r#"select id, at as timestamp, kind as event_type, actor, target,
+                  jsonb_strip_nulls(jsonb_build_object(
+                      'task_id', task_id, 'worker_id', worker_id, 'repo', repo, 'lease_id', lease_id,
+                      'from_status', from_status, 'to_status', to_status, 'reason', reason,
+                      'data', data)) as "details!"
+           from audit_events
+           where ($1::text is null or kind = $1)
+             and ($2::text is null or actor = $2)
+             and ($3::text is null or target = $3)
+             and ($4::timestamptz is null or at >= $4)
+             and ($5::int8 is null or id < $5)
+           order by id desc
+           offset $6 limit $7"#,
+        f.event_type,
+        f.actor,
+        f.target,
+        f.since,
+        f.before,
+        f.offset,
+        f.limit,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from audit_events
+           where ($1::text is null or kind = $1)
+             and ($2::text is null or actor = $2)
+             and ($3::text is null or target = $3)
+             and ($4::timestamptz is null or at >= $4)"#,
+        f.event_type,
+        f.actor,
+        f.target,
+        f.since,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((events, total))
+}

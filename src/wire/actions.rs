@@ -1,0 +1,83 @@
+//! Operator actions on tasks and workers.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::status::TaskStatus;
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct RequeueRequest {
+    /// Set `attempt` back to 0 (default: kept, below max_attempts).
+    pub reset_attempts: Option<bool>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct BulkRequest {
+    /// 1-500 task ids; each is acted on in its own transaction.
+    #[schema(min_items = 1, max_items = 500)]
+    pub task_ids: Vec<String>,
+    /// For requeue: set `attempt` back to 0.
+    pub reset_attempts: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TaskActionResponse {
+    pub ok: bool,
+    pub task_id: String,
+    pub status: TaskStatus,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BulkSkipped {
+    pub task_id: String,
+    /// `not_found`, or `invalid_transition: <from> -> <to>`.
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BulkResponse {
+    /// Tasks acted on (including those already in the wanted status).
+    pub done: Vec<String>,
+    pub skipped: Vec<BulkSkipped>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkerActionResponse {
+    pub ok: bool,
+    pub worker_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub worker_id: String,
+    /// Shown once; the old token stopped working.
+    pub token: String,
+}
+
+/// `PATCH /v1/tasks/{task_id}`: the fields to change; absent ones stay.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct TaskPatch {
+    #[schema(min_length = 1, max_length = 300, pattern = r"[^\s\u0085]")]
+    pub title: Option<String>,
+    #[schema(max_length = 20000)]
+    pub description: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<super::SkillTag>>, max_items = 50)]
+    pub required_skills: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub estimate_points: Option<i64>,
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = -2147483648i64, maximum = 2147483647i64)]
+    pub priority: Option<i64>,
+    /// Up to 100 characters; `""` removes the area.
+    #[schema(max_length = 100)]
+    pub area: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 0, maximum = 3)]
+    pub tier: Option<i64>,
+    /// 1-100, and not below the attempts already made.
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_attempts: Option<i64>,
+}
