@@ -109,7 +109,7 @@ async fn bulk(
 #[utoipa::path(post, path = "/v1/tasks/{task_id}/requeue", tag = "admin", security(("admin" = [])),
     params(("task_id" = String, Path, description = "The task's id")),
     request_body(content = Option<RequeueRequest>, description = "optional"),
-    responses((status = 200, body = TaskActionResponse), (status = 401, body = ErrorBody),
+    responses((status = 200, body = TaskActionResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn requeue_task(
     State(app): State<AppContext>,
@@ -281,7 +281,8 @@ fn checked_edit(p: TaskPatch) -> Result<TaskEdit, Invalid> {
 /// invalidate the live lease (skills, estimate, tier while leased) or move the area lock
 /// an open task holds.
 #[utoipa::path(patch, path = "/v1/tasks/{task_id}", tag = "admin", security(("admin" = [])),
-    params(("task_id" = String, Path, description = "The task's id")), request_body = TaskPatch,
+    params(("task_id" = String, Path, description = "The task's id")),
+    request_body(content = Option<TaskPatch>, description = "the fields to change; absent ones stay (no body: no change)"),
     responses((status = 200, body = TaskView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, body = ErrorBody), (status = 409, description = "details: live_lease: <field>", body = ErrorBody)))]
 pub async fn patch_task(

@@ -230,7 +230,8 @@ pub async fn list_events(
     let next_cursor = next_cursor(&events, limit, |e| e.id.to_string());
     Ok(Json(AuditList {
         events,
-        total,
+        total: total.min(views::TOTAL_CAP),
+        total_exact: total <= views::TOTAL_CAP,
         next_cursor,
     }))
 }

@@ -75,6 +75,9 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
     sqlx::query!("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
         .await?;
+    sqlx::query!("set local plan_cache_mode = force_custom_plan")
+        .execute(&mut *tx)
+        .await?;
     let Some(row) = sqlx::query!(
         r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
                   required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
@@ -103,7 +106,12 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
     )
     .fetch_all(&mut *tx)
     .await?;
-    let mut events = events_of_target(&mut tx, task_id, 500).await?;
+    let trail = AuditFilter {
+        target: Some(task_id),
+        limit: 500,
+        ..AuditFilter::default()
+    };
+    let mut events = page_of_events(&mut tx, &trail).await?;
     events.reverse();
     tx.commit().await?;
     Ok(Some(TaskRecord {
@@ -145,27 +153,6 @@ pub async fn worker_knows_task(pool: &PgPool, worker_id: &str, task_id: &str) ->
     .fetch_one(pool)
     .await?;
     Ok(known)
-}
-
-async fn events_of_target(
-    tx: &mut PgConnection,
-    target: &str,
-    limit: i64,
-) -> StoreResult<Vec<AuditEvent>> {
-    let rows = sqlx::query_as!(
-        AuditEvent,
-        r#"select id, at as timestamp, kind as event_type, actor, target,
-                  jsonb_strip_nulls(jsonb_build_object(
-                      'task_id', task_id, 'worker_id', worker_id, 'repo', repo, 'lease_id', lease_id,
-                      'from_status', from_status, 'to_status', to_status, 'reason', reason,
-                      'data', data)) as "details!"
-           from audit_events where target = $1 order by id desc limit $2"#,
-        target,
-        limit
-    )
-    .fetch_all(tx)
-    .await?;
-    Ok(rows)
 }
 
 pub struct WorkerFilter<'a> {
@@ -251,18 +238,25 @@ pub async fn worker_detail(
 }
 
 pub async fn list_repos(pool: &PgPool, stale_after_secs: f64) -> StoreResult<Vec<RepoView>> {
+    // one pass over the tasks that are not finished (tasks_by_status), grouped by repo
     let rows = sqlx::query_as!(
         RepoView,
-        r#"select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix,
-                  (select count(*) from tasks t where t.repo = r.repo
-                   and t.status in ('leased', 'in_progress', 'blocked', 'pr_opened')) as "open_slots!",
-                  (select count(*) from tasks t where t.repo = r.repo and t.status = 'ready') as "ready!",
-                  coalesce((select array_agg(t.area order by t.area) from tasks t
-                            where t.repo = r.repo and t.holds_area_lock), '{}') as "held_areas!: Vec<String>",
-                  (select count(*) from tasks t where t.repo = r.repo and t.status = 'pr_opened'
-                   and t.pr_opened_at < now() - make_interval(secs => $1)) as "stale_prs!",
-                  r.created_at, r.updated_at
-           from repositories r order by r.repo"#,
+        r#"with counts as (
+               select repo,
+                      count(*) filter (where status <> 'ready') as open,
+                      count(*) filter (where status = 'ready') as ready,
+                      count(*) filter (where status = 'pr_opened'
+                                       and pr_opened_at < now() - make_interval(secs => $1)) as stale,
+                      coalesce(array_agg(area order by area) filter (where holds_area_lock), '{}') as areas
+               from tasks
+               where status in ('ready', 'leased', 'in_progress', 'blocked', 'pr_opened')
+               group by repo)
+           select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix,
+                  coalesce(c.open, 0) as "open_slots!", coalesce(c.ready, 0) as "ready!",
+                  coalesce(c.areas, '{}') as "held_areas!: Vec<String>",
+                  coalesce(c.stale, 0) as "stale_prs!", r.created_at, r.updated_at
+           from repositories r left join counts c on c.repo = r.repo
+           order by r.repo"#,
         stale_after_secs
     )
     .fetch_all(pool)
@@ -270,6 +264,7 @@ pub async fn list_repos(pool: &PgPool, stale_after_secs: f64) -> StoreResult<Vec
     Ok(rows)
 }
 
+#[derive(Default)]
 pub struct AuditFilter<'a> {
     pub event_type: Option<&'a str>,
     pub actor: Option<&'a str>,
@@ -281,12 +276,43 @@ pub struct AuditFilter<'a> {
     pub limit: i64,
 }
 
-/// A page of events, newest first, and how many match the filters in all.
+/// `total` is exact up to this many matching events; beyond, it is this and not exact.
+pub const TOTAL_CAP: i64 = 10_000;
+
+/// A page of events, newest first, and how many match the filters in all (at most
+/// `TOTAL_CAP + 1`: more than the cap).
 pub async fn list_events(
     pool: &PgPool,
     f: &AuditFilter<'_>,
 ) -> StoreResult<(Vec<AuditEvent>, i64)> {
     let mut tx = read_only(pool).await?;
+    let events = page_of_events(&mut tx, f).await?;
+    // counted up to the cap: an exact count of a million events is a scan of a million
+    let total = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from (
+               select 1 from audit_events
+               where ($1::text is null or kind = $1)
+                 and ($2::text is null or actor = $2)
+                 and ($3::text is null or target = $3)
+                 and ($4::timestamptz is null or at >= $4)
+               limit $5) capped"#,
+        f.event_type,
+        f.actor,
+        f.target,
+        f.since,
+        TOTAL_CAP + 1,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((events, total))
+}
+
+/// Events matching the filters, newest first (audit_events_by_kind/_actor/_target).
+async fn page_of_events(
+    tx: &mut PgConnection,
+    f: &AuditFilter<'_>,
+) -> StoreResult<Vec<AuditEvent>> {
     let events = sqlx::query_as!(
         AuditEvent,
         r#"select id, at as timestamp, kind as event_type, actor, target,
@@ -310,21 +336,7 @@ pub async fn list_events(
         f.offset,
         f.limit,
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(tx)
     .await?;
-    let total = sqlx::query_scalar!(
-        r#"select count(*) as "n!" from audit_events
-           where ($1::text is null or kind = $1)
-             and ($2::text is null or actor = $2)
-             and ($3::text is null or target = $3)
-             and ($4::timestamptz is null or at >= $4)"#,
-        f.event_type,
-        f.actor,
-        f.target,
-        f.since,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok((events, total))
+    Ok(events)
 }

@@ -23,7 +23,8 @@ pub struct TaskListQuery {
     /// 1-200, default 50.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    #[param(max_length = 200)]
+    /// The previous page's `next_cursor`, as returned (opaque).
+    #[param(max_length = 200, pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -107,7 +108,8 @@ pub struct WorkerListQuery {
     /// 1-200, default 50.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    #[param(max_length = 200)]
+    /// The previous page's `next_cursor`, as returned (opaque).
+    #[param(max_length = 200, pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -190,7 +192,8 @@ pub struct AuditQuery {
     /// Skip this many (for clients that page by offset; `cursor` is cheaper).
     #[param(minimum = 0, maximum = 100000)]
     pub offset: Option<i64>,
-    #[param(max_length = 200)]
+    /// The previous page's `next_cursor`, as returned (opaque).
+    #[param(max_length = 200, pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -212,7 +215,9 @@ pub struct AuditEvent {
 pub struct AuditList {
     /// Newest first.
     pub events: Vec<AuditEvent>,
-    /// Events matching the filters (all pages).
+    /// Events matching the filters (all pages), counted up to 10,000: beyond that, 10,000
+    /// with `total_exact` false.
     pub total: i64,
+    pub total_exact: bool,
     pub next_cursor: Option<String>,
 }

@@ -232,6 +232,7 @@ async fn the_audit_log_filters_counts_and_pages_by_cursor_and_offset(pool: PgPoo
         .expect(StatusCode::OK);
     let total = all["total"].as_i64().unwrap();
     assert_eq!(total as usize, all["events"].as_array().unwrap().len());
+    assert_eq!(all["total_exact"], true);
     assert_eq!(
         total,
         1 + 30 + 1 + 2,
