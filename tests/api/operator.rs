@@ -86,6 +86,11 @@ async fn pages_walk_a_changing_pool_without_gaps_or_repeats(pool: PgPool) {
     )
     .await;
     assert!(!by_worker.is_empty() && by_worker.iter().all(|t| t["worker_id"] == w0.as_str()));
+    let repo = walk(&app, "/v1/tasks?repo=acme/r&limit=200", "tasks").await;
+    assert_eq!(repo.len(), 1000);
+    assert!(walk(&app, "/v1/tasks?repo=acme/other", "tasks")
+        .await
+        .is_empty());
     let bad = app.admin(Method::GET, "/v1/tasks?status=done", None).await;
     assert!(
         bad.expect_error(StatusCode::BAD_REQUEST, "validation_error")["details"]
@@ -181,6 +186,14 @@ async fn a_task_reads_with_its_history_and_only_its_workers_may_read_it(pool: Pg
     let idle = walk(&app, "/v1/workers?status=idle", "workers").await;
     assert_eq!(idle.len(), 2);
 
+    // the area filter
+    let docs = app
+        .admin(Method::GET, "/v1/tasks?area=docs", None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(docs["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(docs["tasks"][0]["task_id"], t.as_str());
+    assert_eq!(docs["next_cursor"], Value::Null);
     // repos: slots, ready, held areas
     let repos = app
         .admin(Method::GET, "/v1/admin/repos", None)
