@@ -204,6 +204,11 @@ pub struct Settings {
     #[command(flatten)]
     pub limits: HttpLimits,
 
+    /// Trust tier of newly registered workers: untrusted (0), basic (1), trusted (2) or
+    /// core (3). A worker may hold tasks whose tier is at most its own.
+    #[arg(long, env = "OWP_DEFAULT_TRUST_TIER", default_value = "untrusted", value_parser = parse_trust_level)]
+    pub default_trust_tier: i16,
+
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://pool.example.org`; none by default.
     #[arg(long, env = "OWP_CORS_ORIGINS", value_delimiter = ',')]
@@ -326,6 +331,18 @@ impl Settings {
     pub fn offline_workers_interval(&self) -> Duration {
         self.offline_workers_interval.unwrap_or(self.sweep_interval)
     }
+}
+
+/// A trust tier by name or level (`domain::trust::TrustTier` names them; config is a leaf).
+fn parse_trust_level(s: &str) -> Result<i16, String> {
+    const NAMES: [&str; 4] = ["untrusted", "basic", "trusted", "core"];
+    let s = s.trim();
+    NAMES
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(s))
+        .map(|i| i as i16)
+        .or_else(|| s.parse::<i16>().ok().filter(|l| (0..=3).contains(l)))
+        .ok_or_else(|| format!("unknown trust tier {s:?}: untrusted, basic, trusted or core (0-3)"))
 }
 
 /// `https://host[:port]` or `http://…`, nothing after: what a browser sends as `Origin`.
@@ -485,6 +502,15 @@ mod tests {
             let e = with(bad).validate().unwrap_err();
             assert!(e.contains("OWP_CORS_ORIGINS"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn trust_tiers_read_by_name_or_level() {
+        assert_eq!(parse_trust_level("untrusted"), Ok(0));
+        assert_eq!(parse_trust_level("Trusted"), Ok(2));
+        assert_eq!(parse_trust_level("3"), Ok(3));
+        assert!(parse_trust_level("4").is_err() && parse_trust_level("root").is_err());
+        assert_eq!(Settings::defaults().default_trust_tier, 0);
     }
 
     #[test]

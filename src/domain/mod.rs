@@ -6,3 +6,4 @@ pub mod retry;
 pub mod status;
 pub mod task_edit;
 pub mod transition;
+pub mod trust;

@@ -10,12 +10,13 @@ use crate::auth;
 use crate::domain::input;
 use crate::domain::input::Invalid;
 use crate::domain::status::TaskStatus;
+use crate::domain::trust::TrustTier;
 use crate::error::ApiError;
 use crate::store::admin_actions::{self, Edited, TaskAction, TaskEdit, WorkerAction};
 use crate::store::views;
 use crate::wire::actions::{
     BulkRequest, BulkResponse, BulkSkipped, RequeueRequest, TaskActionResponse, TaskPatch,
-    TokenResponse, WorkerActionResponse,
+    TokenResponse, TrustTierRequest, TrustTierResponse, WorkerActionResponse,
 };
 use crate::wire::views::TaskView;
 use crate::wire::ErrorBody;
@@ -313,4 +314,38 @@ pub async fn patch_task(
         .await?
         .ok_or(ApiError::NotFound("task"))?;
     Ok(Json(detail.task))
+}
+
+/// Sets a worker's trust tier: it may then hold tasks whose `tier` is at most the tier's
+/// level. Audited with the reason.
+#[utoipa::path(post, path = "/v1/workers/{worker_id}/trust-tier", tag = "admin", security(("admin" = [])),
+    params(("worker_id" = String, Path, description = "The worker's id")), request_body = TrustTierRequest,
+    responses((status = 200, body = TrustTierResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_trust_tier(
+    State(app): State<AppContext>,
+    admin: AuthAdmin,
+    Path(worker_id): Path<String>,
+    ApiJson(req): ApiJson<TrustTierRequest>,
+) -> Result<Json<TrustTierResponse>, ApiError> {
+    checked_id(&worker_id)?;
+    let tier: TrustTier = match &req.tier {
+        serde_json::Value::String(s) => s.parse(),
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .and_then(TrustTier::from_level)
+            .ok_or_else(|| "must be 0-3".to_string()),
+        _ => Err("must be a tier name or level".to_string()),
+    }
+    .map_err(|e| Invalid::new("tier", e))?;
+    let reason = input::text("reason", &req.reason, 1, 500)?;
+    let a =
+        admin_actions::set_trust_tier(&app.pool, &worker_id, tier.level(), &reason, &admin.actor)
+            .await?;
+    let _ok = worker_answer(a, worker_id.clone())?;
+    Ok(Json(TrustTierResponse {
+        worker_id,
+        trust_tier: tier,
+        trust_level: tier.level(),
+    }))
 }

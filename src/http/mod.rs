@@ -67,6 +67,10 @@ pub fn router(app: AppContext) -> Router {
             post(actions::revoke_worker),
         )
         .route("/v1/workers/{worker_id}/token", post(actions::rotate_token))
+        .route(
+            "/v1/workers/{worker_id}/trust-tier",
+            post(actions::set_trust_tier),
+        )
         .route("/v1/audit/events", get(views::list_events))
         .route(
             "/v1/admin/repos",

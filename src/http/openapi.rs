@@ -21,6 +21,7 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         views::list_repos, views::list_events,
         actions::requeue_task, actions::cancel_task, actions::requeue_tasks, actions::cancel_tasks,
         actions::patch_task, actions::pause_worker, actions::resume_worker, actions::revoke_worker, actions::rotate_token,
+        actions::set_trust_tier,
         ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
     ),
     components(schemas(crate::wire::ErrorBody, crate::wire::admin::TasksCreated)),

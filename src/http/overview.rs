@@ -15,6 +15,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use super::extract::AuthAdmin;
 use crate::app::AppContext;
 use crate::domain::status::TaskStatus;
+use crate::domain::trust::TrustTier;
 use crate::error::ApiError;
 use crate::store::{leader_record, overview};
 use crate::wire::overview::{RepoStateOut, SchedulerOut, StateResponse};
@@ -48,6 +49,17 @@ async fn read_overview(app: &AppContext) -> Result<StateResponse, ApiError> {
     Ok(StateResponse {
         workers_online: s.workers_online,
         workers_total: s.workers_total,
+        workers_by_trust_tier: TrustTier::ALL
+            .iter()
+            .map(|t| {
+                let n = s
+                    .workers_by_trust_level
+                    .iter()
+                    .find(|(level, _)| *level == t.level())
+                    .map_or(0, |(_, n)| *n);
+                (t.as_str().to_string(), n)
+            })
+            .collect(),
         tasks_ready: count(TaskStatus::Ready),
         tasks_queued: count(TaskStatus::Ready),
         tasks_leased: count(TaskStatus::Leased),

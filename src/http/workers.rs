@@ -18,7 +18,12 @@ use crate::wire::workers::{
 };
 use crate::wire::ErrorBody;
 
-fn new_worker(req: RegisterRequest, id: WorkerId, token_digest: [u8; 32]) -> Checked<NewWorker> {
+fn new_worker(
+    req: RegisterRequest,
+    id: WorkerId,
+    token_digest: [u8; 32],
+    trust_tier: i16,
+) -> Checked<NewWorker> {
     Ok(NewWorker {
         id,
         name: input::text("name", &req.name, 1, 120)?,
@@ -33,6 +38,7 @@ fn new_worker(req: RegisterRequest, id: WorkerId, token_digest: [u8; 32]) -> Che
             1,
             100,
         )?,
+        trust_tier,
     })
 }
 
@@ -61,7 +67,8 @@ pub async fn register_worker(
         Registration::Closed => return Err(ApiError::RegistrationClosed),
     }
     let token = auth::generate_token();
-    let worker = new_worker(req, WorkerId::generate(), auth::digest(&token))?;
+    let tier = app.settings.default_trust_tier;
+    let worker = new_worker(req, WorkerId::generate(), auth::digest(&token), tier)?;
     workers::insert_worker(&app.pool, &worker).await?;
     crate::metrics::registration();
     let s = &app.settings;

@@ -329,3 +329,39 @@ pub async fn edit(pool: &PgPool, task_id: &str, e: &TaskEdit, actor: &str) -> St
     tx.commit().await?;
     Ok(Edited::Done)
 }
+
+/// Sets a worker's trust tier (0-3), audited with the old and new tier and the reason.
+pub async fn set_trust_tier(
+    pool: &PgPool,
+    worker_id: &str,
+    level: i16,
+    reason: &str,
+    actor: &str,
+) -> StoreResult<WorkerAction> {
+    let mut tx = super::begin(pool).await?;
+    // the old tier from the locked row, so concurrent changes are audited in order
+    let Some(old) = sqlx::query_scalar!(
+        "select trust_tier from workers where id = $1 for update",
+        worker_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(WorkerAction::NotFound);
+    };
+    sqlx::query!(
+        "with w as (update workers set trust_tier = $2 where id = $1 returning id)
+         insert into audit_events (kind, worker_id, reason, actor, data)
+         select 'worker_trust_tier_changed', id, $3, $4, jsonb_build_object('from', $5::int2, 'to', $2::int2)
+         from w",
+        worker_id,
+        level,
+        reason,
+        actor,
+        old,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(WorkerAction::Done)
+}

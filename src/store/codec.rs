@@ -7,6 +7,7 @@ use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
 use crate::domain::status::{TaskStatus, WorkerStatus};
+use crate::domain::trust::TrustTier;
 
 macro_rules! text_enum {
     ($ty:ty) => {
@@ -37,3 +38,22 @@ macro_rules! text_enum {
 
 text_enum!(TaskStatus);
 text_enum!(WorkerStatus);
+
+/// Trust tiers are stored as their level (`smallint` 0-3), so `tier <= trust_tier`
+/// compares in SQL.
+impl Type<Postgres> for TrustTier {
+    fn type_info() -> PgTypeInfo {
+        <i16 as Type<Postgres>>::type_info()
+    }
+    fn compatible(ty: &PgTypeInfo) -> bool {
+        <i16 as Type<Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Postgres> for TrustTier {
+    fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        let level = <i16 as Decode<Postgres>>::decode(value)?;
+        TrustTier::from_level(i64::from(level))
+            .ok_or_else(|| format!("unknown trust tier level {level}").into())
+    }
+}

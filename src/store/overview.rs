@@ -19,6 +19,8 @@ pub struct RepoOverview {
 }
 
 pub struct PoolOverview {
+    /// Workers not revoked, by trust tier level (0-3).
+    pub workers_by_trust_level: Vec<(i16, i64)>,
     pub workers_online: i64,
     pub workers_total: i64,
     tasks_by_status: HashMap<TaskStatus, i64>,
@@ -54,6 +56,12 @@ pub async fn read_overview(
     )
     .fetch_one(&mut *tx)
     .await?;
+    let by_tier = sqlx::query!(
+        r#"select trust_tier, count(*) as "n!" from workers where revoked_at is null
+           group by trust_tier order by trust_tier"#
+    )
+    .fetch_all(&mut *tx)
+    .await?;
     let by_status = sqlx::query!(
         r#"select status as "status: TaskStatus", count(*) as "n!" from tasks group by status"#
     )
@@ -73,6 +81,7 @@ pub async fn read_overview(
     .await?;
     tx.commit().await?;
     Ok(PoolOverview {
+        workers_by_trust_level: by_tier.into_iter().map(|r| (r.trust_tier, r.n)).collect(),
         workers_online: w.online,
         workers_total: w.total,
         tasks_by_status: by_status.into_iter().map(|r| (r.status, r.n)).collect(),

@@ -9,6 +9,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::StoreResult;
 use crate::domain::status::{TaskStatus, WorkerStatus};
+use crate::domain::trust::TrustTier;
 use crate::wire::views::{ArtifactView, AuditEvent, LeaseView, RepoView, TaskView, WorkerView};
 
 pub struct TaskFilter<'a> {
@@ -175,7 +176,7 @@ pub async fn list_workers(pool: &PgPool, f: &WorkerFilter<'_>) -> StoreResult<Ve
                   coalesce(l.points, 0) as "used_points!", coalesce(l.n, 0) as "live_leases!",
                   w.status as "status: WorkerStatus", w.note,
                   (w.online and w.last_heartbeat > now() - make_interval(secs => $5)) as "online!",
-                  w.last_heartbeat, w.trust_tier, w.paused_by_admin as paused,
+                  w.last_heartbeat, w.trust_tier as "trust_tier: TrustTier", w.paused_by_admin as paused,
                   (w.revoked_at is not null) as "revoked!", w.created_at
            from workers w
            left join lateral (

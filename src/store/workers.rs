@@ -15,13 +15,14 @@ pub struct NewWorker {
     pub skills: Vec<String>,
     pub capacity_points: i32,
     pub max_concurrent_tasks: i32,
+    pub trust_tier: i16,
 }
 
 pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
     let mut tx = super::begin(pool).await?;
     sqlx::query!(
-        "insert into workers (id, name, github_handle, token_digest, skills, capacity_points, max_concurrent_tasks)
-         values ($1, $2, $3, $4, $5, $6, $7)",
+        "insert into workers (id, name, github_handle, token_digest, skills, capacity_points, max_concurrent_tasks, trust_tier)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
         w.id.as_str(),
         w.name,
         w.github_handle,
@@ -29,12 +30,14 @@ pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
         &w.skills,
         w.capacity_points,
         w.max_concurrent_tasks,
+        w.trust_tier,
     )
     .execute(&mut *tx)
     .await?;
     let data = serde_json::json!({
         "name": w.name, "skills": w.skills,
         "capacity_points": w.capacity_points, "max_concurrent_tasks": w.max_concurrent_tasks,
+        "trust_tier": w.trust_tier,
     });
     let actor = format!("worker:{}", w.id);
     insert_event(

@@ -81,3 +81,22 @@ pub struct TaskPatch {
     #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<i64>,
 }
+
+/// `POST /v1/workers/{worker_id}/trust-tier`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct TrustTierRequest {
+    /// A name (`untrusted`, `basic`, `trusted`, `core`) or a level (0-3).
+    #[schema(value_type = Object)]
+    pub tier: serde_json::Value,
+    /// Why (1-500 characters), kept in the audit log.
+    #[schema(min_length = 1, max_length = 500, pattern = r"[^\s\u0085]")]
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TrustTierResponse {
+    pub worker_id: String,
+    pub trust_tier: crate::domain::trust::TrustTier,
+    /// The tier's level: the worker may hold tasks whose `tier` is at most this.
+    pub trust_level: i16,
+}

@@ -100,3 +100,16 @@ impl utoipa::PartialSchema for WorkerStatus {
 }
 
 impl ToSchema for WorkerStatus {}
+
+impl utoipa::PartialSchema for crate::domain::trust::TrustTier {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        enum_schema(
+            crate::domain::trust::TrustTier::ALL
+                .iter()
+                .map(|t| t.as_str()),
+            "A trust tier: untrusted (0), basic (1), trusted (2), core (3).",
+        )
+    }
+}
+
+impl ToSchema for crate::domain::trust::TrustTier {}

@@ -27,6 +27,8 @@ pub struct SchedulerOut {
 pub struct StateResponse {
     pub workers_online: i64,
     pub workers_total: i64,
+    /// Workers not revoked, by trust tier name (every tier listed).
+    pub workers_by_trust_tier: std::collections::BTreeMap<String, i64>,
     pub tasks_ready: i64,
     /// v0.1 name of tasks_ready.
     pub tasks_queued: i64,

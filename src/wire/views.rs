@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::status::{TaskStatus, WorkerStatus};
+use crate::domain::trust::TrustTier;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -130,7 +131,8 @@ pub struct WorkerView {
     pub note: Option<String>,
     pub online: bool,
     pub last_heartbeat: DateTime<Utc>,
-    pub trust_tier: i16,
+    /// untrusted, basic, trusted or core: it may hold tasks whose `tier` is at most this.
+    pub trust_tier: TrustTier,
     /// Paused by an admin: keeps its leases, gets no new work.
     pub paused: bool,
     pub revoked: bool,

@@ -17,5 +17,6 @@ mod scheduler;
 mod shutdown;
 mod status;
 mod support;
+mod trust;
 mod work;
 mod workers;

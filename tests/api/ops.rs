@@ -100,6 +100,7 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
         "/v1/workers/{worker_id}/resume",
         "/v1/workers/{worker_id}/revoke",
         "/v1/workers/{worker_id}/token",
+        "/v1/workers/{worker_id}/trust-tier",
         "/v1/audit/events",
         "/healthz",
         "/readyz",
