@@ -329,15 +329,21 @@ pub async fn set_trust_tier(
     ApiJson(req): ApiJson<TrustTierRequest>,
 ) -> Result<Json<TrustTierResponse>, ApiError> {
     checked_id(&worker_id)?;
-    let tier: TrustTier = match &req.tier {
-        serde_json::Value::String(s) => s.parse(),
+    // exactly as the document says: a lower-case name, or an integer level 0-3
+    let tier = match &req.tier {
+        serde_json::Value::String(s) => TrustTier::ALL.into_iter().find(|t| t.as_str() == s),
         serde_json::Value::Number(n) => n
-            .as_i64()
-            .and_then(TrustTier::from_level)
-            .ok_or_else(|| "must be 0-3".to_string()),
-        _ => Err("must be a tier name or level".to_string()),
+            .as_f64()
+            .filter(|f| f.fract() == 0.0)
+            .and_then(|f| TrustTier::from_level(f as i64)),
+        _ => None,
     }
-    .map_err(|e| Invalid::new("tier", e))?;
+    .ok_or_else(|| {
+        Invalid::new(
+            "tier",
+            "must be untrusted, basic, trusted or core, or a level 0-3",
+        )
+    })?;
     let reason = input::text("reason", &req.reason, 1, 500)?;
     let a =
         admin_actions::set_trust_tier(&app.pool, &worker_id, tier.level(), &reason, &admin.actor)

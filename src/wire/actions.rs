@@ -86,7 +86,7 @@ pub struct TaskPatch {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct TrustTierRequest {
     /// A name (`untrusted`, `basic`, `trusted`, `core`) or a level (0-3).
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::TierInput)]
     pub tier: serde_json::Value,
     /// Why (1-500 characters), kept in the audit log.
     #[schema(min_length = 1, max_length = 500, pattern = r"[^\s\u0085]")]

@@ -113,3 +113,27 @@ impl utoipa::PartialSchema for crate::domain::trust::TrustTier {
 }
 
 impl ToSchema for crate::domain::trust::TrustTier {}
+
+/// A trust tier as a client may send it: a name, or a level 0-3.
+pub struct TierInput;
+
+impl utoipa::PartialSchema for TierInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let level = utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .minimum(Some(0))
+            .maximum(Some(3));
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(enum_schema(
+                crate::domain::trust::TrustTier::ALL
+                    .iter()
+                    .map(|t| t.as_str()),
+                "a tier by name",
+            ))
+            .item(level)
+            .description(Some("A trust tier: a name, or its level (0-3)."))
+            .into()
+    }
+}
+
+impl ToSchema for TierInput {}
