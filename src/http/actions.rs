@@ -163,18 +163,20 @@ pub async fn cancel_tasks(
     bulk(&app, Act::Cancel, req.task_ids, &admin.actor).await
 }
 
-fn worker_answer(
-    a: WorkerAction,
-    worker_id: String,
-) -> Result<Json<WorkerActionResponse>, ApiError> {
+/// Maps a worker action's outcome to the API's answers.
+fn worker_done(a: WorkerAction) -> Result<(), ApiError> {
     match a {
-        WorkerAction::Done => Ok(Json(WorkerActionResponse {
-            ok: true,
-            worker_id,
-        })),
+        WorkerAction::Done => Ok(()),
         WorkerAction::NotFound => Err(ApiError::NotFound("worker")),
         WorkerAction::Revoked => Err(ApiError::Conflict("worker_revoked")),
     }
+}
+
+fn worker_ok(worker_id: String) -> Json<WorkerActionResponse> {
+    Json(WorkerActionResponse {
+        ok: true,
+        worker_id,
+    })
 }
 
 fn checked_id(id: &str) -> Result<(), ApiError> {
@@ -197,7 +199,8 @@ pub async fn pause_worker(
 ) -> Result<Json<WorkerActionResponse>, ApiError> {
     checked_id(&worker_id)?;
     let a = admin_actions::set_paused(&app.pool, &worker_id, true, &admin.actor).await?;
-    worker_answer(a, worker_id)
+    worker_done(a)?;
+    Ok(worker_ok(worker_id))
 }
 
 /// Lifts an admin's pause.
@@ -212,7 +215,8 @@ pub async fn resume_worker(
 ) -> Result<Json<WorkerActionResponse>, ApiError> {
     checked_id(&worker_id)?;
     let a = admin_actions::set_paused(&app.pool, &worker_id, false, &admin.actor).await?;
-    worker_answer(a, worker_id)
+    worker_done(a)?;
+    Ok(worker_ok(worker_id))
 }
 
 /// Revokes a worker for good: its token stops working at once on every replica, its live
@@ -228,7 +232,8 @@ pub async fn revoke_worker(
 ) -> Result<Json<WorkerActionResponse>, ApiError> {
     checked_id(&worker_id)?;
     let a = admin_actions::revoke(&app.pool, &worker_id, &admin.actor).await?;
-    worker_answer(a, worker_id)
+    worker_done(a)?;
+    Ok(worker_ok(worker_id))
 }
 
 /// Rotates a worker's token: the new one is shown once, the old one stops working.
@@ -245,7 +250,7 @@ pub async fn rotate_token(
     let token = auth::generate_token();
     let a = admin_actions::rotate_token(&app.pool, &worker_id, &auth::digest(&token), &admin.actor)
         .await?;
-    let _ok = worker_answer(a, worker_id.clone())?;
+    worker_done(a)?;
     Ok(Json(TokenResponse { worker_id, token }))
 }
 
@@ -348,7 +353,7 @@ pub async fn set_trust_tier(
     let a =
         admin_actions::set_trust_tier(&app.pool, &worker_id, tier.level(), &reason, &admin.actor)
             .await?;
-    let _ok = worker_answer(a, worker_id.clone())?;
+    worker_done(a)?;
     Ok(Json(TrustTierResponse {
         worker_id,
         trust_tier: tier,

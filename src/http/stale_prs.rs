@@ -49,21 +49,26 @@ pub async fn close_stale_prs(
     ApiJson(req): ApiJson<CloseStaleRequest>,
 ) -> Result<Json<CloseStaleResponse>, ApiError> {
     let stale_after = app.settings.pr_stale_after;
-    let wanted: Vec<String> = match req.task_ids {
+    // (wanted, the stale ones among them): the listed ones are stale by construction
+    let (wanted, stale): (Vec<String>, Vec<String>) = match req.task_ids {
         Some(ids) if ids.is_empty() || ids.len() > MAX_BATCH as usize => {
             return Err(Invalid::new("task_ids", "must hold 1-500 task ids").into());
         }
-        Some(ids) => ids,
+        Some(ids) => {
+            let stale = stale_prs::which_are_stale(&app.pool, stale_after, &ids).await?;
+            (ids, stale)
+        }
         None => {
             let repo = input::optional_text("repo", req.repo.as_deref(), 200)?;
-            stale_prs::list(&app.pool, stale_after, repo.as_deref(), MAX_BATCH)
-                .await?
-                .into_iter()
-                .map(|t| t.task_id)
-                .collect()
+            let listed: Vec<String> =
+                stale_prs::list(&app.pool, stale_after, repo.as_deref(), MAX_BATCH)
+                    .await?
+                    .into_iter()
+                    .map(|t| t.task_id)
+                    .collect();
+            (listed.clone(), listed)
         }
     };
-    let stale = stale_prs::which_are_stale(&app.pool, stale_after, &wanted).await?;
     let message = format!(
         "stale: no merge or close for {}",
         humantime::format_duration(stale_after)

@@ -49,10 +49,6 @@ fn next_cursor<T>(page: &[T], limit: i64, key: impl Fn(&T) -> String) -> Option<
         .flatten()
 }
 
-fn optional_text(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
-    Ok(input::optional_text(field, v, max)?)
-}
-
 /// Tasks in creation order, filtered; keyset pages.
 #[utoipa::path(get, path = "/v1/tasks", tag = "admin", params(TaskListQuery), security(("admin" = [])),
     responses((status = 200, body = TaskList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
@@ -76,9 +72,9 @@ pub async fn list_tasks(
     };
     let limit = page_limit(q.limit)?;
     let after = decode_cursor(q.cursor.as_deref())?;
-    let repo = optional_text("repo", q.repo.as_deref(), 200)?;
-    let worker_id = optional_text("worker_id", q.worker_id.as_deref(), 100)?;
-    let area = optional_text("area", q.area.as_deref(), 100)?;
+    let repo = input::optional_text("repo", q.repo.as_deref(), 200)?;
+    let worker_id = input::optional_text("worker_id", q.worker_id.as_deref(), 100)?;
+    let area = input::optional_text("area", q.area.as_deref(), 100)?;
     let tasks = views::list_tasks(
         &app.pool,
         &TaskFilter {
@@ -211,9 +207,9 @@ pub async fn list_events(
                 .map_err(|_| Invalid::new("cursor", "not a cursor this API returned"))?,
         ),
     };
-    let event_type = optional_text("event_type", q.event_type.as_deref(), 100)?;
-    let actor = optional_text("actor", q.actor.as_deref(), 200)?;
-    let target = optional_text("target", q.target.as_deref(), 200)?;
+    let event_type = input::optional_text("event_type", q.event_type.as_deref(), 100)?;
+    let actor = input::optional_text("actor", q.actor.as_deref(), 200)?;
+    let target = input::optional_text("target", q.target.as_deref(), 200)?;
     let (events, total) = views::list_events(
         &app.pool,
         &AuditFilter {

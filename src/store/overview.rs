@@ -67,18 +67,17 @@ pub async fn read_overview(
     )
     .fetch_all(&mut *tx)
     .await?;
-    let repositories = sqlx::query_as!(
-        RepoOverview,
-        r#"select r.repo, r.max_open_prs, r.area_locks_enabled,
-                  (select count(*) from tasks t where t.repo = r.repo
-                   and t.status in ('leased', 'in_progress', 'blocked', 'pr_opened')) as "current_open_prs!",
-                  (select count(*) from tasks t where t.repo = r.repo and t.status = 'pr_opened'
-                   and t.pr_opened_at < now() - make_interval(secs => $1)) as "stale_prs!"
-           from repositories r order by r.repo"#,
-        pr_stale_after.as_secs_f64()
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let repositories = super::views::repos_in(&mut tx, pr_stale_after.as_secs_f64())
+        .await?
+        .into_iter()
+        .map(|r| RepoOverview {
+            repo: r.repo,
+            max_open_prs: r.max_open_prs,
+            current_open_prs: r.open_slots,
+            area_locks_enabled: r.area_locks_enabled,
+            stale_prs: r.stale_prs,
+        })
+        .collect();
     tx.commit().await?;
     Ok(PoolOverview {
         workers_by_trust_level: by_tier.into_iter().map(|r| (r.trust_tier, r.n)).collect(),

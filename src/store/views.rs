@@ -239,7 +239,17 @@ pub async fn worker_detail(
 }
 
 pub async fn list_repos(pool: &PgPool, stale_after_secs: f64) -> StoreResult<Vec<RepoView>> {
-    // one pass over the tasks that are not finished (tasks_by_status), grouped by repo
+    let mut conn = pool.acquire().await?;
+    repos_in(&mut conn, stale_after_secs).await
+}
+
+/// Every repo with what it holds, on the caller's connection (the pool overview reads it
+/// inside its snapshot): one pass over the tasks that are not finished (tasks_by_status),
+/// grouped by repo.
+pub async fn repos_in(
+    conn: &mut PgConnection,
+    stale_after_secs: f64,
+) -> StoreResult<Vec<RepoView>> {
     let rows = sqlx::query_as!(
         RepoView,
         r#"with counts as (
@@ -260,7 +270,7 @@ pub async fn list_repos(pool: &PgPool, stale_after_secs: f64) -> StoreResult<Vec
            order by r.repo"#,
         stale_after_secs
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows)
 }
