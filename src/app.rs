@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::auth::{Registration, TokenSet};
 use crate::config::{DbArgs, Settings};
+use crate::domain::reputation::PromotionRule;
 use crate::domain::retry::Backoff;
 use crate::limits::Limits;
 use crate::store::PoolSettings;
@@ -70,6 +71,20 @@ impl AppContext {
         Backoff {
             base: self.settings.retry_backoff,
             max: self.settings.retry_backoff_max,
+        }
+    }
+}
+
+impl AppContext {
+    /// The automatic promotion rule, when one is set (checked at start-up).
+    pub fn promotion_rule(&self) -> Option<PromotionRule> {
+        let rule = self.settings.promote_basic_after.as_deref()?;
+        match rule.parse() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "OWP_PROMOTE_BASIC_AFTER is not a rule; promotion is off");
+                None
+            }
         }
     }
 }

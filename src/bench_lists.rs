@@ -109,6 +109,18 @@ pub async fn run(args: BenchListsArgs) -> anyhow::Result<()> {
             "audit offset 1000".into(),
             "/v1/audit/events?limit=50&offset=1000".into(),
         ),
+        (
+            "analytics 30d".into(),
+            "/v1/analytics/repositories/bench/r3".into(),
+        ),
+        (
+            "analytics 90d".into(),
+            "/v1/analytics/repositories/bench/r3?period=90d".into(),
+        ),
+        (
+            "reputation".into(),
+            "/v1/workers/w_bench00000042/reputation".into(),
+        ),
     ];
     println!(
         "{:<20} {:>8} {:>9} {:>9} {:>9}",
@@ -144,5 +156,18 @@ pub async fn run(args: BenchListsArgs) -> anyhow::Result<()> {
             p(0.99)
         );
     }
+    let started = Instant::now();
+    let (mut checked, mut repaired, mut after) = (0, 0, String::new());
+    while let (r, Some(last)) =
+        crate::store::reputation::reconcile_batch(&pool, &after, crate::scheduler::BATCH).await?
+    {
+        checked += r.checked;
+        repaired += r.repaired;
+        after = last;
+    }
+    println!(
+        "reputation reconciliation: {checked} workers checked, {repaired} repaired, in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     Ok(())
 }

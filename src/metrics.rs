@@ -36,6 +36,11 @@ pub const HTTP_CONNECTIONS: &str = "owp_http_connections";
 pub const REQUEST_TIMEOUTS: &str = "owp_http_request_timeouts_total";
 pub const SSE_STREAMS: &str = "owp_sse_streams";
 pub const RETENTION_PRUNED: &str = "owp_retention_pruned_rows_total";
+pub const REPUTATION_DRIFT: &str = "owp_reputation_drift_workers";
+pub const REPUTATION_REPAIRS: &str = "owp_reputation_repairs_total";
+pub const PROMOTIONS: &str = "owp_worker_promotions_total";
+pub const OFFERS_MADE: &str = "owp_offers_made_total";
+pub const OFFERS_ENDED: &str = "owp_offers_ended_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -150,6 +155,23 @@ fn describe() {
     describe_counter!(
         RETENTION_PRUNED,
         "Rows deleted by the retention duty, by table."
+    );
+    describe_gauge!(
+        REPUTATION_DRIFT,
+        "Workers whose reputation counters differed from their lease history at the last reconciliation (0 when all is well)."
+    );
+    describe_counter!(
+        REPUTATION_REPAIRS,
+        "Reputation counters the reconciliation found drifted and repaired."
+    );
+    describe_counter!(OFFERS_MADE, "Offers made to workers.");
+    describe_counter!(
+        OFFERS_ENDED,
+        "Offers ended, by outcome (accepted, rejected, expired, withdrawn)."
+    );
+    describe_counter!(
+        PROMOTIONS,
+        "Workers promoted by the automatic promotion rule, by tier."
     );
     describe_counter!(
         LEADER_CHANGES,
@@ -345,4 +367,28 @@ pub fn sse_streams(open: usize) {
 
 pub fn retention_pruned(table: &'static str, n: u64) {
     counter!(RETENTION_PRUNED, "table" => table).increment(n);
+}
+
+/// What the reputation reconciliation found: drifted workers (repaired).
+pub fn reputation_reconciled(drifted: u64) {
+    gauge!(REPUTATION_DRIFT).set(drifted as f64);
+    counter!(REPUTATION_REPAIRS).increment(drifted);
+}
+
+pub fn promoted(tier: &'static str, n: usize) {
+    counter!(PROMOTIONS, "tier" => tier).increment(n as u64);
+}
+
+pub fn offers_made(n: usize) {
+    counter!(OFFERS_MADE).increment(n as u64);
+}
+
+pub fn offers_ended(outcome: &str, n: u64) {
+    let outcome = match outcome {
+        "accepted" => "accepted",
+        "rejected" => "rejected",
+        "expired" => "expired",
+        _ => "withdrawn",
+    };
+    counter!(OFFERS_ENDED, "outcome" => outcome).increment(n);
 }

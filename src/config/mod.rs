@@ -209,6 +209,26 @@ pub struct Settings {
     #[arg(long, env = "OWP_DEFAULT_TRUST_TIER", default_value = "untrusted", value_parser = parse_trust_level)]
     pub default_trust_tier: i16,
 
+    /// How long an offer (`POST /v1/work/offers`) reserves its task for the worker before
+    /// the task goes back to `ready`.
+    #[arg(long, env = "OWP_OFFER_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub offer_ttl: Duration,
+
+    /// On-time delivery (reputation): an attempt is on time when it delivers within this
+    /// many times its task's `estimate_points` of its grant.
+    #[arg(long, env = "OWP_ON_TIME_PER_POINT", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub on_time_per_point: Duration,
+
+    /// Automatic promotion of untrusted workers to `basic` by the leader, e.g.
+    /// `3 merged, 0.8 completion` (see docs/PROTOCOL.md "Reputation"); off when unset.
+    #[arg(long, env = "OWP_PROMOTE_BASIC_AFTER")]
+    pub promote_basic_after: Option<String>,
+
+    /// How often the leader reconciles reputation counters with the lease history and
+    /// applies the promotion rule.
+    #[arg(long, env = "OWP_REPUTATION_INTERVAL", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub reputation_interval: Duration,
+
     /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
     /// `https://pool.example.org`; none by default.
     #[arg(long, env = "OWP_CORS_ORIGINS", value_delimiter = ',')]
@@ -297,6 +317,19 @@ impl Settings {
         duration_in(
             "OWP_RETENTION_INTERVAL",
             self.retention_interval,
+            SECOND,
+            DAY,
+        )?;
+        duration_in("OWP_OFFER_TTL", self.offer_ttl, SECOND, DAY)?;
+        duration_in(
+            "OWP_ON_TIME_PER_POINT",
+            self.on_time_per_point,
+            SECOND,
+            DAY * 30,
+        )?;
+        duration_in(
+            "OWP_REPUTATION_INTERVAL",
+            self.reputation_interval,
             SECOND,
             DAY,
         )?;

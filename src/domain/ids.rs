@@ -40,6 +40,7 @@ macro_rules! prefixed_id {
 prefixed_id!(WorkerId, "w_");
 prefixed_id!(TaskId, "t_");
 prefixed_id!(LeaseId, "l_");
+prefixed_id!(OfferId, "o_");
 
 #[cfg(test)]
 mod tests {

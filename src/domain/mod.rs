@@ -1,7 +1,9 @@
 //! Pure rules of the pool: no I/O, no SQL, no HTTP. Everything here is unit-tested.
 
+pub mod analytics;
 pub mod ids;
 pub mod input;
+pub mod reputation;
 pub mod retry;
 pub mod status;
 pub mod task_edit;

@@ -50,6 +50,7 @@ named_enum! {
     /// Where a task rests. `released` and `closed` are reports, not resting places.
     TaskStatus {
         Ready => "ready",
+        Offered => "offered",
         Leased => "leased",
         InProgress => "in_progress",
         Blocked => "blocked",
@@ -67,9 +68,14 @@ impl TaskStatus {
         matches!(self, Self::Leased | Self::InProgress | Self::Blocked)
     }
 
+    /// Counts against the holder's capacity (I2): live, or reserved for it by an offer.
+    pub fn holds_capacity(self) -> bool {
+        self.is_live() || self == Self::Offered
+    }
+
     /// Occupies one of the repo's review slots (I4) and its area lock (I5).
     pub fn is_open(self) -> bool {
-        self.is_live() || self == Self::PrOpened
+        self.holds_capacity() || self == Self::PrOpened
     }
 
     pub fn is_terminal(self) -> bool {
@@ -87,6 +93,18 @@ named_enum! {
         Idle => "idle",
         Working => "working",
         Paused => "paused",
+    }
+}
+
+named_enum! {
+    /// Why a worker rejects an offer (`POST /v1/work/offers/{id}/reject`): counted per
+    /// task, so maintainers learn which tasks are unclear or too large.
+    RejectReason {
+        InsufficientTime => "insufficient_time",
+        UnclearRequirements => "unclear_requirements",
+        SkillMismatch => "skill_mismatch",
+        TooLarge => "too_large",
+        Other => "other",
     }
 }
 
@@ -120,8 +138,8 @@ impl FromStr for Report {
         match s {
             "released" => Ok(Self::Released),
             "closed" => Ok(Self::Closed),
-            // only an admin cancels, through its own route
-            "cancelled" => Err(UnknownStatus),
+            // only an admin cancels, through its own route; only an offer makes `offered`
+            "cancelled" | "offered" => Err(UnknownStatus),
             other => other.parse().map(Self::Rest),
         }
     }
@@ -135,11 +153,12 @@ mod tests {
     fn statuses_round_trip_through_their_wire_names() {
         for s in TaskStatus::ALL {
             assert_eq!(s.as_str().parse::<TaskStatus>(), Ok(s));
-            if s != TaskStatus::Cancelled {
+            if !matches!(s, TaskStatus::Cancelled | TaskStatus::Offered) {
                 assert_eq!(s.as_str().parse::<Report>(), Ok(Report::Rest(s)));
             }
         }
         assert!("cancelled".parse::<Report>().is_err(), "only admins cancel");
+        assert!("offered".parse::<Report>().is_err(), "only offers reserve");
         assert_eq!("released".parse::<Report>(), Ok(Report::Released));
         assert_eq!("closed".parse::<Report>(), Ok(Report::Closed));
         assert_eq!("done".parse::<Report>(), Err(UnknownStatus));
@@ -166,7 +185,12 @@ mod tests {
             .into_iter()
             .filter(|s| s.is_open())
             .collect();
-        assert_eq!(open, [Leased, InProgress, Blocked, PrOpened]);
+        assert_eq!(open, [Offered, Leased, InProgress, Blocked, PrOpened]);
+        let holding: Vec<_> = TaskStatus::ALL
+            .into_iter()
+            .filter(|s| s.holds_capacity())
+            .collect();
+        assert_eq!(holding, [Offered, Leased, InProgress, Blocked]);
         let terminal: Vec<_> = TaskStatus::ALL
             .into_iter()
             .filter(|s| s.is_terminal())

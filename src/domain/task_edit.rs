@@ -1,5 +1,5 @@
 //! Which edits a task may take in its current status: a change that would invalidate the
-//! live lease (the holder might lack the new skills, tier or capacity) or move an area lock
+//! live lease or an open offer (the holder might lack the new skills, tier or capacity) or move an area lock
 //! that an open task holds is refused; the rest may change at any time.
 
 use super::status::TaskStatus;
@@ -15,7 +15,7 @@ pub struct Changes {
 
 /// The first field the task's status forbids changing, if any.
 pub fn forbidden_change(status: TaskStatus, c: Changes) -> Option<&'static str> {
-    if status.is_live() {
+    if status.holds_capacity() {
         if c.required_skills {
             return Some("required_skills");
         }

@@ -70,7 +70,8 @@ pub fn allowed(from: TaskStatus, to: Report) -> bool {
         InProgress => matches!(to, Rest(Blocked | PrOpened | Completed | Failed) | Released),
         Blocked => matches!(to, Rest(InProgress | PrOpened | Failed) | Released),
         PrOpened => matches!(to, Rest(Merged) | Closed),
-        Ready | Completed | Merged | Failed | Cancelled => false,
+        // an offered task is leased by accepting the offer, not by a report
+        Ready | Offered | Completed | Merged | Failed | Cancelled => false,
     }
 }
 
@@ -186,8 +187,10 @@ pub fn outcome(to: Report, attempt: i32, max_attempts: i32) -> Outcome {
         },
         Report::Rest(TaskStatus::Failed) => failed_attempt(attempt, max_attempts, "failed"),
         Report::Closed => failed_attempt(attempt, max_attempts, "closed"),
-        // never allowed by the table: only the scheduler and admins make these
-        Report::Rest(s @ (TaskStatus::Ready | TaskStatus::Cancelled)) => keep(s),
+        // never allowed by the table: only the scheduler, offers and admins make these
+        Report::Rest(s @ (TaskStatus::Ready | TaskStatus::Offered | TaskStatus::Cancelled)) => {
+            keep(s)
+        }
     }
 }
 

@@ -278,6 +278,7 @@ fn checked_edit(p: TaskPatch) -> Result<TaskEdit, Invalid> {
             Some(a) => Some(input::optional_text("area", Some(a), 100)?),
         },
         tier: int("tier", p.tier, 0, 3)?.map(|t| t as i16),
+        min_reputation: int("min_reputation", p.min_reputation, 0, 100)?.map(|r| r as i16),
         max_attempts: int("max_attempts", p.max_attempts, 1, 100)?,
     })
 }

@@ -72,6 +72,7 @@ fn new_task(req: TaskRequest) -> Checked<NewTask> {
         )?,
         area: input::optional_text("area", req.area.as_deref(), 100)?,
         tier: input::int_in("tier", req.tier, 0, 0, 3)?,
+        min_reputation: input::int_in("min_reputation", req.min_reputation, 0, 0, 100)?,
         max_attempts: input::int_in("max_attempts", req.max_attempts, 3, 1, 100)?,
     })
 }

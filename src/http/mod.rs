@@ -3,11 +3,14 @@
 
 pub mod actions;
 pub mod admin;
+pub mod analytics;
 pub mod extract;
 pub mod limits;
+pub mod offers;
 pub mod openapi;
 pub mod ops;
 pub mod overview;
+pub mod reputation;
 pub mod stale_prs;
 pub mod tasks;
 pub mod views;
@@ -45,6 +48,15 @@ pub fn router(app: AppContext) -> Router {
             "/v1/work",
             get(work::claim_work).post(work::claim_work_post),
         )
+        .route("/v1/work/offers", post(offers::make_offers))
+        .route(
+            "/v1/work/offers/{offer_id}/accept",
+            post(offers::accept_offer),
+        )
+        .route(
+            "/v1/work/offers/{offer_id}/reject",
+            post(offers::reject_offer),
+        )
         .route("/v1/tasks/{task_id}/status", post(tasks::report_status))
         .route("/v1/tasks", get(views::list_tasks))
         .route(
@@ -57,6 +69,10 @@ pub fn router(app: AppContext) -> Router {
         .route("/v1/tasks/cancel", post(actions::cancel_tasks))
         .route("/v1/workers", get(views::list_workers))
         .route("/v1/workers/{worker_id}", get(views::get_worker))
+        .route(
+            "/v1/workers/{worker_id}/reputation",
+            get(reputation::get_reputation),
+        )
         .route("/v1/workers/{worker_id}/pause", post(actions::pause_worker))
         .route(
             "/v1/workers/{worker_id}/resume",
@@ -72,6 +88,14 @@ pub fn router(app: AppContext) -> Router {
             post(actions::set_trust_tier),
         )
         .route("/v1/audit/events", get(views::list_events))
+        .route(
+            "/v1/analytics/repositories/{owner}/{repo}",
+            get(analytics::repo_analytics),
+        )
+        .route(
+            "/v1/analytics/repositories/{repo}",
+            get(analytics::repo_analytics_by_name),
+        )
         .route(
             "/v1/admin/repos",
             post(admin::upsert_repo).get(views::list_repos),

@@ -4,7 +4,10 @@ use axum::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{actions, admin, ops, overview, stale_prs, tasks, views, work, workers};
+use super::{
+    actions, admin, analytics, offers, ops, overview, reputation, stale_prs, tasks, views, work,
+    workers,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +17,7 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
     paths(
         workers::register_worker, workers::heartbeat,
         work::claim_work, work::claim_work_post,
+        offers::make_offers, offers::accept_offer, offers::reject_offer,
         tasks::report_status,
         admin::upsert_repo, admin::create_tasks, overview::get_state, overview::stream_state,
         stale_prs::list_stale_prs, stale_prs::close_stale_prs,
@@ -21,7 +25,8 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         views::list_repos, views::list_events,
         actions::requeue_task, actions::cancel_task, actions::requeue_tasks, actions::cancel_tasks,
         actions::patch_task, actions::pause_worker, actions::resume_worker, actions::revoke_worker, actions::rotate_token,
-        actions::set_trust_tier,
+        actions::set_trust_tier, reputation::get_reputation, analytics::repo_analytics,
+        analytics::repo_analytics_by_name,
         ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
     ),
     components(schemas(crate::wire::ErrorBody, crate::wire::admin::TasksCreated)),

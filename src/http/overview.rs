@@ -62,6 +62,7 @@ async fn read_overview(app: &AppContext) -> Result<StateResponse, ApiError> {
             .collect(),
         tasks_ready: count(TaskStatus::Ready),
         tasks_queued: count(TaskStatus::Ready),
+        tasks_offered: count(TaskStatus::Offered),
         tasks_leased: count(TaskStatus::Leased),
         tasks_in_progress: count(TaskStatus::InProgress),
         tasks_blocked: count(TaskStatus::Blocked),

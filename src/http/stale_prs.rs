@@ -95,6 +95,8 @@ pub async fn close_stale_prs(
             lease_ttl: app.settings.lease_ttl,
             backoff: app.backoff(),
             audit_actor: &admin.actor,
+            quality: None,
+            on_time_per_point: app.settings.on_time_per_point,
         };
         // each in its own short transaction; one merged meanwhile is skipped, not closed
         match tasks::update_status(&app.pool, &update).await? {

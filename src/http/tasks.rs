@@ -16,6 +16,7 @@ struct ValidReport {
     report: Report,
     message: Option<String>,
     artifact: Artifact,
+    quality: Option<i16>,
 }
 
 fn validate(req: StatusRequest) -> Checked<ValidReport> {
@@ -34,7 +35,16 @@ fn validate(req: StatusRequest) -> Checked<ValidReport> {
     if report == Report::Rest(TaskStatus::PrOpened) && pr_url.is_none() {
         return Err(Invalid::new("pr_url", "required when status is pr_opened"));
     }
+    let quality = match req.quality {
+        None => None,
+        Some(_) if report != Report::Rest(TaskStatus::Merged) => {
+            return Err(Invalid::new("quality", "only with status merged"));
+        }
+        Some(q @ 1..=5) => Some(q as i16),
+        Some(_) => return Err(Invalid::new("quality", "must be between 1 and 5")),
+    };
     Ok(ValidReport {
+        quality,
         report,
         message: input::optional_text("message", req.message.as_deref(), 2000)?,
         artifact: Artifact {
@@ -74,6 +84,9 @@ pub async fn report_status(
     }
     let lease_id = req.lease_id.clone().filter(|l| !l.trim().is_empty());
     let c = validate(req)?;
+    if c.quality.is_some() && matches!(caller, Caller::Worker(_)) {
+        return Err(ApiError::Forbidden("only an admin rates a PR (quality)"));
+    }
     let audit_actor = caller.audit_actor();
     let update = StatusUpdate {
         task_id: &task_id,
@@ -85,6 +98,8 @@ pub async fn report_status(
         lease_ttl: app.settings.lease_ttl,
         backoff: app.backoff(),
         audit_actor: &audit_actor,
+        quality: c.quality,
+        on_time_per_point: app.settings.on_time_per_point,
     };
     match tasks::update_status(&app.pool, &update).await? {
         StatusResult::Updated {

@@ -126,6 +126,7 @@ pub async fn get_task(
         leases: r.leases,
         artifacts: r.artifacts,
         events: r.events,
+        offer_rejections: r.offer_rejections.into_iter().collect(),
     }))
 }
 

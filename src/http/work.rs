@@ -9,7 +9,7 @@ use super::extract::{ApiQuery, AuthWorker};
 use crate::app::AppContext;
 use crate::domain::input;
 use crate::error::ApiError;
-use crate::store::claim::{self, ClaimRequest};
+use crate::store::claim::{self, ClaimRequest, Grant};
 use crate::wire::work::{WorkParams, WorkResponse};
 use crate::wire::ErrorBody;
 
@@ -30,7 +30,9 @@ pub async fn claim_work(
         &ClaimRequest {
             worker_id: worker.id.as_str(),
             max_new: u32::try_from(max_new).expect("range checked: 0..=100"),
-            lease_ttl: app.settings.lease_ttl,
+            grant: Grant::Lease {
+                ttl: app.settings.lease_ttl,
+            },
         },
     )
     .await?;

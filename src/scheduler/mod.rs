@@ -5,8 +5,10 @@
 
 pub mod elector;
 pub mod lease_expiry;
+pub mod offer_expiry;
 pub mod offline_workers;
 pub mod pool_gauges;
+pub mod reputation;
 pub mod retention;
 
 use std::time::Instant;
@@ -34,6 +36,7 @@ pub struct Schedule {
     next_expiry: Instant,
     next_offline: Instant,
     next_retention: Instant,
+    next_reputation: Instant,
 }
 
 impl Schedule {
@@ -44,6 +47,7 @@ impl Schedule {
             next_expiry: now,
             next_offline: now,
             next_retention: now,
+            next_reputation: now,
         }
     }
 
@@ -51,6 +55,7 @@ impl Schedule {
         self.next_expiry
             .min(self.next_offline)
             .min(self.next_retention)
+            .min(self.next_reputation)
     }
 }
 
@@ -64,6 +69,11 @@ pub async fn sweep_due(app: &AppContext, schedule: &mut Schedule) -> Option<Swee
         match lease_expiry::run(&app.pool, app.backoff()).await {
             Ok(r) => report.expired = r,
             Err(e) => report.failed.push(("lease_expiry", e)),
+        }
+        report.ran += 1;
+        match offer_expiry::run(&app.pool).await {
+            Ok(n) => report.offers_expired = n,
+            Err(e) => report.failed.push(("offer_expiry", e)),
         }
         report.ran += 1;
         schedule.next_expiry = Instant::now() + app.settings.lease_expiry_interval();
@@ -87,6 +97,14 @@ pub async fn sweep_due(app: &AppContext, schedule: &mut Schedule) -> Option<Swee
         }
         schedule.next_retention = Instant::now() + app.settings.retention_interval;
     }
+    if started >= schedule.next_reputation {
+        match reputation::run(app).await {
+            Ok(r) => report.reputation = r,
+            Err(e) => report.failed.push(("reputation", e)),
+        }
+        report.ran += 1;
+        schedule.next_reputation = Instant::now() + app.settings.reputation_interval;
+    }
     report.elapsed = started.elapsed();
     (report.ran > 0).then_some(report)
 }
@@ -94,8 +112,10 @@ pub async fn sweep_due(app: &AppContext, schedule: &mut Schedule) -> Option<Swee
 #[derive(Debug, Default)]
 pub struct SweepReport {
     pub expired: crate::store::sweeps::Ended,
+    pub offers_expired: u64,
     pub offline: offline_workers::Offline,
     pub pruned: crate::store::retention::Pruned,
+    pub reputation: reputation::Outcome,
     pub elapsed: std::time::Duration,
     /// Duties that ran.
     pub ran: usize,

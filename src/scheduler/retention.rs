@@ -21,8 +21,9 @@ pub async fn run(pool: &PgPool, older_than: Duration) -> StoreResult<Pruned> {
         total.audit_events += b.audit_events;
         total.leases += b.leases;
         total.artifacts += b.artifacts;
+        total.offers += b.offers;
         let batch = BATCH as u64;
-        if b.audit_events < batch && b.leases < batch && b.artifacts < batch {
+        if b.audit_events < batch && b.leases < batch && b.artifacts < batch && b.offers < batch {
             break;
         }
     }
@@ -30,11 +31,13 @@ pub async fn run(pool: &PgPool, older_than: Duration) -> StoreResult<Pruned> {
     crate::metrics::retention_pruned("audit_events", total.audit_events);
     crate::metrics::retention_pruned("leases", total.leases);
     crate::metrics::retention_pruned("artifacts", total.artifacts);
+    crate::metrics::retention_pruned("offers", total.offers);
     if total.total() > 0 {
         tracing::info!(
             audit_events = total.audit_events,
             leases = total.leases,
             artifacts = total.artifacts,
+            offers = total.offers,
             "retention: pruned old history"
         );
     }

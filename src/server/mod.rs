@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::app::{pool_settings, AppContext};
 use crate::auth::{self, Registration, TokenSet};
 use crate::config::{Secret, ServeConfig};
+use crate::domain::reputation::PromotionRule;
 use crate::{http, scheduler, store};
 use listener::ConnLimits;
 
@@ -47,6 +48,10 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
     let admin_tokens = admin_tokens(&cfg)?;
+    if let Some(rule) = &cfg.settings.promote_basic_after {
+        rule.parse::<PromotionRule>()
+            .map_err(|e| anyhow::anyhow!("invalid setting: OWP_PROMOTE_BASIC_AFTER: {e}"))?;
+    }
     tracing::info!(config = ?cfg, "starting");
     let pool = store::connect_lazy(cfg.db.database_url.expose(), &pool_settings(&cfg.db))
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;

@@ -64,12 +64,16 @@ pub async fn requeue(
     sqlx::query!(
         r#"with t as (
                update tasks set status = 'ready', attempt = $2, worker_id = null, lease_id = null,
+                   offer_id = null,
                    lease_expires_at = null, holds_area_lock = false, pr_opened_at = null,
                    retry_at = null, withheld_from = null, withheld_until = null, updated_at = now()
                where id = $1 returning id),
            l as (
                update leases set ended_at = now(), end_reason = 'requeued'
-               where task_id = $1 and ended_at is null returning id)
+               where task_id = $1 and ended_at is null returning id),
+           o as (
+               update offers set ended_at = now(), outcome = 'withdrawn'
+               where task_id = $1 and ended_at is null)
            insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data, actor)
            select 'task_requeued', $1, $3, $4, (select id from l), $5, 'ready', 'admin',
                   jsonb_build_object('attempt', $2::int, 'reset_attempts', $6::bool), $7
@@ -104,12 +108,15 @@ pub async fn cancel(pool: &PgPool, task_id: &str, actor: &str) -> StoreResult<Ta
     sqlx::query!(
         r#"with t as (
                update tasks set status = 'cancelled', worker_id = null, lease_id = null,
-                   lease_expires_at = null, holds_area_lock = false,
+                   offer_id = null, lease_expires_at = null, holds_area_lock = false,
                    retry_at = null, withheld_from = null, withheld_until = null, updated_at = now()
                where id = $1 returning id),
            l as (
                update leases set ended_at = now(), end_reason = 'cancelled'
-               where task_id = $1 and ended_at is null returning id)
+               where task_id = $1 and ended_at is null returning id),
+           o as (
+               update offers set ended_at = now(), outcome = 'withdrawn'
+               where task_id = $1 and ended_at is null)
            insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, actor)
            select 'task_cancelled', $1, $2, $3, coalesce((select id from l), $5), $4, 'cancelled', $6 from t"#,
         task_id,
@@ -166,7 +173,7 @@ pub async fn set_paused(
 }
 
 /// Revokes a worker: its token stops working at once (every authentication reads it), its
-/// live leases end as `worker_revoked` and their tasks are ready again without counting a
+/// live leases end as `worker_revoked` (its open offers are withdrawn) and their tasks are ready again without counting a
 /// failed attempt; its opened PRs keep their slots (they await review).
 pub async fn revoke(pool: &PgPool, worker_id: &str, actor: &str) -> StoreResult<WorkerAction> {
     let mut tx = super::begin(pool).await?;
@@ -185,12 +192,15 @@ pub async fn revoke(pool: &PgPool, worker_id: &str, actor: &str) -> StoreResult<
         r#"with w as (update workers set revoked_at = now() where id = $1 returning id),
            victims as (
                select id, status, lease_id, repo from tasks
-               where worker_id = $1 and status in ('leased', 'in_progress', 'blocked')
+               where worker_id = $1 and status in ('offered', 'leased', 'in_progress', 'blocked')
                for update),
            t as (
-               update tasks t set status = 'ready', worker_id = null, lease_id = null,
+               update tasks t set status = 'ready', worker_id = null, lease_id = null, offer_id = null,
                    lease_expires_at = null, holds_area_lock = false, updated_at = now()
                from victims v where t.id = v.id returning t.id),
+           o as (
+               update offers o set ended_at = now(), outcome = 'withdrawn'
+               from victims v where o.task_id = v.id and o.ended_at is null),
            l as (
                update leases l set ended_at = now(), end_reason = 'worker_revoked'
                from victims v where l.id = v.lease_id and l.ended_at is null),
@@ -245,6 +255,7 @@ pub struct TaskEdit {
     pub priority: Option<i32>,
     pub area: Option<Option<String>>,
     pub tier: Option<i16>,
+    pub min_reputation: Option<i16>,
     pub max_attempts: Option<i32>,
 }
 
@@ -299,6 +310,7 @@ pub async fn edit(pool: &PgPool, task_id: &str, e: &TaskEdit, actor: &str) -> St
         "title": e.title, "description": e.description.as_ref().map(|_| "changed"),
         "required_skills": e.required_skills, "estimate_points": e.estimate_points,
         "priority": e.priority, "area": e.area, "tier": e.tier, "max_attempts": e.max_attempts,
+        "min_reputation": e.min_reputation,
     });
     sqlx::query!(
         r#"with t as (
@@ -307,7 +319,8 @@ pub async fn edit(pool: &PgPool, task_id: &str, e: &TaskEdit, actor: &str) -> St
                    required_skills = coalesce($4, required_skills),
                    estimate_points = coalesce($5, estimate_points), priority = coalesce($6, priority),
                    area = case when $7 then $8 else area end, tier = coalesce($9, tier),
-                   max_attempts = coalesce($10, max_attempts), updated_at = now()
+                   max_attempts = coalesce($10, max_attempts),
+                   min_reputation = coalesce($13, min_reputation), updated_at = now()
                where id = $1 returning id, repo, status)
            insert into audit_events (kind, task_id, repo, from_status, to_status, data, actor)
            select 'task_updated', id, repo, status, status, jsonb_strip_nulls($11), $12 from t"#,
@@ -323,6 +336,7 @@ pub async fn edit(pool: &PgPool, task_id: &str, e: &TaskEdit, actor: &str) -> St
         e.max_attempts,
         data,
         actor,
+        e.min_reputation,
     )
     .execute(&mut *tx)
     .await?;
@@ -350,7 +364,7 @@ pub async fn set_trust_tier(
         return Ok(WorkerAction::NotFound);
     };
     sqlx::query!(
-        "with w as (update workers set trust_tier = $2 where id = $1 returning id)
+        "with w as (update workers set trust_tier = $2, trust_tier_manual = true where id = $1 returning id)
          insert into audit_events (kind, worker_id, reason, actor, data)
          select 'worker_trust_tier_changed', id, $3, $4, jsonb_build_object('from', $5::int2, 'to', $2::int2)
          from w",

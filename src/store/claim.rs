@@ -24,7 +24,8 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool};
 
 use super::StoreResult;
-use crate::domain::ids::LeaseId;
+use crate::domain::ids::{LeaseId, OfferId};
+use crate::domain::reputation::Counts;
 use crate::domain::status::{TaskStatus, WorkerStatus};
 use crate::wire::work::Lease;
 
@@ -32,7 +33,18 @@ pub struct ClaimRequest<'a> {
     pub worker_id: &'a str,
     /// Cap on new claims in this call (`max`).
     pub max_new: u32,
-    pub lease_ttl: Duration,
+    /// How new claims are granted: leases (`GET /v1/work`) or offers (`POST /v1/work/offers`).
+    pub grant: Grant,
+}
+
+/// What a claim grants the worker.
+#[derive(Clone, Copy, Debug)]
+pub enum Grant {
+    /// A lease with this TTL: the task becomes `leased`.
+    Lease { ttl: Duration },
+    /// An offer open this long: the task becomes `offered` (reserved for the worker) until
+    /// it accepts, rejects or the offer expires. Tasks it rejected before are not offered.
+    Offer { ttl: Duration },
 }
 
 pub struct Claimed {
@@ -51,8 +63,31 @@ struct Budget {
     held_areas: HashSet<String>,
 }
 
+/// `GET /v1/work`: leases up to the worker's free capacity, then every live lease it holds.
 pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
     let mut tx = super::begin(pool).await?;
+    let granted = claim_in(&mut tx, req).await?;
+    let leases = live_leases(&mut tx, req.worker_id).await?;
+    tx.commit().await?;
+    crate::metrics::leases_claimed(granted.len());
+    Ok(Claimed {
+        leases,
+        new: granted.len(),
+    })
+}
+
+/// `POST /v1/work/offers`: offers up to the worker's free capacity; the ids of the offers
+/// made (the worker's older open offers are not repeated).
+pub async fn make_offers(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Vec<String>> {
+    let mut tx = super::begin(pool).await?;
+    let offers = claim_in(&mut tx, req).await?;
+    tx.commit().await?;
+    Ok(offers)
+}
+
+/// Locks the worker and grants what its free capacity allows; the ids of what it granted
+/// (lease ids or offer ids).
+async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<Vec<String>> {
     // Locks the worker row for the rest of the poll (I2, I8): `no key update` conflicts with
     // itself, so this worker's polls run one at a time, yet lets FK checks (key share) pass.
     // Locking, not updating: last_heartbeat is indexed, so an update per poll would write a
@@ -60,20 +95,40 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
     let w = sqlx::query!(
         r#"select skills, capacity_points, max_concurrent_tasks, status as "status: WorkerStatus", trust_tier,
                   paused_by_admin,
-                  (not online or last_heartbeat < now() - interval '1 second') as "stale!"
-           from workers where id = $1
-           for no key update"#,
+                  (not online or last_heartbeat < now() - interval '1 second') as "stale!",
+                  coalesce(r.attempts, 0)::int8 as "attempts!", coalesce(r.delivered, 0)::int8 as "delivered!",
+                  coalesce(r.on_time, 0)::int8 as "on_time!", coalesce(r.failed, 0)::int8 as "failed!",
+                  coalesce(r.expired, 0)::int8 as "expired!", coalesce(r.prs_merged, 0)::int8 as "prs_merged!",
+                  coalesce(r.prs_closed, 0)::int8 as "prs_closed!", coalesce(r.quality_sum, 0)::int8 as "quality_sum!",
+                  coalesce(r.quality_count, 0)::int8 as "quality_count!"
+           from workers w left join worker_reputation r on r.worker_id = w.id
+           where w.id = $1
+           for no key update of w"#,
         req.worker_id
     )
     .fetch_one(&mut *tx)
     .await?;
+    // the score tasks' min_reputation is compared with (domain::reputation)
+    let score = Counts {
+        attempts: w.attempts,
+        delivered: w.delivered,
+        on_time: w.on_time,
+        failed: w.failed,
+        expired: w.expired,
+        prs_merged: w.prs_merged,
+        prs_closed: w.prs_closed,
+        quality_sum: w.quality_sum,
+        quality_count: w.quality_count,
+    }
+    .score();
     if w.stale {
         // the poll is a sign of life
-        super::workers::touch_locked(&mut tx, req.worker_id).await?;
+        super::workers::touch_locked(tx, req.worker_id).await?;
     }
+    // live leases and open offers alike hold capacity (I2)
     let used = sqlx::query!(
         r#"select coalesce(sum(estimate_points), 0)::int as "points!", count(*)::int as "leases!"
-           from tasks where worker_id = $1 and status in ('leased', 'in_progress', 'blocked')"#,
+           from tasks where worker_id = $1 and status in ('offered', 'leased', 'in_progress', 'blocked')"#,
         req.worker_id
     )
     .fetch_one(&mut *tx)
@@ -81,45 +136,48 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
     let mut free_points = w.capacity_points - used.points;
     let free_slots = i64::from(w.max_concurrent_tasks - used.leases);
     let want = free_slots.min(i64::from(req.max_new));
-    let mut new = 0;
     let paused = w.status == WorkerStatus::Paused || w.paused_by_admin;
-    if !paused && want > 0 && free_points > 0 {
-        new = claim_candidates(
-            &mut tx,
-            req,
-            &w.skills,
-            w.trust_tier,
-            &mut free_points,
-            want,
-        )
-        .await?;
+    if paused || want <= 0 || free_points <= 0 {
+        return Ok(Vec::new());
     }
-    let leases = live_leases(&mut tx, req.worker_id).await?;
-    tx.commit().await?;
-    crate::metrics::leases_claimed(new);
-    Ok(Claimed { leases, new })
+    let eligible = Eligibility {
+        skills: &w.skills,
+        tier: w.trust_tier,
+        score,
+    };
+    claim_candidates(tx, req, &eligible, &mut free_points, want).await
+}
+
+/// What a task may ask of the worker that claims it.
+struct Eligibility<'a> {
+    skills: &'a [String],
+    /// Trust level: tasks of `tier` at most this.
+    tier: i16,
+    /// Reputation score: tasks of `min_reputation` at most this.
+    score: i16,
 }
 
 async fn claim_candidates(
     tx: &mut PgConnection,
     req: &ClaimRequest<'_>,
-    skills: &[String],
-    tier: i16,
+    eligible: &Eligibility<'_>,
     free_points: &mut i32,
     want: i64,
-) -> StoreResult<usize> {
-    let candidates = select_candidates(tx, req.worker_id, skills, tier, *free_points, want).await?;
+) -> StoreResult<Vec<String>> {
+    let offering = matches!(req.grant, Grant::Offer { .. });
+    let candidates =
+        select_candidates(tx, req.worker_id, eligible, *free_points, want, offering).await?;
     if candidates.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let mut repos: Vec<&str> = candidates.iter().map(|c| c.repo.as_str()).collect();
     repos.sort_unstable();
     repos.dedup();
     let mut budgets = lock_budgets(tx, &repos, &candidates[0].repo).await?;
 
-    let mut claimed = 0usize;
+    let mut claimed = Vec::new();
     for c in &candidates {
-        if claimed as i64 == want {
+        if claimed.len() as i64 == want {
             break;
         }
         if c.estimate_points > *free_points {
@@ -136,19 +194,25 @@ async fn claim_candidates(
         if area.is_some_and(|a| b.held_areas.contains(a)) {
             continue;
         }
-        let granted = grant_lease(tx, &c.id, req, area.is_some()).await?;
-        if !granted {
+        let granted = match req.grant {
+            Grant::Lease { ttl } => {
+                grant_lease(tx, &c.id, req.worker_id, ttl, area.is_some()).await?
+            }
+            Grant::Offer { ttl } => {
+                grant_offer(tx, &c.id, req.worker_id, ttl, area.is_some()).await?
+            }
+        };
+        let Some(id) = granted else {
             // the candidate is locked and ready: only an inconsistent row ends here
             tracing::warn!(task_id = %c.id, "passed over a ready task that has a live lease or whose area is held");
+            continue;
+        };
+        b.open += 1;
+        if let Some(a) = area {
+            b.held_areas.insert(a.to_string());
         }
-        if granted {
-            b.open += 1;
-            if let Some(a) = area {
-                b.held_areas.insert(a.to_string());
-            }
-            *free_points -= c.estimate_points;
-            claimed += 1;
-        }
+        *free_points -= c.estimate_points;
+        claimed.push(id);
     }
     Ok(claimed)
 }
@@ -166,10 +230,10 @@ struct Candidate {
 async fn select_candidates(
     tx: &mut PgConnection,
     worker_id: &str,
-    skills: &[String],
-    tier: i16,
+    eligible: &Eligibility<'_>,
     free_points: i32,
     want: i64,
+    offering: bool,
 ) -> StoreResult<Vec<Candidate>> {
     // The only good plan walks tasks_ready_queue in order and stops at the LIMIT. Prepared
     // statements switch to a generic plan after five runs, and right after a bulk import the
@@ -187,13 +251,17 @@ async fn select_candidates(
         r#"with open_repos as materialized (
                select r.repo, r.area_locks_enabled from repositories r
                where r.max_open_prs > (select count(*) from tasks o where o.repo = r.repo
-                                       and o.status in ('leased', 'in_progress', 'blocked', 'pr_opened')))
+                                       and o.status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')))
            select t.id, t.repo, t.area, t.estimate_points
            from tasks t join open_repos r on r.repo = t.repo
            where t.status = 'ready'
              and t.required_skills <@ $1
              and t.estimate_points <= $2
              and t.tier <= $3
+             and t.min_reputation <= $6
+             -- a task the worker rejected is never offered to it again
+             and not ($7 and exists (select 1 from offers o where o.task_id = t.id and o.worker_id = $5
+                                     and o.outcome = 'rejected'))
              -- retry backoff (domain::retry): nobody before retry_at, the worker that
              -- lost the attempt not before withheld_until
              and (t.retry_at is null or t.retry_at <= now())
@@ -203,11 +271,13 @@ async fn select_candidates(
            order by t.priority desc, t.created_at, t.id
            limit $4
            for update of t skip locked"#,
-        skills,
+        eligible.skills,
         free_points,
-        tier,
+        eligible.tier,
         want + CANDIDATE_SLACK,
         worker_id,
+        eligible.score,
+        offering,
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -215,13 +285,14 @@ async fn select_candidates(
 }
 
 /// Leases one locked candidate to the worker, with its lease row and audit event (I7), in
-/// one statement; false when the task is no longer ready.
+/// one statement; the lease id, or none when the task is no longer ready.
 async fn grant_lease(
     tx: &mut PgConnection,
     task_id: &str,
-    req: &ClaimRequest<'_>,
+    worker_id: &str,
+    ttl: Duration,
     holds_area_lock: bool,
-) -> StoreResult<bool> {
+) -> StoreResult<Option<String>> {
     let lease_id = LeaseId::generate();
     let granted = sqlx::query_scalar!(
         r#"with t as (
@@ -244,14 +315,52 @@ async fn grant_lease(
                  from t)
            select count(*) as "n!" from t"#,
         task_id,
-        req.worker_id,
+        worker_id,
         lease_id.as_str(),
-        req.lease_ttl.as_secs_f64(),
+        ttl.as_secs_f64(),
         holds_area_lock,
     )
     .fetch_one(&mut *tx)
     .await?;
-    Ok(granted == 1)
+    Ok((granted == 1).then_some(lease_id.0))
+}
+
+/// Reserves one locked candidate for the worker with an offer row and its audit event, in
+/// one statement; the offer id, or none when the task is no longer ready.
+async fn grant_offer(
+    tx: &mut PgConnection,
+    task_id: &str,
+    worker_id: &str,
+    ttl: Duration,
+    holds_area_lock: bool,
+) -> StoreResult<Option<String>> {
+    let offer_id = OfferId::generate();
+    let granted = sqlx::query_scalar!(
+        r#"with t as (
+               update tasks set status = 'offered', worker_id = $2, offer_id = $3,
+                   holds_area_lock = $5, updated_at = now()
+               where id = $1 and status = 'ready'
+                 and not exists (select 1 from offers x where x.task_id = $1 and x.ended_at is null)
+                 and not ($5 and exists (select 1 from tasks a
+                                         where a.repo = tasks.repo and a.area = tasks.area and a.holds_area_lock))
+               returning id, repo),
+           o as (insert into offers (id, task_id, worker_id, expires_at)
+                 select $3, id, $2, now() + make_interval(secs => $4) from t
+                 returning expires_at),
+           a as (insert into audit_events (kind, task_id, worker_id, repo, from_status, to_status, data, actor)
+                 select 'task_offered', t.id, $2, t.repo, 'ready', 'offered',
+                        jsonb_build_object('offer_id', $3::text, 'expires_at', o.expires_at), 'worker:' || $2
+                 from t, o)
+           select count(*) as "n!" from t"#,
+        task_id,
+        worker_id,
+        offer_id.as_str(),
+        ttl.as_secs_f64(),
+        holds_area_lock,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((granted == 1).then_some(offer_id.0))
 }
 
 /// Locks the candidates' repos that no other poll is claiming from (or, when all are busy,
@@ -311,7 +420,7 @@ async fn count_open(
         r#"select repo, count(*) as "open!",
                   coalesce(array_agg(area) filter (where holds_area_lock), '{}') as "areas!: Vec<String>"
            from tasks
-           where repo = any($1) and status in ('leased', 'in_progress', 'blocked', 'pr_opened')
+           where repo = any($1) and status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
            group by repo"#,
         &locked as &[&str]
     )

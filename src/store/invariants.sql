@@ -18,10 +18,21 @@ select 'I1 live lease row on a task that is not held under it' as label, item fr
   where l.ended_at is null and t.lease_id is distinct from l.id
 ) v
 union all
+select 'I1 offered task whose offer row is missing, ended or someone else''s' as label, item from (
+  select t.id as item from tasks t left join offers o on o.id = t.offer_id
+  where t.status = 'offered'
+  and (o.id is null or o.ended_at is not null or o.worker_id <> t.worker_id or o.task_id <> t.id)
+) v
+union all
+select 'I1 open offer on a task that is not reserved under it' as label, item from (
+  select o.id as item from offers o join tasks t on t.id = o.task_id
+  where o.ended_at is null and t.offer_id is distinct from o.id
+) v
+union all
 select 'I2 worker over its capacity' as label, item from (
   select w.id || ' (' || sum(t.estimate_points) || '/' || w.capacity_points || ' points, '
   || count(*) || '/' || w.max_concurrent_tasks || ' leases)' as item
-  from workers w join tasks t on t.worker_id = w.id and t.status in ('leased', 'in_progress', 'blocked')
+  from workers w join tasks t on t.worker_id = w.id and t.status in ('offered', 'leased', 'in_progress', 'blocked')
   group by w.id
   having sum(t.estimate_points) > w.capacity_points or count(*) > w.max_concurrent_tasks
 ) v
@@ -34,14 +45,14 @@ union all
 select 'I4 repo over its review budget' as label, item from (
   select r.repo || ' (' || count(t.id) || '/' || r.max_open_prs || ')' as item
   from repositories r join tasks t on t.repo = r.repo
-  and t.status in ('leased', 'in_progress', 'blocked', 'pr_opened')
+  and t.status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
   group by r.repo having count(t.id) > r.max_open_prs
 ) v
 union all
 select 'I5 area with more than one open task' as label, item from (
   select t.repo || ':' || t.area as item from tasks t join repositories r on r.repo = t.repo
   where r.area_locks_enabled and t.area is not null
-  and t.status in ('leased', 'in_progress', 'blocked', 'pr_opened')
+  and t.status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
   group by t.repo, t.area having count(*) > 1
 ) v
 union all
@@ -98,4 +109,16 @@ select 'I7 worker whose online flag disagrees with its last online/offline event
      or (not w.online and last.kind is distinct from 'worker_offline'
          -- its events may all be older than the horizon, and pruned
          and (last.kind is not null or h.pruned_before is null or w.created_at >= h.pruned_before))
+) v
+union all
+select 'I7 reputation counters that disagree with the lease history' as label, item from (
+  select e.worker_id || ' (history: ' || e.attempts || ' attempts, ' || e.prs_merged || ' merged; counters: '
+         || coalesce(r.attempts, 0) || ', ' || coalesce(r.prs_merged, 0) || ')' as item
+  from worker_reputation_expected e
+  left join worker_reputation r using (worker_id)
+  where (e.attempts, e.delivered, e.on_time, e.failed, e.expired, e.prs_merged, e.prs_closed,
+         e.quality_sum, e.quality_count)
+        is distinct from (coalesce(r.attempts, 0), coalesce(r.delivered, 0), coalesce(r.on_time, 0),
+         coalesce(r.failed, 0), coalesce(r.expired, 0), coalesce(r.prs_merged, 0),
+         coalesce(r.prs_closed, 0), coalesce(r.quality_sum, 0), coalesce(r.quality_count, 0))
 ) v

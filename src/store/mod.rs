@@ -2,6 +2,7 @@
 //! module speaks SQL; nothing in here speaks HTTP.
 
 pub mod admin_actions;
+pub mod analytics;
 pub mod audit;
 pub mod claim;
 mod codec;
@@ -9,8 +10,10 @@ pub mod invariants;
 pub mod leader_lock;
 pub mod leader_record;
 pub mod migrations;
+pub mod offers;
 pub mod overview;
 pub mod repos;
+pub mod reputation;
 pub mod retention;
 pub mod seed;
 pub mod stale_prs;

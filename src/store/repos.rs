@@ -85,13 +85,13 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings, actor: &str) -> StoreR
     })
 }
 
-/// Areas of the repo with more than one open task (leased, in_progress, blocked,
+/// Areas of the repo with more than one open task (offered, leased, in_progress, blocked,
 /// pr_opened); uses tasks_open_by_repo.
 async fn areas_open_twice(tx: &mut PgConnection, repo: &str) -> StoreResult<Vec<String>> {
     let areas = sqlx::query_scalar!(
         r#"select area as "area!" from tasks
            where repo = $1 and area is not null
-             and status in ('leased', 'in_progress', 'blocked', 'pr_opened')
+             and status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
            group by area having count(*) > 1 order by area"#,
         repo
     )
@@ -108,7 +108,7 @@ async fn flag_area_holders(tx: &mut PgConnection, repo: &str, locks_on: bool) ->
         sqlx::query!(
             "update tasks set holds_area_lock = true
              where repo = $1 and area is not null and not holds_area_lock
-               and status in ('leased', 'in_progress', 'blocked', 'pr_opened')",
+               and status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')",
             repo
         )
         .execute(tx)

@@ -16,11 +16,12 @@ pub struct Pruned {
     pub audit_events: u64,
     pub leases: u64,
     pub artifacts: u64,
+    pub offers: u64,
 }
 
 impl Pruned {
     pub fn total(&self) -> u64 {
-        self.audit_events + self.leases + self.artifacts
+        self.audit_events + self.leases + self.artifacts + self.offers
     }
 }
 
@@ -37,6 +38,13 @@ pub async fn prune_batch(pool: &PgPool, older_than: Duration, batch: i64) -> Sto
                    where a.created_at < h.at and t.status in ('completed', 'merged', 'failed')
                    limit $2)
                returning 1),
+           off as (
+               delete from offers where id in (
+                   select o.id from offers o join tasks t on t.id = o.task_id, horizon h
+                   where o.created_at < h.at and o.ended_at < h.at
+                     and t.status in ('completed', 'merged', 'failed', 'cancelled')
+                   limit $2)
+               returning 1),
            les as (
                delete from leases where id in (
                    select l.id from leases l join tasks t on t.id = l.task_id, horizon h
@@ -51,7 +59,7 @@ pub async fn prune_batch(pool: &PgPool, older_than: Duration, batch: i64) -> Sto
            mark as (
                update scheduler_state set pruned_before = greatest(pruned_before, (select at from horizon)))
            select (select count(*) from art) as "artifacts!", (select count(*) from les) as "leases!",
-                  (select count(*) from ev) as "events!""#,
+                  (select count(*) from ev) as "events!", (select count(*) from off) as "offers!""#,
         secs,
         batch,
     )
@@ -62,5 +70,6 @@ pub async fn prune_batch(pool: &PgPool, older_than: Duration, batch: i64) -> Sto
         audit_events: r.events as u64,
         leases: r.leases as u64,
         artifacts: r.artifacts as u64,
+        offers: r.offers as u64,
     })
 }

@@ -5,8 +5,9 @@ use sqlx::PgPool;
 
 use super::StoreResult;
 
-/// Adds `repos` repos, `workers` workers, `tasks` tasks (mostly finished, some ready) and
-/// `events` audit events spread over them, then refreshes the planner's statistics.
+/// Adds `repos` repos, `workers` workers, `tasks` tasks (mostly finished, some ready), a
+/// lease history for the finished ones and `events` audit events spread over them, then
+/// refreshes the planner's statistics.
 pub async fn bulk_history(
     pool: &PgPool,
     repos: i64,
@@ -62,6 +63,40 @@ pub async fn bulk_history(
         tasks,
         workers,
         repos,
+    )
+    .execute(pool)
+    .await?;
+    // One lease per finished task (granted 10 min after the task, worked 1-4 h, PRs
+    // reviewed 1-9 h), and an expired earlier attempt on every 7th.
+    sqlx::query!(
+        "insert into leases (id, task_id, worker_id, attempt, granted_at, ended_at, end_reason,
+                             last_report, on_time, pr_decided_at)
+         select 'l_bench' || t.id || '_' || a.n, t.id, t.worker_id, 0,
+                t.created_at + make_interval(mins => 10 + a.n * 300),
+                t.created_at + make_interval(mins => 10 + a.n * 300 + 60 * (1 + h.i % 4)),
+                case when a.n = 0 then 'lease_expired' when t.status = 'merged' then 'pr_opened' else t.status end,
+                case when a.n = 0 then 'in_progress' when t.status = 'merged' then 'merged' else t.status end,
+                a.n = 1 and h.i % 4 < 2,
+                case when a.n = 1 and t.status = 'merged'
+                     then t.created_at + make_interval(mins => 10 + 300 + 60 * (1 + h.i % 4) + 60 * (1 + h.i % 9)) end
+         from tasks t
+         cross join lateral (select hashtext(t.id) & 1023 as i) h
+         cross join lateral (select n from generate_series(0, 1) n) a
+         where t.id like 't_bench%' and t.status in ('completed', 'merged', 'failed')
+           and (a.n = 1 or h.i % 7 = 0)
+         on conflict do nothing"
+    )
+    .execute(pool)
+    .await?;
+    // the counters the triggers would have kept, had these leases ended one by one
+    sqlx::query!(
+        "insert into worker_reputation select * from worker_reputation_expected e
+         where e.worker_id like 'w_bench%'
+         on conflict (worker_id) do update set attempts = excluded.attempts,
+             delivered = excluded.delivered, on_time = excluded.on_time, failed = excluded.failed,
+             expired = excluded.expired, prs_merged = excluded.prs_merged,
+             prs_closed = excluded.prs_closed, quality_sum = excluded.quality_sum,
+             quality_count = excluded.quality_count"
     )
     .execute(pool)
     .await?;

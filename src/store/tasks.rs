@@ -23,6 +23,7 @@ pub struct NewTask {
     pub priority: i32,
     pub area: Option<String>,
     pub tier: i32,
+    pub min_reputation: i32,
     pub max_attempts: i32,
 }
 
@@ -52,14 +53,15 @@ pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask], actor: &str) -> Stor
         "with input as (
              select * from jsonb_to_recordset($1) as x(
                  id text, repo text, title text, description text, required_skills jsonb,
-                 estimate_points int, priority int, area text, tier smallint, max_attempts int)
+                 estimate_points int, priority int, area text, tier smallint, min_reputation smallint,
+                 max_attempts int)
          ),
          ins as (
              insert into tasks (id, repo, title, description, required_skills, estimate_points,
-                                priority, area, tier, max_attempts)
+                                priority, area, tier, min_reputation, max_attempts)
              select id, repo, title, description,
                     array(select jsonb_array_elements_text(required_skills)),
-                    estimate_points, priority, area, tier, max_attempts
+                    estimate_points, priority, area, tier, min_reputation, max_attempts
              from input
              returning id, repo)
          insert into audit_events (kind, task_id, repo, to_status, actor)
@@ -101,6 +103,10 @@ pub struct StatusUpdate<'a> {
     pub backoff: Backoff,
     /// For the audit log: `worker:<id>` or `admin:<name>`.
     pub audit_actor: &'a str,
+    /// An admin's rating (1-5) of a PR it reports `merged`.
+    pub quality: Option<i16>,
+    /// `OWP_ON_TIME_PER_POINT`: a delivery is on time within this per estimate point.
+    pub on_time_per_point: Duration,
 }
 
 pub enum StatusResult {
@@ -304,7 +310,14 @@ async fn apply(
            l as (
                update leases set last_report = $9,
                    ended_at = case when ended_at is null and $5 then now() else ended_at end,
-                   end_reason = case when ended_at is null and $5 then $9 else end_reason end
+                   end_reason = case when ended_at is null and $5 then $9 else end_reason end,
+                   -- reputation: delivered within estimate_points x OWP_ON_TIME_PER_POINT
+                   on_time = case when ended_at is null and $5 and $9 in ('completed', 'pr_opened')
+                       then now() - granted_at <= make_interval(secs => $18::float8 * (select estimate_points from tasks where id = $1))
+                       else on_time end,
+                   quality = coalesce($19, quality),
+                   -- repository analytics: review wait ends here
+                   pr_decided_at = case when $9 in ('merged', 'closed') then now() else pr_decided_at end
                -- the task's current lease by its id; after pr_opened (no current lease) the
                -- newest one, which opened the PR (leases_by_task_worker's prefix)
                where id = coalesce($12, (select id from leases where task_id = $1 order by seq desc limit 1))
@@ -334,6 +347,8 @@ async fn apply(
         delay.map(|d| d.everyone.as_secs_f64()),
         delay.map(|d| d.same_worker.as_secs_f64()),
         u.audit_actor,
+        u.on_time_per_point.as_secs_f64(),
+        u.quality,
     )
     .fetch_one(tx)
     .await?;

@@ -39,7 +39,7 @@ pub async fn list_tasks(pool: &PgPool, f: &TaskFilter<'_>) -> StoreResult<Vec<Ta
     let rows = sqlx::query_as!(
         TaskView,
         r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
-                  required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
+                  min_reputation, required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
                   lease_expires_at, pr_url, retry_at, created_at, updated_at
            from tasks
            where ($1::text[] is null or status = any($1))
@@ -69,6 +69,7 @@ pub struct TaskRecord {
     pub leases: Vec<LeaseView>,
     pub artifacts: Vec<ArtifactView>,
     pub events: Vec<AuditEvent>,
+    pub offer_rejections: Vec<(String, i64)>,
 }
 
 pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<TaskRecord>> {
@@ -81,7 +82,7 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
         .await?;
     let Some(row) = sqlx::query!(
         r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
-                  required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
+                  min_reputation, required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
                   lease_expires_at, pr_url, retry_at, created_at, updated_at, description
            from tasks where id = $1"#,
         task_id
@@ -114,6 +115,7 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
     };
     let mut events = page_of_events(&mut tx, &trail).await?;
     events.reverse();
+    let offer_rejections = super::offers::rejections(&mut tx, task_id).await?;
     tx.commit().await?;
     Ok(Some(TaskRecord {
         task: TaskView {
@@ -124,6 +126,7 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
             priority: row.priority,
             area: row.area,
             tier: row.tier,
+            min_reputation: row.min_reputation,
             required_skills: row.required_skills,
             estimate_points: row.estimate_points,
             attempt: row.attempt,
@@ -140,6 +143,7 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
         leases,
         artifacts,
         events,
+        offer_rejections,
     }))
 }
 
@@ -180,8 +184,9 @@ pub async fn list_workers(pool: &PgPool, f: &WorkerFilter<'_>) -> StoreResult<Ve
                   (w.revoked_at is not null) as "revoked!", w.created_at
            from workers w
            left join lateral (
-               select sum(estimate_points)::int8 as points, count(*) as n from tasks t
-               where t.worker_id = w.id and t.status in ('leased', 'in_progress', 'blocked')) l on true
+               select sum(estimate_points)::int8 as points,
+                      count(*) filter (where t.status <> 'offered') as n from tasks t
+               where t.worker_id = w.id and t.status in ('offered', 'leased', 'in_progress', 'blocked')) l on true
            where ($1::bool is null
                   or $1 = (w.online and w.last_heartbeat > now() - make_interval(secs => $5)))
              and ($2::text is null or w.status = $2)
@@ -260,7 +265,7 @@ pub async fn repos_in(
                                        and pr_opened_at < now() - make_interval(secs => $1)) as stale,
                       coalesce(array_agg(area order by area) filter (where holds_area_lock), '{}') as areas
                from tasks
-               where status in ('ready', 'leased', 'in_progress', 'blocked', 'pr_opened')
+               where status in ('ready', 'offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
                group by repo)
            select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix,
                   coalesce(c.open, 0) as "open_slots!", coalesce(c.ready, 0) as "ready!",

@@ -76,6 +76,10 @@ pub struct TaskPatch {
     #[serde(default, deserialize_with = "super::lenient_int")]
     #[schema(minimum = 0, maximum = 3)]
     pub tier: Option<i64>,
+    /// 0-100; may change at any time (it gates claims from now on).
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 0, maximum = 100)]
+    pub min_reputation: Option<i64>,
     /// 1-100, and not below the attempts already made.
     #[serde(default, deserialize_with = "super::lenient_int")]
     #[schema(minimum = 1, maximum = 100)]

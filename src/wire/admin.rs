@@ -56,6 +56,10 @@ pub struct TaskRequest {
     #[serde(default, deserialize_with = "super::lenient_int")]
     #[schema(minimum = 0, maximum = 3)]
     pub tier: Option<i64>,
+    /// 0-100, default 0: only workers whose reputation score is at least this may claim it.
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 0, maximum = 100)]
+    pub min_reputation: Option<i64>,
     /// 1-100, default 3.
     #[serde(default, deserialize_with = "super::lenient_int")]
     #[schema(minimum = 1, maximum = 100)]

@@ -4,7 +4,10 @@
 
 pub mod actions;
 pub mod admin;
+pub mod analytics;
+pub mod offers;
 pub mod overview;
+pub mod reputation;
 pub mod stale_prs;
 pub mod tasks;
 pub mod views;

@@ -32,6 +32,8 @@ pub struct StateResponse {
     pub tasks_ready: i64,
     /// v0.1 name of tasks_ready.
     pub tasks_queued: i64,
+    /// Reserved for a worker by an open offer.
+    pub tasks_offered: i64,
     pub tasks_leased: i64,
     pub tasks_in_progress: i64,
     pub tasks_blocked: i64,

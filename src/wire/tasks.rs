@@ -35,6 +35,10 @@ pub struct StatusRequest {
     /// Required when the caller holds the task again after the server ended an earlier
     /// lease of its on it (expired, or offline).
     pub lease_id: Option<String>,
+    /// An admin's rating of the merged PR, 1 (poor) to 5 (excellent): only with `merged`,
+    /// only by an admin; it feeds the PR author's `avg_pr_quality`.
+    #[schema(minimum = 1, maximum = 5)]
+    pub quality: Option<i64>,
 }
 
 impl StatusRequest {
@@ -55,7 +59,7 @@ impl utoipa::PartialSchema for ReportedStatus {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         let names = TaskStatus::ALL
             .iter()
-            .filter(|s| **s != TaskStatus::Cancelled)
+            .filter(|s| !matches!(s, TaskStatus::Cancelled | TaskStatus::Offered))
             .map(|s| s.as_str())
             .chain([Report::Released.as_str(), Report::Closed.as_str()]);
         super::enum_schema(

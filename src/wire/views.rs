@@ -39,6 +39,8 @@ pub struct TaskView {
     pub priority: i32,
     pub area: Option<String>,
     pub tier: i16,
+    /// Claimable only by workers whose reputation score is at least this (0-100).
+    pub min_reputation: i16,
     pub required_skills: Vec<String>,
     pub estimate_points: i32,
     /// Failed attempts so far.
@@ -98,6 +100,8 @@ pub struct TaskDetail {
     pub artifacts: Vec<ArtifactView>,
     /// The task's audit trail, oldest first (the newest 500).
     pub events: Vec<AuditEvent>,
+    /// How often workers rejected offers of this task, by reason (see `RejectReason`).
+    pub offer_rejections: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -123,7 +127,7 @@ pub struct WorkerView {
     pub skills: Vec<String>,
     pub capacity_points: i32,
     pub max_concurrent_tasks: i32,
-    /// Estimate points of its live leases.
+    /// Estimate points of its live leases and open offers (its capacity in use).
     pub used_points: i64,
     pub live_leases: i64,
     /// Its own status, from its heartbeats.

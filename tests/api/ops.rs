@@ -101,6 +101,12 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
         "/v1/workers/{worker_id}/revoke",
         "/v1/workers/{worker_id}/token",
         "/v1/workers/{worker_id}/trust-tier",
+        "/v1/workers/{worker_id}/reputation",
+        "/v1/work/offers",
+        "/v1/work/offers/{offer_id}/accept",
+        "/v1/work/offers/{offer_id}/reject",
+        "/v1/analytics/repositories/{owner}/{repo}",
+        "/v1/analytics/repositories/{repo}",
         "/v1/audit/events",
         "/healthz",
         "/readyz",
@@ -108,6 +114,28 @@ async fn the_openapi_document_describes_every_route(pool: PgPool) {
         "/metrics",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    // the trust layer's fields
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("TaskRequest", "min_reputation"),
+        ("TaskPatch", "min_reputation"),
+        ("TaskView", "min_reputation"),
+        ("StatusRequest", "quality"),
+        ("StateResponse", "tasks_offered"),
+        ("TaskDetail", "offer_rejections"),
+        ("Reputation", "reputation_score"),
+        ("RepoMetrics", "bottlenecks"),
+        ("OfferView", "expires_at"),
+    ] {
+        let props = &schemas[schema]["properties"];
+        let all_of = schemas[schema]["allOf"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let found = props.get(field).is_some()
+            || all_of.iter().any(|s| s["properties"].get(field).is_some());
+        assert!(found, "{schema}.{field} missing: {}", schemas[schema]);
     }
     // any route may meet a per-client limit or the request timeout
     let heartbeat = &doc["paths"]["/v1/workers/heartbeat"]["post"]["responses"];

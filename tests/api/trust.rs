@@ -109,3 +109,60 @@ async fn new_workers_start_at_the_default_trust_tier(pool: PgPool) {
     assert_eq!(detail["trust_tier"], "basic");
     assert_eq!(app.poll(&w).await.len(), 1);
 }
+
+#[sqlx::test]
+async fn no_worker_ever_holds_a_task_above_its_tier_under_concurrent_polls(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.create_repo("acme/r", 1000, false).await;
+    let tasks: Vec<_> = (0..120)
+        .map(|i| json!({"repo": "acme/r", "title": format!("t{i}"), "tier": i % 4}))
+        .collect();
+    app.create_tasks(tasks).await;
+    // 16 workers, four of each tier, all polling at once, finishing and polling again
+    let workers =
+        futures::future::join_all((0..16).map(|i| app.register_owned(format!("w{i}")))).await;
+    for (i, w) in workers.iter().enumerate() {
+        app.admin(
+            Method::POST,
+            &format!("/v1/workers/{}/trust-tier", w.id),
+            Some(json!({"tier": i % 4, "reason": "test fleet"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    for _ in 0..6 {
+        let rounds = workers.iter().map(|w| async {
+            for lease in app.poll(w).await {
+                let id = lease["task_id"].as_str().unwrap();
+                app.report(w, id, json!({"status": "completed"}))
+                    .await
+                    .expect(StatusCode::OK);
+            }
+        });
+        futures::future::join_all(rounds).await;
+    }
+    let above: Vec<(String, String)> = sqlx::query_as(
+        "select l.id, l.task_id from leases l join tasks t on t.id = l.task_id
+         join workers w on w.id = l.worker_id where t.tier > w.trust_tier",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        above.is_empty(),
+        "leases above the holder's tier: {above:?}"
+    );
+    let granted: i64 = sqlx::query_scalar("select count(*) from leases")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    // 16 workers x 2 leases x 6 rounds at most; every tier got work
+    assert!(granted >= 60, "only {granted} leases granted");
+    let tiers_done: i64 =
+        sqlx::query_scalar("select count(distinct tier) from tasks where status = 'completed'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(tiers_done, 4);
+    assert_invariants(&pool).await;
+}
