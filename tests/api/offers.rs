@@ -397,14 +397,30 @@ async fn offers_and_claims_mixed_under_concurrency_keep_the_invariants(pool: PgP
         .await
         .unwrap();
     assert_eq!(open, 0, "every unanswered offer expired");
-    let (done, offered): (i64, i64) = sqlx::query_as(
-        "select count(*) filter (where status = 'completed'), count(*) filter (where status = 'offered') from tasks",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(done >= 30, "only {done} tasks done");
+    let offered: i64 = sqlx::query_scalar("select count(*) from tasks where status = 'offered'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(offered, 0);
+    // nothing was lost or left stuck: one worker drains the rest
+    let drain = app.register("drain", &[], 100, 20).await;
+    for _ in 0..100 {
+        let leases = app.poll(&drain).await;
+        if leases.is_empty() {
+            break;
+        }
+        for l in leases {
+            let body = json!({"status": "completed", "lease_id": l["lease_id"]});
+            app.report(&drain, l["task_id"].as_str().unwrap(), body)
+                .await
+                .expect(StatusCode::OK);
+        }
+    }
+    let done: i64 = sqlx::query_scalar("select count(*) from tasks where status = 'completed'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(done, 90, "every task is done in the end");
     let accepted: i64 =
         sqlx::query_scalar("select count(*) from offers where outcome = 'accepted'")
             .fetch_one(&pool)
