@@ -1,7 +1,7 @@
 //! `AppContext`: what every handler and background service shares, built once at start.
 
 use std::ops::Deref;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -14,6 +14,10 @@ use crate::domain::reputation::PromotionRule;
 use crate::domain::retry::Backoff;
 use crate::limits::Limits;
 use crate::store::PoolSettings;
+use crate::wakeups::{Wakeups, RELAYS};
+
+/// The most waiting polls one change wakes directly (woken polls pass it on).
+const MAX_WAKE: usize = 64;
 
 pub struct Inner {
     pub pool: PgPool,
@@ -26,6 +30,14 @@ pub struct Inner {
     pub is_leader: AtomicBool,
     /// Per-client rate and in-flight limits.
     pub limits: Limits,
+    /// Long polls waiting for work on this replica.
+    pub wakeups: Wakeups,
+    /// Work made claimable here since the last `NOTIFY` (`server::work_signals`).
+    pending_signal: AtomicUsize,
+    /// This process's name in work signals (replica ids may repeat, e.g. in tests).
+    pub instance: String,
+    /// Polls this replica woke, by cause (also exported as a metric).
+    wakes: WakeCounts,
     /// Turns true when the replica starts shutting down: streams end, long waits return.
     stopping: watch::Sender<bool>,
 }
@@ -50,6 +62,10 @@ impl AppContext {
             registration,
             metrics: crate::metrics::install(),
             is_leader: AtomicBool::new(false),
+            wakeups: Wakeups::default(),
+            pending_signal: AtomicUsize::new(0),
+            instance: uuid::Uuid::now_v7().simple().to_string(),
+            wakes: WakeCounts::default(),
         }))
     }
 }
@@ -76,6 +92,41 @@ impl AppContext {
 }
 
 impl AppContext {
+    /// Work may have become claimable (about `n` tasks' worth): wakes this replica's
+    /// waiting polls and tells the other replicas (debounced, `server::work_signals`).
+    pub fn work_ready(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.wake_waiters(n, "local");
+        self.pending_signal.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Wakes up to `n` waiting polls of this replica (capped; they pass it on).
+    pub fn wake_waiters(&self, n: usize, cause: &'static str) {
+        let woken = self.wakeups.wake(n.min(MAX_WAKE), RELAYS);
+        self.count_wakes(cause, woken);
+    }
+
+    /// Records `n` polls woken for `cause` (local, remote, relay, fallback, reconnect).
+    pub fn count_wakes(&self, cause: &'static str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.wakes.of(cause).fetch_add(n as u64, Ordering::Relaxed);
+        crate::metrics::long_poll_wakeups(cause, n);
+    }
+
+    /// Polls this replica has woken for `cause` since it started.
+    pub fn wakes(&self, cause: &'static str) -> u64 {
+        self.wakes.of(cause).load(Ordering::Relaxed)
+    }
+
+    /// The work announced since the last call, to send to the other replicas.
+    pub fn take_pending_signal(&self) -> usize {
+        self.pending_signal.swap(0, Ordering::Relaxed)
+    }
+
     /// The automatic promotion rule, when one is set (checked at start-up).
     pub fn promotion_rule(&self) -> Option<PromotionRule> {
         let rule = self.settings.promote_basic_after.as_deref()?;
@@ -93,6 +144,27 @@ impl Deref for AppContext {
     type Target = Inner;
     fn deref(&self) -> &Inner {
         &self.0
+    }
+}
+
+#[derive(Default)]
+struct WakeCounts {
+    local: AtomicU64,
+    remote: AtomicU64,
+    relay: AtomicU64,
+    fallback: AtomicU64,
+    other: AtomicU64,
+}
+
+impl WakeCounts {
+    fn of(&self, cause: &str) -> &AtomicU64 {
+        match cause {
+            "local" => &self.local,
+            "remote" => &self.remote,
+            "relay" => &self.relay,
+            "fallback" => &self.fallback,
+            _ => &self.other,
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub const REPUTATION_DRIFT: &str = "owp_reputation_drift_workers";
 pub const REPUTATION_REPAIRS: &str = "owp_reputation_repairs_total";
 pub const PROMOTIONS: &str = "owp_worker_promotions_total";
 pub const OFFERS_MADE: &str = "owp_offers_made_total";
+pub const LONG_POLLS_WAITING: &str = "owp_long_polls_waiting";
+pub const LONG_POLL_WAKEUPS: &str = "owp_long_poll_wakeups_total";
 pub const OFFERS_ENDED: &str = "owp_offers_ended_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -165,6 +167,14 @@ fn describe() {
         "Reputation counters the reconciliation found drifted and repaired."
     );
     describe_counter!(OFFERS_MADE, "Offers made to workers.");
+    describe_gauge!(
+        LONG_POLLS_WAITING,
+        "Long polls (GET /v1/work?wait=N) waiting for work on this replica."
+    );
+    describe_counter!(
+        LONG_POLL_WAKEUPS,
+        "Waiting long polls woken, by cause (local, remote, relay, fallback, reconnect)."
+    );
     describe_counter!(
         OFFERS_ENDED,
         "Offers ended, by outcome (accepted, rejected, expired, withdrawn)."
@@ -391,4 +401,14 @@ pub fn offers_ended(outcome: &str, n: u64) {
         _ => "withdrawn",
     };
     counter!(OFFERS_ENDED, "outcome" => outcome).increment(n);
+}
+
+pub fn long_polls_waiting(n: usize) {
+    gauge!(LONG_POLLS_WAITING).set(n as f64);
+}
+
+pub fn long_poll_wakeups(cause: &'static str, n: usize) {
+    if n > 0 {
+        counter!(LONG_POLL_WAKEUPS, "cause" => cause).increment(n as u64);
+    }
 }

@@ -18,7 +18,14 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// Modules anyone may use; they use nothing of the crate but `config`.
-const LEAVES: &[&str] = &["telemetry", "auth", "metrics", "config", "limits"];
+const LEAVES: &[&str] = &[
+    "telemetry",
+    "auth",
+    "metrics",
+    "config",
+    "limits",
+    "wakeups",
+];
 
 fn layer(module: &str) -> Option<usize> {
     LAYERS.iter().position(|l| l.contains(&module))

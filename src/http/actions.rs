@@ -62,11 +62,15 @@ async fn one(
     actor: &str,
 ) -> Result<Json<TaskActionResponse>, ApiError> {
     match act.run(app, &task_id, actor).await? {
-        TaskAction::Done(status) => Ok(Json(TaskActionResponse {
-            ok: true,
-            task_id,
-            status,
-        })),
+        TaskAction::Done(status) => {
+            // the task is ready again, or its slot and area are free
+            app.work_ready(1);
+            Ok(Json(TaskActionResponse {
+                ok: true,
+                task_id,
+                status,
+            }))
+        }
         TaskAction::NotFound => Err(ApiError::NotFound("task")),
         TaskAction::NotFrom(from) => Err(ApiError::InvalidTransition {
             from,
@@ -101,6 +105,7 @@ async fn bulk(
             }),
         }
     }
+    app.work_ready(out.done.len());
     Ok(Json(out))
 }
 
@@ -216,6 +221,7 @@ pub async fn resume_worker(
     checked_id(&worker_id)?;
     let a = admin_actions::set_paused(&app.pool, &worker_id, false, &admin.actor).await?;
     worker_done(a)?;
+    app.work_ready(1);
     Ok(worker_ok(worker_id))
 }
 
@@ -319,6 +325,8 @@ pub async fn patch_task(
     let detail = views::task_detail(&app.pool, &task_id)
         .await?
         .ok_or(ApiError::NotFound("task"))?;
+    // new skills, tier or area may make it claimable for someone waiting
+    app.work_ready(1);
     Ok(Json(detail.task))
 }
 
@@ -355,6 +363,7 @@ pub async fn set_trust_tier(
         admin_actions::set_trust_tier(&app.pool, &worker_id, tier.level(), &reason, &admin.actor)
             .await?;
     worker_done(a)?;
+    app.work_ready(1);
     Ok(Json(TrustTierResponse {
         worker_id,
         trust_tier: tier,

@@ -42,6 +42,8 @@ pub async fn upsert_repo(
         Upserted::Updated => StatusCode::OK,
         Upserted::AreasOpenTwice(areas) => return Err(ApiError::AreasOpenTwice(areas)),
     };
+    // a larger budget or area locks turned off may free slots
+    app.work_ready(settings.max_open_prs.max(1) as usize);
     Ok((
         status,
         Json(RepoResponse {
@@ -119,6 +121,7 @@ pub async fn create_tasks(
         Created::UnknownRepo(_) => return Err(ApiError::NotFound("repo")),
     };
     crate::metrics::tasks_created(ids.len());
+    app.work_ready(ids.len());
     let mut ids: Vec<String> = ids.into_iter().map(|t| t.0).collect();
     Ok(if bulk {
         (

@@ -126,12 +126,15 @@ pub async fn reject_offer(
         )
     })?;
     match offers::reject(&app.pool, &offer_id, worker.id.as_str(), reason).await? {
-        Answered::Rejected { task_id } => Ok(Json(RejectResponse {
-            ok: true,
-            offer_id,
-            task_id,
-            status: "ready".into(),
-        })),
+        Answered::Rejected { task_id } => {
+            app.work_ready(1);
+            Ok(Json(RejectResponse {
+                ok: true,
+                offer_id,
+                task_id,
+                status: "ready".into(),
+            }))
+        }
         other => Err(refused(other)),
     }
 }

@@ -111,5 +111,6 @@ pub async fn close_stale_prs(
             }),
         }
     }
+    app.work_ready(out.closed.len());
     Ok(Json(out))
 }

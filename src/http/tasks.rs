@@ -105,12 +105,21 @@ pub async fn report_status(
         StatusResult::Updated {
             status,
             lease_expires_at,
-        } => Ok(Json(StatusResponse {
+        } => {
+            if !matches!(
+                c.report,
+                Report::Rest(TaskStatus::InProgress | TaskStatus::Blocked)
+            ) {
+                // capacity, a slot or the task itself is free again
+                app.work_ready(1);
+            }
+            Ok(Json(StatusResponse {
             ok: true,
             task_id,
-            status: status.as_str().into(),
-            lease_expires_at,
-        })),
+                status: status.as_str().into(),
+                lease_expires_at,
+            }))
+        }
         StatusResult::NotFound => Err(ApiError::NotFound("task")),
         StatusResult::LeaseLost => Err(ApiError::LeaseLost),
         StatusResult::LeaseIdRequired => Err(Invalid::new(

@@ -1,6 +1,7 @@
-//! Polling for work: claim up to free capacity, answer with every live lease.
+//! Polling for work: claim up to free capacity, answer with every live lease; long polls
+//! wait for a wake-up (`wakeups`) between claims.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::Json;
@@ -13,7 +14,9 @@ use crate::store::claim::{self, ClaimRequest, Grant};
 use crate::wire::work::{WorkParams, WorkResponse};
 use crate::wire::ErrorBody;
 
-/// Claim new leases up to free capacity; returns all of the caller's live leases.
+/// Claim new leases up to free capacity; returns all of the caller's live leases. With
+/// `wait`, a poll that finds nothing to claim waits (holding no connection) until work may
+/// be there or `wait` seconds pass.
 #[utoipa::path(get, path = "/v1/work", tag = "work", params(WorkParams), security(("worker" = [])),
     responses((status = 200, body = WorkResponse), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
@@ -23,24 +26,50 @@ pub async fn claim_work(
     ApiQuery(params): ApiQuery<WorkParams>,
 ) -> Result<Json<WorkResponse>, ApiError> {
     let max_new = input::int_in("max", params.max, 100, 0, 100)?;
-    input::int_in("wait", params.wait, 0, 0, 60)?;
-    let started = Instant::now();
-    let claimed = claim::claim_leases(
-        &app.pool,
-        &ClaimRequest {
-            worker_id: worker.id.as_str(),
-            max_new: u32::try_from(max_new).expect("range checked: 0..=100"),
-            grant: Grant::Lease {
-                ttl: app.settings.lease_ttl,
-            },
+    let wait = input::int_in("wait", params.wait, 0, 0, 60)?;
+    let req = ClaimRequest {
+        worker_id: worker.id.as_str(),
+        max_new: u32::try_from(max_new).expect("range checked: 0..=100"),
+        grant: Grant::Lease {
+            ttl: app.settings.lease_ttl,
         },
-    )
-    .await?;
-    crate::metrics::claim_duration(started.elapsed());
+    };
+    let deadline = Instant::now() + Duration::from_secs(u64::from(wait.unsigned_abs()));
+    // queued before the claim, so a wake that comes while it runs is not missed
+    let mut waiter = (wait > 0 && max_new > 0).then(|| app.wakeups.wait());
+    let mut claimed = claim(&app, &req).await?;
+    while let Some(w) = waiter.as_mut() {
+        if claimed.new > 0 || !claimed.can_take_more {
+            break;
+        }
+        let wake = tokio::select! {
+            wake = w.woken() => wake,
+            () = tokio::time::sleep_until(deadline.into()) => None,
+            () = app.stopped() => None,
+        };
+        let Some(wake) = wake else { break };
+        waiter = Some(app.wakeups.wait());
+        claimed = claim(&app, &req).await?;
+        if claimed.new > 0 {
+            // more may be there: the next waiting poll looks too
+            app.wake_waiters(1, "relay");
+        } else if wake.relays_left > 0 {
+            // the work may be for someone else: pass the wake on, a few times at most
+            let woken = app.wakeups.wake(1, wake.relays_left - 1);
+            app.count_wakes("relay", woken);
+        }
+    }
     Ok(Json(WorkResponse {
         worker_id: worker.id.0,
         leases: claimed.leases,
     }))
+}
+
+async fn claim(app: &AppContext, req: &ClaimRequest<'_>) -> Result<claim::Claimed, ApiError> {
+    let started = Instant::now();
+    let claimed = claim::claim_leases(&app.pool, req).await?;
+    crate::metrics::claim_duration(started.elapsed());
+    Ok(claimed)
 }
 
 /// The same call as `GET /v1/work`.

@@ -67,12 +67,18 @@ pub async fn sweep_due(app: &AppContext, schedule: &mut Schedule) -> Option<Swee
     let mut report = SweepReport::default();
     if started >= schedule.next_expiry {
         match lease_expiry::run(&app.pool, app.backoff()).await {
-            Ok(r) => report.expired = r,
+            Ok(r) => {
+                app.work_ready(r.requeued as usize);
+                report.expired = r;
+            }
             Err(e) => report.failed.push(("lease_expiry", e)),
         }
         report.ran += 1;
         match offer_expiry::run(&app.pool).await {
-            Ok(n) => report.offers_expired = n,
+            Ok(n) => {
+                app.work_ready(n as usize);
+                report.offers_expired = n;
+            }
             Err(e) => report.failed.push(("offer_expiry", e)),
         }
         report.ran += 1;
@@ -80,7 +86,10 @@ pub async fn sweep_due(app: &AppContext, schedule: &mut Schedule) -> Option<Swee
     }
     if started >= schedule.next_offline {
         match offline_workers::run(&app.pool, app.settings.heartbeat_timeout, app.backoff()).await {
-            Ok(r) => report.offline = r,
+            Ok(r) => {
+                app.work_ready(r.requeued as usize);
+                report.offline = r;
+            }
             Err(e) => report.failed.push(("offline_workers", e)),
         }
         report.ran += 1;

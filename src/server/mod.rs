@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod listener;
+pub mod work_signals;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,6 +37,8 @@ pub async fn serve_on(
         max_connections: app.settings.limits.max_connections,
     };
     let router = http::router(app.clone());
+    // ends with the app (`stopped`)
+    work_signals::spawn(app.clone());
     let stopping = async move {
         shutdown.await;
         app.stop();

@@ -51,6 +51,15 @@ pub struct Claimed {
     /// All of the worker's live leases, old and new.
     pub leases: Vec<Lease>,
     pub new: usize,
+    /// The worker could take more work now (capacity left, not paused): worth waiting for.
+    pub can_take_more: bool,
+}
+
+/// What one claim granted.
+struct Reserved {
+    /// Lease or offer ids.
+    ids: Vec<String>,
+    can_take_more: bool,
 }
 
 /// How far past the wanted count candidates are locked, to absorb lost races.
@@ -69,10 +78,11 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
     let granted = claim_in(&mut tx, req).await?;
     let leases = live_leases(&mut tx, req.worker_id).await?;
     tx.commit().await?;
-    crate::metrics::leases_claimed(granted.len());
+    crate::metrics::leases_claimed(granted.ids.len());
     Ok(Claimed {
         leases,
-        new: granted.len(),
+        new: granted.ids.len(),
+        can_take_more: granted.can_take_more,
     })
 }
 
@@ -82,12 +92,12 @@ pub async fn make_offers(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<V
     let mut tx = super::begin(pool).await?;
     let offers = claim_in(&mut tx, req).await?;
     tx.commit().await?;
-    Ok(offers)
+    Ok(offers.ids)
 }
 
 /// Locks the worker and grants what its free capacity allows; the ids of what it granted
 /// (lease ids or offer ids).
-async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<Vec<String>> {
+async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<Reserved> {
     // Locks the worker row for the rest of the poll (I2, I8): `no key update` conflicts with
     // itself, so this worker's polls run one at a time, yet lets FK checks (key share) pass.
     // Locking, not updating: last_heartbeat is indexed, so an update per poll would write a
@@ -137,15 +147,24 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
     let free_slots = i64::from(w.max_concurrent_tasks - used.leases);
     let want = free_slots.min(i64::from(req.max_new));
     let paused = w.status == WorkerStatus::Paused || w.paused_by_admin;
-    if paused || want <= 0 || free_points <= 0 {
-        return Ok(Vec::new());
+    if paused || free_slots <= 0 || free_points <= 0 {
+        return Ok(Reserved {
+            ids: Vec::new(),
+            can_take_more: false,
+        });
     }
     let eligible = Eligibility {
         skills: &w.skills,
         tier: w.trust_tier,
         score,
     };
-    claim_candidates(tx, req, &eligible, &mut free_points, want).await
+    let ids = if want > 0 {
+        claim_candidates(tx, req, &eligible, &mut free_points, want).await?
+    } else {
+        Vec::new()
+    };
+    let can_take_more = free_points > 0 && (ids.len() as i64) < free_slots;
+    Ok(Reserved { ids, can_take_more })
 }
 
 /// What a task may ask of the worker that claims it.

@@ -16,6 +16,7 @@ pub mod repos;
 pub mod reputation;
 pub mod retention;
 pub mod seed;
+pub mod signals;
 pub mod stale_prs;
 pub mod sweeps;
 pub mod tasks;

@@ -12,8 +12,9 @@ pub struct WorkParams {
     /// Cap on new claims in this call (0-100).
     #[param(minimum = 0, maximum = 100)]
     pub max: Option<i64>,
-    /// Long poll: seconds to hold the request until work appears (0-60). This server
-    /// answers at once; clients poll again after `poll_interval_seconds`.
+    /// Long poll: when nothing can be claimed at once, hold the request up to this many
+    /// seconds (0-60) until work appears; answers at once when something was claimed or
+    /// the worker has no free capacity.
     #[param(minimum = 0, maximum = 60)]
     pub wait: Option<i64>,
 }

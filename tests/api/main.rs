@@ -7,6 +7,7 @@ mod concurrency;
 mod db_down;
 mod errors;
 mod limits;
+mod long_poll;
 mod offers;
 mod operator;
 mod ops;

@@ -1,0 +1,69 @@
+//! Work signals between replicas: `NOTIFY owp_work` when work may have become claimable,
+//! `LISTEN owp_work` on one direct connection per replica (not a request-pool connection),
+//! and the cheap check the fallback runs when a notification may have been lost.
+
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::PgPool;
+
+use super::StoreResult;
+
+pub const CHANNEL: &str = "owp_work";
+
+/// Tells every replica that about `hint` units of work may be claimable; `from` names the
+/// sender, so it can ignore its own signal.
+pub async fn notify(pool: &PgPool, from: &str, hint: usize) -> StoreResult<()> {
+    sqlx::query!(
+        "select pg_notify($1, $2)",
+        CHANNEL,
+        format!("{from} {hint}")
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Whether any task is ready and past its retry backoff (tasks_ready_queue).
+pub async fn ready_work_exists(pool: &PgPool) -> StoreResult<bool> {
+    let exists = sqlx::query_scalar!(
+        r#"select exists (select 1 from tasks where status = 'ready'
+                          and (retry_at is null or retry_at <= now())) as "e!""#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(exists)
+}
+
+/// A signal received: who sent it and how much work it announces.
+pub struct Signal {
+    pub from: String,
+    pub hint: usize,
+}
+
+/// The replica's `LISTEN` connection: its own one-connection pool built from the request
+/// pool's options, so listening never takes a request slot.
+pub struct Listener(PgListener);
+
+impl Listener {
+    pub async fn connect(request_pool: &PgPool) -> StoreResult<Self> {
+        let options = (*request_pool.connect_options()).clone();
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
+        let mut l = PgListener::connect_with(&own).await?;
+        l.listen(CHANNEL).await?;
+        Ok(Self(l))
+    }
+
+    /// The next signal; `Ok(None)` when the connection was lost and re-established
+    /// (signals sent meanwhile are gone).
+    pub async fn next(&mut self) -> StoreResult<Option<Signal>> {
+        let Some(n) = self.0.try_recv().await? else {
+            return Ok(None);
+        };
+        let (from, hint) = n.payload().split_once(' ').unwrap_or((n.payload(), "1"));
+        Ok(Some(Signal {
+            from: from.to_string(),
+            hint: hint.parse().unwrap_or(1),
+        }))
+    }
+}

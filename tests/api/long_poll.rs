@@ -1,0 +1,212 @@
+//! Long polling (`GET /v1/work?wait=N`): a waiting poll holds no connection, is woken by
+//! new work on its own replica or another one (or, when a signal is lost, by the fallback
+//! check), and one task wakes a few polls, not the fleet.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+
+use crate::support::eventually::eventually;
+use crate::support::*;
+
+/// Starts a long poll in the background; resolves to its leases.
+fn long_poll(app: &TestApp, w: &Worker, wait: u32) -> JoinHandle<Vec<Value>> {
+    let (http, base, token) = (app.http.clone(), app.base.clone(), w.token.clone());
+    tokio::spawn(async move {
+        let r = http
+            .get(format!("{base}/v1/work?wait={wait}"))
+            .header("authorization", format!("Bearer {token}"))
+            .timeout(Duration::from_secs(90))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        body["leases"].as_array().unwrap().clone()
+    })
+}
+
+async fn until_waiting(app: &TestApp, n: usize) {
+    eventually(
+        &format!("{n} polls waiting"),
+        Duration::from_secs(20),
+        || async { app.ctx.wakeups.waiting() == n },
+    )
+    .await;
+}
+
+#[sqlx::test]
+async fn a_waiting_poll_gets_new_work_and_holds_no_connection(pool: PgPool) {
+    // a request pool of 3 connections, and 30 polls waiting on it
+    let small = PgPoolOptions::new()
+        .max_connections(3)
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .unwrap();
+    let ctx = owp_pool::app::AppContext::new(
+        small,
+        test_settings(),
+        owp_pool::auth::TokenSet::new([ADMIN]),
+        owp_pool::auth::Registration::Open,
+    );
+    let app = spawn_ctx(ctx).await;
+    app.create_repo("acme/r", 100, false).await;
+    let ws: Vec<Worker> =
+        futures::future::join_all((0..30).map(|i| app.register_owned(format!("w{i}")))).await;
+    let polls: Vec<_> = ws.iter().map(|w| long_poll(&app, w, 30)).collect();
+    until_waiting(&app, 30).await;
+    // the pool is free for everyone else meanwhile
+    for _ in 0..5 {
+        app.state().await;
+    }
+    let t = app
+        .create_task(json!({"repo": "acme/r", "title": "t"}))
+        .await;
+    eventually(
+        "the task reaches a waiting poll",
+        Duration::from_secs(20),
+        || async { app.task_row(&t).await.0 == "leased" },
+    )
+    .await;
+    let holder = app.task_row(&t).await.2.unwrap();
+    let i = ws
+        .iter()
+        .position(|w| w.id == holder)
+        .expect("one of the waiting workers");
+    let leases = tokio::time::timeout(Duration::from_secs(20), polls.into_iter().nth(i).unwrap())
+        .await
+        .expect("the winner's poll returns")
+        .unwrap();
+    assert_eq!(leases[0]["task_id"], t.as_str());
+    assert_invariants(&pool).await;
+}
+
+#[sqlx::test]
+async fn one_task_wakes_a_few_polls_not_the_fleet(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.create_repo("acme/r", 100, false).await;
+    // one task at a time each
+    let ws: Vec<Worker> = futures::future::join_all((0..40).map(|i| {
+        let app = &app;
+        async move { app.register(&format!("w{i}"), &[], 10, 1).await }
+    }))
+    .await;
+    let mut polls: Vec<_> = ws.iter().map(|w| long_poll(&app, w, 30)).collect();
+    until_waiting(&app, 40).await;
+    let woken_before = app.ctx.wakes("local") + app.ctx.wakes("relay");
+    let t = app
+        .create_task(json!({"repo": "acme/r", "title": "one"}))
+        .await;
+    eventually("one poll took it", Duration::from_secs(20), || async {
+        app.task_row(&t).await.0 == "leased"
+    })
+    .await;
+    // the others go back to waiting
+    until_waiting(&app, 39).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let woken = app.ctx.wakes("local") + app.ctx.wakes("relay") - woken_before;
+    // the creation wakes one, the winner passes it on, a poll that finds nothing passes it
+    // on a few times: far from 40
+    assert!(
+        (1..=2 + owp_pool::wakeups::RELAYS as u64).contains(&woken),
+        "{woken} polls woken for one task"
+    );
+    assert_eq!(polls.iter().filter(|p| p.is_finished()).count(), 1);
+
+    // fairly: 39 more tasks, one each for the 39 still waiting
+    app.create_tasks(
+        (0..39)
+            .map(|i| json!({"repo": "acme/r", "title": format!("t{i}")}))
+            .collect(),
+    )
+    .await;
+    let mut counts = Vec::new();
+    for p in polls.drain(..) {
+        counts.push(p.await.unwrap().len());
+    }
+    assert!(counts.iter().all(|n| *n == 1), "{counts:?}");
+    assert_invariants(&pool).await;
+}
+
+#[sqlx::test]
+async fn work_made_on_another_replica_or_in_sql_reaches_a_waiting_poll(pool: PgPool) {
+    let a = spawn_app(pool.clone()).await;
+    let b = spawn_app(pool.clone()).await;
+    a.create_repo("acme/r", 10, false).await;
+    let w = b.register("w", &[], 10, 5).await;
+    // created through replica A; the poll waits on replica B
+    let poll = long_poll(&b, &w, 30);
+    until_waiting(&b, 1).await;
+    let t = a
+        .create_task(json!({"repo": "acme/r", "title": "via a"}))
+        .await;
+    let leases = poll.await.unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0]["task_id"], t.as_str());
+    assert!(b.ctx.wakes("remote") >= 1, "B heard A's signal");
+
+    // a task written straight into the database sends no signal: the fallback finds it
+    let fallback_before = b.ctx.wakes("fallback");
+    let poll = long_poll(&b, &w, 30);
+    until_waiting(&b, 1).await;
+    sqlx::raw_sql(
+        "insert into tasks (id, repo, title, estimate_points) values ('t_sql', 'acme/r', 'from psql', 1);
+         insert into audit_events (kind, task_id, repo, to_status, actor)
+         values ('task_created', 't_sql', 'acme/r', 'ready', 'admin')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let leases = poll.await.unwrap();
+    assert!(leases.iter().any(|l| l["task_id"] == "t_sql"), "{leases:?}");
+    assert!(b.ctx.wakes("fallback") > fallback_before);
+    assert_invariants(&pool).await;
+}
+
+#[sqlx::test]
+async fn a_poll_with_nothing_to_wait_for_is_answered_at_once(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.create_repo("acme/r", 10, false).await;
+    app.create_task(json!({"repo": "acme/r", "title": "t"}))
+        .await;
+    let w = app.register("w", &[], 10, 1).await;
+    // it claims the task: answered at once
+    let first = long_poll(&app, &w, 60);
+    assert_eq!(first.await.unwrap().len(), 1);
+    // its only place is taken: nothing to wait for
+    let full = long_poll(&app, &w, 60);
+    let leases = tokio::time::timeout(Duration::from_secs(20), full)
+        .await
+        .expect("a worker without free capacity does not wait")
+        .unwrap();
+    assert_eq!(leases.len(), 1);
+    // paused by an admin: the same
+    let idle = app.register("idle", &[], 10, 1).await;
+    app.admin(
+        Method::POST,
+        &format!("/v1/workers/{}/pause", idle.id),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    let paused = long_poll(&app, &idle, 60);
+    let leases = tokio::time::timeout(Duration::from_secs(20), paused)
+        .await
+        .expect("a paused worker does not wait")
+        .unwrap();
+    assert!(leases.is_empty());
+    // and a waiting poll ends when the replica shuts down
+    let free = app.register("free", &[], 10, 1).await;
+    let waiting = long_poll(&app, &free, 60);
+    until_waiting(&app, 1).await;
+    app.ctx.stop();
+    let leases = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("shutdown ends waiting polls")
+        .unwrap();
+    assert!(leases.is_empty());
+}
