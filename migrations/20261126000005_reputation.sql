@@ -60,63 +60,60 @@ create table worker_reputation (
 create table worker_reputation_pruned (like worker_reputation including defaults,
     primary key (worker_id));
 
-create function reputation_add(target regclass, worker text, d reputation_counts)
-returns void language plpgsql as $$
-begin
-    execute format(
-        'insert into %s as r (worker_id, attempts, delivered, on_time, failed, expired, prs_merged,
-                              prs_closed, quality_sum, quality_count)
-         values ($1, ($2).attempts, ($2).delivered, ($2).on_time, ($2).failed, ($2).expired,
-                 ($2).prs_merged, ($2).prs_closed, ($2).quality_sum, ($2).quality_count)
-         on conflict (worker_id) do update set
-             attempts = r.attempts + excluded.attempts, delivered = r.delivered + excluded.delivered,
-             on_time = r.on_time + excluded.on_time, failed = r.failed + excluded.failed,
-             expired = r.expired + excluded.expired, prs_merged = r.prs_merged + excluded.prs_merged,
-             prs_closed = r.prs_closed + excluded.prs_closed,
-             quality_sum = r.quality_sum + excluded.quality_sum,
-             quality_count = r.quality_count + excluded.quality_count', target)
-    using worker, d;
-end $$;
-
+-- Static SQL only (plpgsql caches its plans): this runs in the transaction of every lease
+-- end, on the lifecycle's hot path.
 create function leases_count_reputation() returns trigger language plpgsql as $$
 declare
     n reputation_counts := lease_counts(new.end_reason, new.on_time, new.last_report, new.quality);
     o reputation_counts := lease_counts(old.end_reason, old.on_time, old.last_report, old.quality);
 begin
     if n is distinct from o then
-        perform reputation_add('worker_reputation', new.worker_id, row(
-            n.attempts - o.attempts, n.delivered - o.delivered, n.on_time - o.on_time,
-            n.failed - o.failed, n.expired - o.expired, n.prs_merged - o.prs_merged,
-            n.prs_closed - o.prs_closed, n.quality_sum - o.quality_sum,
-            n.quality_count - o.quality_count)::reputation_counts);
+        insert into worker_reputation as r (worker_id, attempts, delivered, on_time, failed, expired,
+                                            prs_merged, prs_closed, quality_sum, quality_count)
+        values (new.worker_id, n.attempts - o.attempts, n.delivered - o.delivered,
+                n.on_time - o.on_time, n.failed - o.failed, n.expired - o.expired,
+                n.prs_merged - o.prs_merged, n.prs_closed - o.prs_closed,
+                n.quality_sum - o.quality_sum, n.quality_count - o.quality_count)
+        on conflict (worker_id) do update set
+            attempts = r.attempts + excluded.attempts, delivered = r.delivered + excluded.delivered,
+            on_time = r.on_time + excluded.on_time, failed = r.failed + excluded.failed,
+            expired = r.expired + excluded.expired, prs_merged = r.prs_merged + excluded.prs_merged,
+            prs_closed = r.prs_closed + excluded.prs_closed,
+            quality_sum = r.quality_sum + excluded.quality_sum,
+            quality_count = r.quality_count + excluded.quality_count;
     end if;
     return null;
 end $$;
 
+-- Fires only when a counted fact changes: the lease ends, is rated, or its PR is decided
+-- (not on every progress report, which also sets last_report).
 create trigger leases_count_reputation
     after update of end_reason, on_time, last_report, quality on leases
     for each row
     when (old.end_reason is distinct from new.end_reason or old.on_time is distinct from new.on_time
-          or old.last_report is distinct from new.last_report or old.quality is distinct from new.quality)
+          or old.quality is distinct from new.quality
+          or (old.last_report is distinct from new.last_report
+              and (new.last_report in ('merged', 'closed') or old.last_report in ('merged', 'closed'))))
     execute function leases_count_reputation();
 
 -- Retention deletes leases in batches: one statement-level trigger keeps what they counted.
 create function leases_keep_pruned_reputation() returns trigger language plpgsql as $$
-declare
-    r record;
 begin
-    for r in
-        select g.worker_id,
-               row(sum((c).attempts), sum((c).delivered), sum((c).on_time), sum((c).failed),
-                   sum((c).expired), sum((c).prs_merged), sum((c).prs_closed),
-                   sum((c).quality_sum), sum((c).quality_count))::reputation_counts as d
-        from (select worker_id, lease_counts(end_reason, on_time, last_report, quality) as c
-              from gone) g
-        group by g.worker_id
-        order by g.worker_id
-    loop
-        perform reputation_add('worker_reputation_pruned', r.worker_id, r.d);
-    end loop;
+    insert into worker_reputation_pruned as p (worker_id, attempts, delivered, on_time, failed,
+                                               expired, prs_merged, prs_closed, quality_sum, quality_count)
+    select g.worker_id, sum((c).attempts), sum((c).delivered), sum((c).on_time), sum((c).failed),
+           sum((c).expired), sum((c).prs_merged), sum((c).prs_closed), sum((c).quality_sum),
+           sum((c).quality_count)
+    from (select worker_id, lease_counts(end_reason, on_time, last_report, quality) as c from gone) g
+    group by g.worker_id
+    order by g.worker_id
+    on conflict (worker_id) do update set
+        attempts = p.attempts + excluded.attempts, delivered = p.delivered + excluded.delivered,
+        on_time = p.on_time + excluded.on_time, failed = p.failed + excluded.failed,
+        expired = p.expired + excluded.expired, prs_merged = p.prs_merged + excluded.prs_merged,
+        prs_closed = p.prs_closed + excluded.prs_closed,
+        quality_sum = p.quality_sum + excluded.quality_sum,
+        quality_count = p.quality_count + excluded.quality_count;
     return null;
 end $$;
 

@@ -137,6 +137,7 @@ struct Locked {
     lease_id: Option<String>,
     attempt: i32,
     max_attempts: i32,
+    estimate_points: i32,
     repo: String,
     pr_url_prefix: Option<String>,
     expired: bool,
@@ -200,6 +201,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
             let out = transition::outcome(u.report, t.attempt, t.max_attempts);
             let from = Snapshot {
                 status: t.status,
+                estimate_points: t.estimate_points,
                 repo: &t.repo,
                 lease_id: t.lease_id.as_deref(),
             };
@@ -230,7 +232,8 @@ async fn lock_task(
 ) -> StoreResult<Option<Locked>> {
     let t = sqlx::query_as!(
         Locked,
-        r#"select t.status as "status: TaskStatus", t.worker_id, t.lease_id, t.attempt, t.max_attempts, t.repo,
+        r#"select t.status as "status: TaskStatus", t.worker_id, t.lease_id, t.attempt, t.max_attempts,
+                  t.estimate_points, t.repo,
                   (select r.pr_url_prefix from repositories r where r.repo = t.repo) as pr_url_prefix,
                   coalesce(t.lease_expires_at < now(), false) as "expired!",
                   p.id as "prior_id?", p.last_report as "prior_report?",
@@ -274,6 +277,7 @@ async fn renew_lease(
 /// The task as locked, before the transition.
 struct Snapshot<'a> {
     status: TaskStatus,
+    estimate_points: i32,
     repo: &'a str,
     lease_id: Option<&'a str>,
 }
@@ -313,7 +317,7 @@ async fn apply(
                    end_reason = case when ended_at is null and $5 then $9 else end_reason end,
                    -- reputation: delivered within estimate_points x OWP_ON_TIME_PER_POINT
                    on_time = case when ended_at is null and $5 and $9 in ('completed', 'pr_opened')
-                       then now() - granted_at <= make_interval(secs => $18::float8 * (select estimate_points from tasks where id = $1))
+                       then now() - granted_at <= make_interval(secs => $18)
                        else on_time end,
                    quality = coalesce($19, quality),
                    -- repository analytics: review wait ends here
@@ -347,7 +351,8 @@ async fn apply(
         delay.map(|d| d.everyone.as_secs_f64()),
         delay.map(|d| d.same_worker.as_secs_f64()),
         u.audit_actor,
-        u.on_time_per_point.as_secs_f64(),
+        // on time within estimate_points x OWP_ON_TIME_PER_POINT
+        u.on_time_per_point.as_secs_f64() * f64::from(from.estimate_points),
         u.quality,
     )
     .fetch_one(tx)
