@@ -103,3 +103,14 @@ pub async fn bulk_history(
     sqlx::query!("analyze").execute(pool).await?;
     Ok(())
 }
+
+/// Connections to this database doing something (not idle), other than the caller's.
+pub async fn busy_connections(pool: &PgPool) -> StoreResult<i64> {
+    let n = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from pg_stat_activity
+           where datname = current_database() and state <> 'idle' and pid <> pg_backend_pid()"#
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(n)
+}

@@ -4,12 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OfferParams {
     /// At most this many new offers (0-100, default 100); free capacity caps it too.
     #[param(minimum = 0, maximum = 100)]
-    #[serde(default, deserialize_with = "super::lenient_int")]
     pub max: Option<i64>,
 }
 

@@ -52,6 +52,12 @@ async fn an_offer_reserves_its_task_until_accepted(pool: PgPool) {
     let w = app.register("w", &[], 5, 2).await;
     let other = app.register("other", &[], 5, 2).await;
 
+    // `max` is a query parameter like GET /v1/work's (a fuzzer once found it read as JSON)
+    let none = app
+        .as_worker(&w, Method::POST, "/v1/work/offers?max=0", None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(none["offers"], json!([]));
     let made = offers(&app, &w).await;
     assert_eq!(made.len(), 1, "the repo's budget of 1 allows one: {made:?}");
     let o = &made[0];
