@@ -55,7 +55,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
         .build()?;
     let repo = RepoRequest {
         repo: "bench/idle".into(),
-        max_open_prs: Some(100_000),
+        max_open_prs: Some(10_000),
         area_locks_enabled: Some(false),
         ..RepoRequest::default()
     };
