@@ -1,8 +1,9 @@
 //! `AppContext`: what every handler and background service shares, built once at start.
 
+use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
@@ -38,6 +39,11 @@ pub struct Inner {
     pub instance: String,
     /// Polls this replica woke, by cause (also exported as a metric).
     wakes: WakeCounts,
+    /// Bumped whenever work may have become claimable (any cause but a relay).
+    work_epoch: AtomicU64,
+    /// Workers whose last long poll here claimed nothing though they had room, with the
+    /// epoch it saw: while the epoch stands, their next poll need not claim again.
+    idle_polls: Mutex<HashMap<String, u64>>,
     /// Turns true when the replica starts shutting down: streams end, long waits return.
     stopping: watch::Sender<bool>,
 }
@@ -66,6 +72,8 @@ impl AppContext {
             pending_signal: AtomicUsize::new(0),
             instance: uuid::Uuid::now_v7().simple().to_string(),
             wakes: WakeCounts::default(),
+            work_epoch: AtomicU64::new(0),
+            idle_polls: Mutex::new(HashMap::new()),
         }))
     }
 }
@@ -104,6 +112,9 @@ impl AppContext {
 
     /// Wakes up to `n` waiting polls of this replica (capped; they pass it on).
     pub fn wake_waiters(&self, n: usize, cause: &'static str) {
+        if cause != "relay" {
+            self.work_epoch.fetch_add(1, Ordering::Relaxed);
+        }
         let woken = self.wakeups.wake(n.min(MAX_WAKE), RELAYS);
         self.count_wakes(cause, woken);
     }
@@ -115,6 +126,30 @@ impl AppContext {
         }
         self.wakes.of(cause).fetch_add(n as u64, Ordering::Relaxed);
         crate::metrics::long_poll_wakeups(cause, n);
+    }
+
+    /// The work epoch now: read it before a claim, record it with `claimed_nothing`.
+    pub fn work_epoch(&self) -> u64 {
+        self.work_epoch.load(Ordering::Relaxed)
+    }
+
+    /// The worker's long poll claimed nothing at `epoch` though it had room.
+    pub fn claimed_nothing(&self, worker_id: &str, epoch: u64) {
+        let mut idle = self.idle_polls.lock().expect("idle polls lock");
+        idle.insert(worker_id.to_string(), epoch);
+    }
+
+    /// Forgets the worker's empty claim (it claimed, or has no room).
+    pub fn claimed_something(&self, worker_id: &str) {
+        let mut idle = self.idle_polls.lock().expect("idle polls lock");
+        idle.remove(worker_id);
+    }
+
+    /// Nothing that could make work claimable happened since the worker's last empty claim
+    /// on this replica: claiming again now would find nothing.
+    pub fn nothing_new_for(&self, worker_id: &str) -> bool {
+        let idle = self.idle_polls.lock().expect("idle polls lock");
+        idle.get(worker_id) == Some(&self.work_epoch())
     }
 
     /// Polls this replica has woken for `cause` since it started.

@@ -35,33 +35,61 @@ pub async fn claim_work(
         },
     };
     let deadline = Instant::now() + Duration::from_secs(u64::from(wait.unsigned_abs()));
-    // queued before the claim, so a wake that comes while it runs is not missed
-    let mut waiter = (wait > 0 && max_new > 0).then(|| app.wakeups.wait());
-    let mut claimed = claim(&app, &req).await?;
-    while let Some(w) = waiter.as_mut() {
-        if claimed.new > 0 || !claimed.can_take_more {
-            break;
-        }
+    let long = wait > 0 && max_new > 0;
+    let me = worker.id.as_str();
+    // queued before any claim, so a wake that comes while it runs is not missed
+    let mut waiter = long.then(|| app.wakeups.wait());
+    // nothing could have become claimable since this worker's last empty claim here (an
+    // idle fleet re-polling after each `wait`): skip the claim transaction
+    let mut unclaimed = None;
+    if long && app.nothing_new_for(me) {
+        unclaimed = claim::poll_without_claim(&app.pool, me).await?;
+    }
+    // once woken: how many more times a wake that finds nothing may be passed on
+    let mut relays_left: Option<u8> = None;
+    let leases = loop {
+        let leases = match unclaimed.take() {
+            Some(leases) => leases,
+            None => {
+                let epoch = app.work_epoch();
+                let claimed = claim(&app, &req).await?;
+                if !long {
+                    break claimed.leases;
+                }
+                if claimed.new > 0 || !claimed.can_take_more {
+                    app.claimed_something(me);
+                    if claimed.new > 0 && relays_left.is_some() {
+                        // more may be there: the next waiting poll looks too
+                        app.wake_waiters(1, "relay");
+                    }
+                    break claimed.leases;
+                }
+                app.claimed_nothing(me, epoch);
+                if let Some(r) = relays_left.filter(|r| *r > 0) {
+                    // the work may be for someone else: pass the wake on, a few times at most
+                    let woken = app.wakeups.wake(1, r - 1);
+                    app.count_wakes("relay", woken);
+                }
+                claimed.leases
+            }
+        };
+        let Some(w) = waiter.as_mut() else {
+            break leases;
+        };
         let wake = tokio::select! {
             wake = w.woken() => wake,
             () = tokio::time::sleep_until(deadline.into()) => None,
             () = app.stopped() => None,
         };
-        let Some(wake) = wake else { break };
+        let Some(wake) = wake else {
+            break leases;
+        };
         waiter = Some(app.wakeups.wait());
-        claimed = claim(&app, &req).await?;
-        if claimed.new > 0 {
-            // more may be there: the next waiting poll looks too
-            app.wake_waiters(1, "relay");
-        } else if wake.relays_left > 0 {
-            // the work may be for someone else: pass the wake on, a few times at most
-            let woken = app.wakeups.wake(1, wake.relays_left - 1);
-            app.count_wakes("relay", woken);
-        }
-    }
+        relays_left = Some(wake.relays_left);
+    };
     Ok(Json(WorkResponse {
         worker_id: worker.id.0,
-        leases: claimed.leases,
+        leases,
     }))
 }
 

@@ -454,6 +454,27 @@ async fn count_open(
     Ok(budgets)
 }
 
+/// A poll that need not claim (nothing changed since the worker's last empty claim): it
+/// still counts as a sign of life, like a claim, and answers with the worker's leases.
+/// `None` when the worker is offline: a full claim brings it back (with its event).
+pub async fn poll_without_claim(pool: &PgPool, worker_id: &str) -> StoreResult<Option<Vec<Lease>>> {
+    let mut conn = pool.acquire().await?;
+    let online = sqlx::query_scalar!(
+        r#"with w as (select online from workers where id = $1),
+           touched as (
+               update workers set last_heartbeat = now()
+               where id = $1 and online and last_heartbeat < now() - interval '1 second')
+           select coalesce((select online from w), false) as "online!""#,
+        worker_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !online {
+        return Ok(None);
+    }
+    Ok(Some(live_leases(&mut conn, worker_id).await?))
+}
+
 /// The worker's unexpired live leases. An expired one still counts against its capacity
 /// until the sweep requeues it, but is no longer the worker's to work on.
 pub async fn live_leases(tx: &mut PgConnection, worker_id: &str) -> StoreResult<Vec<Lease>> {

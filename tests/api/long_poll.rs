@@ -210,3 +210,60 @@ async fn a_poll_with_nothing_to_wait_for_is_answered_at_once(pool: PgPool) {
         .unwrap();
     assert!(leases.is_empty());
 }
+
+/// An idle worker re-polling when nothing changed skips the claim transaction, but its
+/// poll still lists its leases, still counts as a sign of life, and new work is claimed.
+#[sqlx::test]
+async fn a_repoll_with_nothing_new_still_lists_leases_and_keeps_the_worker_alive(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.create_repo("acme/r", 10, false).await;
+    let held = app
+        .create_task(json!({"repo": "acme/r", "title": "held"}))
+        .await;
+    let w = app.register("w", &[], 10, 2).await;
+    assert_eq!(long_poll(&app, &w, 1).await.unwrap().len(), 1);
+    // room for one more, nothing to claim: this poll records an empty claim
+    let leases = long_poll(&app, &w, 1).await.unwrap();
+    assert_eq!(leases.len(), 1);
+    sqlx::query("update workers set last_heartbeat = now() - interval '20 seconds' where id = $1")
+        .bind(&w.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let leases = long_poll(&app, &w, 1).await.unwrap();
+    assert_eq!(leases.len(), 1, "the held lease is still listed");
+    assert_eq!(leases[0]["task_id"], held.as_str());
+    let age: f64 = sqlx::query_scalar(
+        "select extract(epoch from now() - last_heartbeat)::float8 from workers where id = $1",
+    )
+    .bind(&w.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        age < 10.0,
+        "the poll refreshed the worker's liveness ({age} s old)"
+    );
+    // a worker gone offline meanwhile comes back through a full claim, with its event
+    sqlx::query("update workers set online = false where id = $1")
+        .bind(&w.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    long_poll(&app, &w, 1).await.unwrap();
+    let online: bool = sqlx::query_scalar("select online from workers where id = $1")
+        .bind(&w.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(online);
+    // new work changes everything: the next poll claims it
+    let t = app
+        .create_task(json!({"repo": "acme/r", "title": "new"}))
+        .await;
+    let leases = long_poll(&app, &w, 1).await.unwrap();
+    assert!(
+        leases.iter().any(|l| l["task_id"] == t.as_str()),
+        "{leases:?}"
+    );
+}
