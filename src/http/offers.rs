@@ -51,6 +51,9 @@ fn refused(a: Answered) -> ApiError {
         Answered::Expired => ApiError::Conflict("offer_expired"),
         Answered::AlreadyAnswered("accepted") => ApiError::Conflict("offer_accepted"),
         Answered::AlreadyAnswered(_) => ApiError::Conflict("offer_rejected"),
+        Answered::Paused => {
+            ApiError::Forbidden("this worker is paused by an admin: it takes no new work")
+        }
         Answered::Accepted { .. } | Answered::Rejected { .. } => ApiError::Internal,
     }
 }
@@ -67,7 +70,7 @@ fn checked_offer_id(offer_id: &str) -> Result<(), ApiError> {
 #[utoipa::path(post, path = "/v1/work/offers/{offer_id}/accept", tag = "work", security(("worker" = [])),
     params(("offer_id" = String, Path, description = "o_ id")),
     responses((status = 201, body = AcceptResponse), (status = 401, body = ErrorBody),
-              (status = 403, description = "another worker's offer", body = ErrorBody),
+              (status = 403, description = "another worker's offer, or the worker is paused by an admin", body = ErrorBody),
               (status = 404, body = ErrorBody),
               (status = 409, description = "details: offer_expired, offer_accepted or offer_rejected", body = ErrorBody)))]
 pub async fn accept_offer(

@@ -47,6 +47,8 @@ pub enum Answered {
     Expired,
     /// Already answered: `accepted` or `rejected`.
     AlreadyAnswered(&'static str),
+    /// An admin paused the worker: it takes no new work (the offer stays open).
+    Paused,
 }
 
 /// The offer, locked after its task (see the module comment).
@@ -118,6 +120,15 @@ pub async fn accept(
             return Ok(answer);
         }
     };
+    let paused = sqlx::query_scalar!(
+        "select paused_by_admin from workers where id = $1",
+        worker_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if paused {
+        return Ok(Answered::Paused);
+    }
     let lease_id = LeaseId::generate();
     let expires = sqlx::query_scalar!(
         r#"with t as (

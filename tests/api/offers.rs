@@ -98,6 +98,16 @@ async fn an_offer_reserves_its_task_until_accepted(pool: PgPool) {
     answer(&app, &w, "o_nope", "accept", None)
         .await
         .expect_error(StatusCode::NOT_FOUND, "not_found");
+    // paused by an admin: no new work, the offer stays open
+    app.admin(Method::POST, &format!("/v1/workers/{}/pause", w.id), None)
+        .await
+        .expect(StatusCode::OK);
+    answer(&app, &w, &offer, "accept", None)
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "forbidden");
+    app.admin(Method::POST, &format!("/v1/workers/{}/resume", w.id), None)
+        .await
+        .expect(StatusCode::OK);
     let accepted = answer(&app, &w, &offer, "accept", None)
         .await
         .expect(StatusCode::CREATED);
