@@ -26,7 +26,7 @@ pub enum Command {
     /// Seed a throwaway database with a large history and time the operator's list endpoints.
     BenchLists(crate::bench_lists::BenchListsArgs),
     /// Keep many workers long-polling one server; print its idle CPU, RSS and wake-up latency.
-    BenchIdle(crate::bench_idle::BenchIdleArgs),
+    BenchIdle(crate::bench::idle::BenchIdleArgs),
     /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs: no shell needed).
     Healthcheck(HealthcheckArgs),
 }

@@ -12,7 +12,6 @@
 pub mod app;
 pub mod auth;
 pub mod bench;
-pub mod bench_idle;
 pub mod bench_lists;
 pub mod cli;
 pub mod config;

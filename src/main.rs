@@ -18,7 +18,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate(args) => cli::migrate(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchLists(args) => owp_pool::bench_lists::run(args).await,
-        Command::BenchIdle(args) => owp_pool::bench_idle::run(args).await,
+        Command::BenchIdle(args) => owp_pool::bench::idle::run(args).await,
         Command::Healthcheck(args) => cli::healthcheck(args).await,
     };
     match result {

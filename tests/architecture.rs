@@ -8,7 +8,7 @@ use std::path::Path;
 /// Layers from the top; a module may use modules in later layers only.
 const LAYERS: &[&[&str]] = &[
     &["cli"],
-    &["bench", "bench_idle", "bench_lists", "server"],
+    &["bench", "bench_lists", "server"],
     &["http", "scheduler"],
     &["error"],
     &["app"],

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod idle;
+
 use anyhow::bail;
 use clap::Args;
 
@@ -350,6 +352,7 @@ async fn report(
     }
 }
 
+/// POSTs `body` to an admin route; the answer's JSON, or an error naming the route.
 async fn admin(
     http: &reqwest::Client,
     base: &str,

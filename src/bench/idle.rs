@@ -59,7 +59,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
         area_locks_enabled: Some(false),
         ..RepoRequest::default()
     };
-    admin_post(&http, &base, &args.admin_token, "/v1/admin/repos", &repo).await?;
+    super::admin(&http, &base, &args.admin_token, "/v1/admin/repos", &repo).await?;
 
     let started = Instant::now();
     let tokens = register(&http, &base, args.workers).await?;
@@ -105,7 +105,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
         let cpu = (after - before) as f64 / 100.0 / idle_secs * 100.0;
         println!(
             "idle {idle_secs:.0}s: server cpu {cpu:.2} % of a core, rss {} MiB",
-            rss_kib(pid).map_or("?".into(), |k| (k / 1024).to_string())
+            super::rss_kib(pid).map_or("?".into(), |k| (k / 1024).to_string())
         );
     }
     if args.database_url.is_some() {
@@ -124,7 +124,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
         };
         let (tx, rx) = oneshot::channel();
         let sent = Instant::now();
-        let body = admin_post(&http, &base, &args.admin_token, "/v1/admin/tasks", &task).await?;
+        let body = super::admin(&http, &base, &args.admin_token, "/v1/admin/tasks", &task).await?;
         let id = body["task_id"].as_str().context("task_id")?.to_string();
         let early = arrivals
             .lock()
@@ -260,27 +260,6 @@ async fn wait_for_waiters(
     }
 }
 
-async fn admin_post(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    path: &str,
-    body: &impl serde::Serialize,
-) -> anyhow::Result<serde_json::Value> {
-    let resp = http
-        .post(format!("{base}{path}"))
-        .header("x-admin-token", token)
-        .json(body)
-        .send()
-        .await?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("{path}: {status} {body}");
-    }
-    Ok(body)
-}
-
 /// User + system CPU time of a process in clock ticks (1/100 s on Linux), from /proc.
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -290,10 +269,4 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
