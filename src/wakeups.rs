@@ -22,17 +22,42 @@ pub struct Wake {
     pub relays_left: u8,
 }
 
+type Queue = Arc<Mutex<VecDeque<oneshot::Sender<Wake>>>>;
+
 #[derive(Default)]
 pub struct Wakeups {
-    queue: Mutex<VecDeque<oneshot::Sender<Wake>>>,
+    queue: Queue,
     /// Waiters registered and not yet dropped (the queue may also hold dropped ones).
     live: Arc<AtomicUsize>,
 }
 
-/// A registered waiter: resolves when woken; dropping it leaves the queue.
+/// A registered waiter: resolves when woken; dropping it leaves the queue. A waiter
+/// dropped after it was woken but before it took the wake (its poll had claimed already)
+/// hands the wake to the next waiter, so no wake is lost.
 pub struct Waiter {
     rx: oneshot::Receiver<Wake>,
+    queue: Queue,
     _live: LiveGuard,
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        if let Ok(wake) = self.rx.try_recv() {
+            wake_in(&self.queue, 1, wake.relays_left);
+        }
+    }
+}
+
+fn wake_in(queue: &Queue, n: usize, relays_left: u8) -> usize {
+    let mut woken = 0;
+    let mut q = queue.lock().expect("wakeups lock");
+    while woken < n {
+        let Some(tx) = q.pop_front() else { break };
+        if tx.send(Wake { relays_left }).is_ok() {
+            woken += 1;
+        }
+    }
+    woken
 }
 
 struct LiveGuard(Arc<AtomicUsize>);
@@ -63,21 +88,14 @@ impl Wakeups {
         q.push_back(tx);
         Waiter {
             rx,
+            queue: self.queue.clone(),
             _live: LiveGuard(self.live.clone()),
         }
     }
 
     /// Wakes up to `n` waiters, oldest first; how many were woken.
     pub fn wake(&self, n: usize, relays_left: u8) -> usize {
-        let mut woken = 0;
-        let mut q = self.queue.lock().expect("wakeups lock");
-        while woken < n {
-            let Some(tx) = q.pop_front() else { break };
-            if tx.send(Wake { relays_left }).is_ok() {
-                woken += 1;
-            }
-        }
-        woken
+        wake_in(&self.queue, n, relays_left)
     }
 
     /// Polls waiting now.
@@ -111,6 +129,21 @@ mod tests {
         assert_eq!(w.wake(5, 0), 1);
         assert_eq!(c.woken().await, Some(Wake { relays_left: 0 }));
         assert_eq!(w.wake(1, 0), 0, "nobody left");
+    }
+
+    #[tokio::test]
+    async fn a_wake_taken_by_a_waiter_that_leaves_goes_to_the_next() {
+        let w = Wakeups::default();
+        let first = w.wait();
+        let mut second = w.wait();
+        assert_eq!(w.wake(1, 2), 1);
+        // the first poll claimed before it looked at its waiter: the wake moves on
+        drop(first);
+        assert_eq!(second.woken().await, Some(Wake { relays_left: 2 }));
+        // a wake that was taken is not passed on again
+        drop(second);
+        let mut third = w.wait();
+        assert!(third.rx.try_recv().is_err());
     }
 
     #[test]
