@@ -41,12 +41,17 @@ pub struct BenchArgs {
     /// Leases per worker (max_concurrent_tasks).
     #[arg(long, default_value_t = 2)]
     pub leases_per_worker: i64,
-    /// When given, run the invariant checker against this database after the run.
+    /// When given, first measure the raw-SQL ceiling on a scratch table of this database
+    /// (same concurrency), and run the invariant checker against it after the run.
     #[arg(long, env = "OWP_BENCH_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// When given, report this server process's resident memory (Linux /proc).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Connections the raw-SQL ceiling runs on: the database concurrency the service has
+    /// (its OWP_DB_MAX_CONNECTIONS, 20 by default), so both compete for the same database.
+    #[arg(long, default_value_t = 20)]
+    pub ceiling_connections: usize,
     /// Give up after this long.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -88,6 +93,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "bench: {} workers, {} tasks, {} repos against {base}",
         args.workers, args.tasks, args.repos
     );
+    // the ceiling first, with the same concurrency, on a scratch table of the same database
+    let ceiling = match &args.database_url {
+        Some(url) => Some(raw_sql_ceiling(url, args.ceiling_connections, args.tasks).await?),
+        None => None,
+    };
     seed(&http, &base, &args).await?;
     let tokens = register_workers(&http, &base, &args).await?;
 
@@ -116,6 +126,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let done = stats.completed.load(Ordering::Relaxed);
     print_report(&stats, done, target, elapsed);
+    if let Some(c) = ceiling {
+        let rate = done as f64 / elapsed.as_secs_f64();
+        println!(
+            "raw-SQL ceiling: {c:.0} lifecycles/s; the service did {rate:.0}/s, {:.0} % of it",
+            rate / c * 100.0
+        );
+    }
     if let Some(pid) = args.server_pid {
         println!(
             "server rss: before {} MiB, peak {} MiB, after {} MiB",
@@ -196,6 +213,42 @@ async fn register_workers(
         tokens.push(body.token);
     }
     Ok(tokens)
+}
+
+/// The least a lifecycle can cost here: `workers` connections each claiming (one
+/// statement) and completing (one statement) until `tasks` are done (`store::ceiling`).
+async fn raw_sql_ceiling(url: &str, workers: usize, tasks: usize) -> anyhow::Result<f64> {
+    let workers = workers.max(1);
+    use crate::store::ceiling;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(u32::try_from(workers).unwrap_or(u32::MAX))
+        .connect(url)
+        .await?;
+    ceiling::prepare(&pool, tasks as i64).await?;
+    let started = Instant::now();
+    let loops = (0..workers).map(|w| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await?;
+            let me = format!("w_ceiling{w}");
+            let mut done = 0u64;
+            while let Some(id) = ceiling::claim(&mut conn, &me).await? {
+                ceiling::complete(&mut conn, &id).await?;
+                done += 1;
+            }
+            anyhow::Ok(done)
+        })
+    });
+    let mut done = 0;
+    for l in futures::future::join_all(loops).await {
+        done += l??;
+    }
+    let rate = done as f64 / started.elapsed().as_secs_f64();
+    ceiling::drop_table(&pool).await?;
+    println!(
+        "raw-SQL ceiling: {done} claim + complete pairs at {rate:.0}/s ({workers} connections)"
+    );
+    Ok(rate)
 }
 
 async fn sample_rss(pid: u32, peak: Arc<AtomicU64>) {

@@ -4,6 +4,7 @@
 pub mod admin_actions;
 pub mod analytics;
 pub mod audit;
+pub mod ceiling;
 pub mod claim;
 mod codec;
 pub mod invariants;
