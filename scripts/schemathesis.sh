@@ -37,10 +37,13 @@ curl -sf -H 'x-admin-token: ci' "$u/v1/admin/tasks" -d '[{"repo":"st/repo","titl
 token=$(curl -sf "$u/v1/workers/register" -d '{"name":"schemathesis"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 
 # The state stream never ends, so it is left out here; tests/api/admin.rs reads it.
+# One worker: with two threads, Hypothesis's lambda descriptions hit a CPython 3.11 `ast`
+# race ("AST constructor recursion depth mismatch", cpython#106905) that fails the run
+# with a tool error, not an API finding.
 "$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml run "$u/openapi.json" --url "$u" \
   -H "Authorization: Bearer $token" -H "X-Admin-Token: ci" \
   --exclude-path /v1/admin/state/stream \
-  --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" --workers 2 --seed 1 \
+  --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" --workers 1 --seed 1 \
   --max-time "${SCHEMATHESIS_MAX_TIME:-120}" --request-timeout 10 --no-color > "$log" 2>&1 || {
   tail -n 200 "$log"
   exit 1
