@@ -56,6 +56,8 @@ struct Locked {
     task_id: String,
     outcome: Option<String>,
     expired: bool,
+    /// An admin paused the offeree: it may not accept.
+    paused: bool,
 }
 
 /// Locks the offer's task, then the offer; `Err` with the answer when it cannot be
@@ -66,7 +68,8 @@ async fn lock_open(
     worker_id: &str,
 ) -> StoreResult<Result<Locked, Answered>> {
     let Some(o) = sqlx::query!(
-        "select task_id, worker_id from offers where id = $1",
+        "select o.task_id, o.worker_id, w.paused_by_admin
+         from offers o join workers w on w.id = o.worker_id where o.id = $1",
         offer_id
     )
     .fetch_optional(&mut *tx)
@@ -83,14 +86,19 @@ async fn lock_open(
     )
     .fetch_one(&mut *tx)
     .await?;
-    let l = sqlx::query_as!(
-        Locked,
-        r#"select task_id, outcome, (expires_at <= now()) as "expired!"
+    let r = sqlx::query!(
+        r#"select outcome, (expires_at <= now()) as "expired!"
            from offers where id = $1 for update"#,
         offer_id
     )
     .fetch_one(&mut *tx)
     .await?;
+    let l = Locked {
+        task_id: o.task_id,
+        outcome: r.outcome,
+        expired: r.expired,
+        paused: o.paused_by_admin,
+    };
     match l.outcome.as_deref() {
         Some("accepted") => return Ok(Err(Answered::AlreadyAnswered("accepted"))),
         Some("rejected") => return Ok(Err(Answered::AlreadyAnswered("rejected"))),
@@ -104,6 +112,23 @@ async fn lock_open(
     Ok(Ok(l))
 }
 
+/// Starts answering an offer: the transaction holding its task and offer locked, or the
+/// answer already due (committed: an offer found expired is ended on the way).
+async fn open_answer(
+    pool: &PgPool,
+    offer_id: &str,
+    worker_id: &str,
+) -> StoreResult<Result<(sqlx::Transaction<'static, sqlx::Postgres>, Locked), Answered>> {
+    let mut tx = super::begin(pool).await?;
+    match lock_open(&mut tx, offer_id, worker_id).await? {
+        Ok(o) => Ok(Ok((tx, o))),
+        Err(answer) => {
+            tx.commit().await?;
+            Ok(Err(answer))
+        }
+    }
+}
+
 /// Accepts an open offer: its task becomes `leased` to the worker under a new lease, with
 /// the lease's audit event (I7); the offer ends `accepted`.
 pub async fn accept(
@@ -112,21 +137,11 @@ pub async fn accept(
     worker_id: &str,
     lease_ttl: Duration,
 ) -> StoreResult<Answered> {
-    let mut tx = super::begin(pool).await?;
-    let o = match lock_open(&mut tx, offer_id, worker_id).await? {
-        Ok(o) => o,
-        Err(answer) => {
-            tx.commit().await?;
-            return Ok(answer);
-        }
+    let (mut tx, o) = match open_answer(pool, offer_id, worker_id).await? {
+        Ok(open) => open,
+        Err(answer) => return Ok(answer),
     };
-    let paused = sqlx::query_scalar!(
-        "select paused_by_admin from workers where id = $1",
-        worker_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if paused {
+    if o.paused {
         return Ok(Answered::Paused);
     }
     let lease_id = LeaseId::generate();
@@ -178,13 +193,9 @@ pub async fn reject(
     worker_id: &str,
     reason: RejectReason,
 ) -> StoreResult<Answered> {
-    let mut tx = super::begin(pool).await?;
-    let o = match lock_open(&mut tx, offer_id, worker_id).await? {
-        Ok(o) => o,
-        Err(answer) => {
-            tx.commit().await?;
-            return Ok(answer);
-        }
+    let (mut tx, o) = match open_answer(pool, offer_id, worker_id).await? {
+        Ok(open) => open,
+        Err(answer) => return Ok(answer),
     };
     let actor = format!("worker:{worker_id}");
     end_offers(

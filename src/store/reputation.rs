@@ -1,26 +1,10 @@
 //! Reputation counters (kept by triggers on `leases`, see migration 0005): reading one
 //! worker's, the leader's reconciliation with the lease history, and automatic promotion.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 
 use super::StoreResult;
 use crate::domain::reputation::{Counts, PromotionRule};
-
-/// One worker's counters; all zero for a worker with no counted attempt yet.
-pub async fn counts(conn: &mut PgConnection, worker_id: &str) -> StoreResult<Counts> {
-    let c = sqlx::query_as!(
-        Counts,
-        r#"select attempts::int8 as "attempts!", delivered::int8 as "delivered!", on_time::int8 as "on_time!",
-                  failed::int8 as "failed!", expired::int8 as "expired!", prs_merged::int8 as "prs_merged!",
-                  prs_closed::int8 as "prs_closed!", quality_sum::int8 as "quality_sum!",
-                  quality_count::int8 as "quality_count!"
-           from worker_reputation where worker_id = $1"#,
-        worker_id
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(c.unwrap_or_default())
-}
 
 /// A worker's counters with its trust level, for `GET /v1/workers/{id}/reputation`.
 pub struct Standing {
@@ -28,17 +12,36 @@ pub struct Standing {
     pub trust_tier: i16,
 }
 
+/// One read: the worker's tier and counters (all zero with no counted attempt yet); `None`
+/// for an unknown worker.
 pub async fn standing(pool: &PgPool, worker_id: &str) -> StoreResult<Option<Standing>> {
-    let mut conn = pool.acquire().await?;
-    let Some(trust_tier) =
-        sqlx::query_scalar!("select trust_tier from workers where id = $1", worker_id)
-            .fetch_optional(&mut *conn)
-            .await?
-    else {
-        return Ok(None);
-    };
-    let counts = counts(&mut conn, worker_id).await?;
-    Ok(Some(Standing { counts, trust_tier }))
+    let row = sqlx::query!(
+        r#"select w.trust_tier,
+                  coalesce(r.attempts, 0)::int8 as "attempts!", coalesce(r.delivered, 0)::int8 as "delivered!",
+                  coalesce(r.on_time, 0)::int8 as "on_time!", coalesce(r.failed, 0)::int8 as "failed!",
+                  coalesce(r.expired, 0)::int8 as "expired!", coalesce(r.prs_merged, 0)::int8 as "prs_merged!",
+                  coalesce(r.prs_closed, 0)::int8 as "prs_closed!", coalesce(r.quality_sum, 0)::int8 as "quality_sum!",
+                  coalesce(r.quality_count, 0)::int8 as "quality_count!"
+           from workers w left join worker_reputation r on r.worker_id = w.id
+           where w.id = $1"#,
+        worker_id
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| Standing {
+        trust_tier: r.trust_tier,
+        counts: Counts {
+            attempts: r.attempts,
+            delivered: r.delivered,
+            on_time: r.on_time,
+            failed: r.failed,
+            expired: r.expired,
+            prs_merged: r.prs_merged,
+            prs_closed: r.prs_closed,
+            quality_sum: r.quality_sum,
+            quality_count: r.quality_count,
+        },
+    }))
 }
 
 /// What one reconciliation batch found.
