@@ -109,11 +109,23 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Opens a transaction on a pooled connection, timing the wait (pool acquire + BEGIN) for
 /// `owp_db_acquire_duration_seconds`: a rising wait means the pool is too small or the
 /// database is slow.
+///
+/// Cancel-safe, which sqlx's own `begin` is not on PostgreSQL (sqlx#4393): a future
+/// dropped during the BEGIN round trip returns the connection to the pool inside an open
+/// transaction, and the next borrower's writes run in it and are lost. Handlers are
+/// dropped at any await when a client hangs up or a request times out, so the BEGIN runs
+/// in a task of its own: abandoned, that task still ends with a `Transaction`, whose drop
+/// rolls it back. (The test `a_cancelled_begin_never_leaves_...` fails without this.)
 pub async fn begin(
     pool: &PgPool,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     let started = std::time::Instant::now();
-    let tx = pool.begin().await;
+    let pool = pool.clone();
+    let tx = tokio::spawn(async move { pool.begin().await })
+        .await
+        .map_err(|e| {
+            sqlx::Error::Protocol(format!("the task opening a transaction failed: {e}"))
+        })?;
     crate::metrics::db_acquire(started.elapsed());
     tx
 }

@@ -499,3 +499,57 @@ async fn three_replicas_migrate_an_empty_database_at_once(
     assert_eq!(applied.len(), owp_pool::store::MIGRATOR.iter().count());
     assert!(applied.iter().all(|(_, n)| *n == 1), "{applied:?}");
 }
+
+/// sqlx's BEGIN is not cancel-safe on PostgreSQL (sqlx#4393): a caller dropped during the
+/// BEGIN round trip (a client that hangs up, a request timeout) could hand the connection
+/// back to the pool inside an open transaction, where the next request's writes would run
+/// and be lost. Cancels hundreds of begins at random points on a one-connection pool and
+/// checks the connection is never left in a transaction.
+#[sqlx::test]
+async fn a_cancelled_begin_never_leaves_a_pooled_connection_in_a_transaction(
+    _o: sqlx::postgres::PgPoolOptions,
+    conn: sqlx::postgres::PgConnectOptions,
+) {
+    use rand::Rng;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(conn)
+        .await
+        .unwrap();
+    let mut cancelled = 0;
+    for _ in 0..400 {
+        // poll the BEGIN a random number of times, the database working in between, then
+        // drop it: timers are too coarse (1 ms) to cut inside a sub-millisecond round trip
+        let polls = rand::thread_rng().gen_range(1..5);
+        let mut begin = Box::pin(owp_pool::store::begin(&pool));
+        let mut done = false;
+        for _ in 0..polls {
+            if futures::poll!(begin.as_mut()).is_ready() {
+                done = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(
+                rand::thread_rng().gen_range(0..60),
+            ));
+            tokio::task::yield_now().await;
+        }
+        drop(begin);
+        if !done {
+            cancelled += 1;
+        }
+        // now() is the transaction's start: two statements apart see two times, unless a
+        // leaked transaction holds them both
+        let now = || sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>("select now()");
+        let first = now().fetch_one(&pool).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        let second = now().fetch_one(&pool).await.unwrap();
+        assert_ne!(
+            first, second,
+            "a cancelled BEGIN left the pooled connection in a transaction"
+        );
+    }
+    assert!(
+        cancelled > 50,
+        "only {cancelled} begins were cancelled: the test cut too late"
+    );
+}
