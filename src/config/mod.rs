@@ -179,6 +179,11 @@ pub struct Settings {
     #[arg(long, env = "OWP_BODY_LIMIT", default_value = "64KiB", value_parser = parse_size)]
     pub body_limit: usize,
 
+    /// Largest body of `POST /v1/admin/tasks` (an admin's bulk import, up to 5,000 tasks
+    /// in one transaction); every other route keeps OWP_BODY_LIMIT.
+    #[arg(long, env = "OWP_BULK_BODY_LIMIT", default_value = "8MiB", value_parser = parse_size)]
+    pub bulk_body_limit: usize,
+
     /// Backoff before a task whose attempt failed or expired is claimable again: this
     /// after the first lost attempt, doubling with each one (0 turns backoff off).
     #[arg(long, env = "OWP_RETRY_BACKOFF", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -302,6 +307,7 @@ impl Settings {
             }
         }
         in_range("OWP_BODY_LIMIT", self.body_limit, 1024, 64 << 20)?;
+        in_range("OWP_BULK_BODY_LIMIT", self.bulk_body_limit, 1024, 256 << 20)?;
         duration_in("OWP_RETRY_BACKOFF", self.retry_backoff, Duration::ZERO, DAY)?;
         duration_in(
             "OWP_RETRY_BACKOFF_MAX",

@@ -2,8 +2,7 @@
 
 use super::extract::{parse_value, ApiJson, ApiJsonAny, AuthAdmin};
 use crate::app::AppContext;
-use crate::domain::ids::TaskId;
-use crate::domain::input::{self, Checked, Invalid};
+use crate::domain::input::{self, Invalid};
 use crate::error::ApiError;
 use crate::store::repos::{self, RepoSettings, Upserted};
 use crate::store::tasks::{self, Created, NewTask};
@@ -53,36 +52,11 @@ pub async fn upsert_repo(
     ))
 }
 
-fn new_task(req: TaskRequest) -> Checked<NewTask> {
-    Ok(NewTask {
-        id: TaskId::generate(),
-        repo: input::text("repo", &req.repo, 1, 200)?,
-        title: input::text("title", &req.title, 1, 300)?,
-        description: input::optional_text("description", req.description.as_deref(), 20_000)?
-            .unwrap_or_default(),
-        required_skills: input::skills(
-            "required_skills",
-            req.required_skills.as_deref().unwrap_or_default(),
-        )?,
-        estimate_points: input::int_in("estimate_points", req.estimate_points, 1, 1, 100)?,
-        priority: input::int_in(
-            "priority",
-            req.priority,
-            10,
-            i32::MIN.into(),
-            i32::MAX.into(),
-        )?,
-        area: input::optional_text("area", req.area.as_deref(), 100)?,
-        tier: input::int_in("tier", req.tier, 0, 0, 3)?,
-        min_reputation: input::int_in("min_reputation", req.min_reputation, 0, 0, 100)?,
-        max_attempts: input::int_in("max_attempts", req.max_attempts, 3, 1, 100)?,
-    })
-}
-
 /// Create one task, or (with a JSON array) many in one transaction.
 #[utoipa::path(post, path = "/v1/admin/tasks", tag = "admin", security(("admin" = [])),
     request_body(content = TasksBody, description = "one task, or a JSON array of them (bulk import, all or nothing)"),
-    responses((status = 201, description = "one task created, or `{ok, task_ids}` for an array", body = TasksCreatedBody),
+    responses((status = 201, description = "one task created, or `{ok, task_ids, created}` for an array", body = TasksCreatedBody),
+              (status = 200, description = "one task sent whose repo and external_id exist: nothing created, the existing id", body = TaskCreated),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 404, description = "the repo does not exist", body = ErrorBody),
               (status = 413, body = ErrorBody)))]
@@ -107,33 +81,47 @@ pub async fn create_tasks(
             Json(TasksCreated {
                 ok: true,
                 task_ids: vec![],
+                created: 0,
             }),
         )
             .into_response());
     }
-    let tasks = requests
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| new_task(r).map_err(|e| if bulk { e.at_index(i) } else { e }))
-        .collect::<Checked<Vec<_>>>()?;
+    let tasks = if bulk {
+        tasks::check_batch(requests)?
+    } else {
+        let one = requests.into_iter().next().expect("one task request");
+        vec![NewTask::from_request(one)?]
+    };
     let ids = match tasks::insert_tasks(&app.pool, &tasks, &admin.actor).await? {
         Created::Ok(ids) => ids,
         Created::UnknownRepo(_) => return Err(ApiError::NotFound("repo")),
     };
-    crate::metrics::tasks_created(ids.len());
-    app.work_ready(ids.len());
-    let mut ids: Vec<String> = ids.into_iter().map(|t| t.0).collect();
+    let created = ids.iter().filter(|(_, new)| *new).count();
+    crate::metrics::tasks_created(created);
+    app.work_ready(created);
     Ok(if bulk {
+        let task_ids = ids.into_iter().map(|(t, _)| t.0).collect();
         (
             StatusCode::CREATED,
             Json(TasksCreated {
                 ok: true,
-                task_ids: ids,
+                task_ids,
+                created,
             }),
         )
             .into_response()
     } else {
-        let task_id = ids.pop().expect("exactly one task was created");
-        (StatusCode::CREATED, Json(TaskCreated { ok: true, task_id })).into_response()
+        let (task_id, created) = ids.into_iter().next().expect("one task was sent");
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let body = TaskCreated {
+            ok: true,
+            task_id: task_id.0,
+            created,
+        };
+        (status, Json(body)).into_response()
     })
 }

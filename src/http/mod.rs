@@ -40,6 +40,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(app: AppContext) -> Router {
     let body_limit = app.settings.body_limit;
+    let bulk_body_limit = app.settings.bulk_body_limit;
     let app_cors = app.settings.cors_origins.clone();
     let api = Router::new()
         .route("/v1/workers/register", post(workers::register_worker))
@@ -100,7 +101,11 @@ pub fn router(app: AppContext) -> Router {
             "/v1/admin/repos",
             post(admin::upsert_repo).get(views::list_repos),
         )
-        .route("/v1/admin/tasks", post(admin::create_tasks))
+        // a bulk import is larger than any other body (admin only: the token is checked first)
+        .route(
+            "/v1/admin/tasks",
+            post(admin::create_tasks).layer(DefaultBodyLimit::max(bulk_body_limit)),
+        )
         .route("/v1/admin/state", get(overview::get_state))
         .route("/v1/admin/state/stream", get(overview::stream_state))
         .route("/v1/admin/stale-prs", get(stale_prs::list_stale_prs))

@@ -8,9 +8,11 @@ use sqlx::{PgConnection, PgPool};
 
 use super::StoreResult;
 use crate::domain::ids::TaskId;
+use crate::domain::input::{self, Checked, Invalid};
 use crate::domain::retry::Backoff;
 use crate::domain::status::{Report, TaskStatus};
 use crate::domain::transition::{self, Actor, PriorLease, TaskView, Verdict};
+use crate::wire::admin::TaskRequest;
 
 #[derive(Serialize)]
 pub struct NewTask {
@@ -25,14 +27,75 @@ pub struct NewTask {
     pub tier: i32,
     pub min_reputation: i32,
     pub max_attempts: i32,
+    pub external_id: Option<String>,
+}
+
+impl NewTask {
+    /// A task request checked by the protocol's field rules (the server's and the CLI's
+    /// import both use this, so a file is refused before anything is sent).
+    pub fn from_request(req: TaskRequest) -> Checked<NewTask> {
+        Ok(NewTask {
+            id: TaskId::generate(),
+            repo: input::text("repo", &req.repo, 1, 200)?,
+            title: input::text("title", &req.title, 1, 300)?,
+            description: input::optional_text("description", req.description.as_deref(), 20_000)?
+                .unwrap_or_default(),
+            required_skills: input::skills(
+                "required_skills",
+                req.required_skills.as_deref().unwrap_or_default(),
+            )?,
+            estimate_points: input::int_in("estimate_points", req.estimate_points, 1, 1, 100)?,
+            priority: input::int_in(
+                "priority",
+                req.priority,
+                10,
+                i32::MIN.into(),
+                i32::MAX.into(),
+            )?,
+            area: input::optional_text("area", req.area.as_deref(), 100)?,
+            tier: input::int_in("tier", req.tier, 0, 0, 3)?,
+            min_reputation: input::int_in("min_reputation", req.min_reputation, 0, 0, 100)?,
+            max_attempts: input::int_in("max_attempts", req.max_attempts, 3, 1, 100)?,
+            external_id: match req.external_id.as_deref() {
+                None => None,
+                Some(key) => Some(input::text("external_id", key, 1, 200)?),
+            },
+        })
+    }
+}
+
+/// Checks a batch as a whole: every task by the field rules, and no `external_id` twice
+/// for one repo (the first failure, named by its index).
+pub fn check_batch(requests: Vec<TaskRequest>) -> Checked<Vec<NewTask>> {
+    let tasks = requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| NewTask::from_request(r).map_err(|e| e.at_index(i)))
+        .collect::<Checked<Vec<_>>>()?;
+    let mut seen = std::collections::HashMap::new();
+    for (i, t) in tasks.iter().enumerate() {
+        if let Some(key) = &t.external_id {
+            if let Some(first) = seen.insert((t.repo.as_str(), key.as_str()), i) {
+                return Err(Invalid::new(
+                    format!("[{i}].external_id"),
+                    format!("the same repo and external_id as [{first}]"),
+                ));
+            }
+        }
+    }
+    Ok(tasks)
 }
 
 pub enum Created {
-    Ok(Vec<TaskId>),
+    /// Per input, in order: the task's id and whether this call created it (false: a task
+    /// with its repo and `external_id` existed, and nothing was created for it).
+    Ok(Vec<(TaskId, bool)>),
     UnknownRepo(String),
 }
 
-/// Creates all tasks in one transaction and one statement, with their audit events (I7).
+/// Creates all tasks in one transaction with their audit events (I7). A task whose repo
+/// and `external_id` exist already is not created again: its existing id is answered, so
+/// importing one source twice (even concurrently) makes each task once.
 pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask], actor: &str) -> StoreResult<Created> {
     let mut repos: Vec<&str> = tasks.iter().map(|t| t.repo.as_str()).collect();
     repos.sort_unstable();
@@ -49,30 +112,71 @@ pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask], actor: &str) -> Stor
         return Ok(Created::UnknownRepo(missing.to_string()));
     }
     let batch = serde_json::to_value(tasks).expect("tasks serialise to JSON");
-    sqlx::query!(
-        "with input as (
+    let inserted: Vec<String> = sqlx::query_scalar!(
+        r#"with input as (
              select * from jsonb_to_recordset($1) as x(
                  id text, repo text, title text, description text, required_skills jsonb,
                  estimate_points int, priority int, area text, tier smallint, min_reputation smallint,
-                 max_attempts int)
+                 max_attempts int, external_id text)
          ),
          ins as (
              insert into tasks (id, repo, title, description, required_skills, estimate_points,
-                                priority, area, tier, min_reputation, max_attempts)
+                                priority, area, tier, min_reputation, max_attempts, external_id)
              select id, repo, title, description,
                     array(select jsonb_array_elements_text(required_skills)),
-                    estimate_points, priority, area, tier, min_reputation, max_attempts
+                    estimate_points, priority, area, tier, min_reputation, max_attempts, external_id
              from input
-             returning id, repo)
-         insert into audit_events (kind, task_id, repo, to_status, actor)
-         select 'task_created', id, repo, 'ready', $2 from ins",
+             -- one order for every import, so two importing the same keys wait, never deadlock
+             order by repo, external_id
+             on conflict (repo, external_id) where external_id is not null do nothing
+             returning id, repo),
+         audit as (
+             insert into audit_events (kind, task_id, repo, to_status, actor)
+             select 'task_created', id, repo, 'ready', $2 from ins)
+         select id as "id!" from ins"#,
         batch,
         actor,
     )
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
+    let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+    let mut out: Vec<(TaskId, bool)> = tasks
+        .iter()
+        .map(|t| (t.id.clone(), inserted.contains(&t.id.0)))
+        .collect();
+    if inserted.len() < tasks.len() {
+        // a new statement: it sees rows that concurrent imports committed while ours waited
+        let (repos, keys): (Vec<&str>, Vec<&str>) = tasks
+            .iter()
+            .filter(|t| !inserted.contains(&t.id.0))
+            .filter_map(|t| Some((t.repo.as_str(), t.external_id.as_deref()?)))
+            .unzip();
+        let existing = sqlx::query!(
+            "select t.repo, t.external_id as \"external_id!\", t.id
+             from unnest($1::text[], $2::text[]) as k(repo, external_id)
+             join tasks t on t.repo = k.repo and t.external_id = k.external_id",
+            &repos as &[&str],
+            &keys as &[&str],
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for ((id, created), t) in out.iter_mut().zip(tasks) {
+            if *created {
+                continue;
+            }
+            let found = existing.iter().find(|e| {
+                e.repo == t.repo && Some(e.external_id.as_str()) == t.external_id.as_deref()
+            });
+            *id = TaskId(
+                found
+                    .expect("a task not inserted conflicts with an existing key")
+                    .id
+                    .clone(),
+            );
+        }
+    }
     tx.commit().await?;
-    Ok(Created::Ok(tasks.iter().map(|t| t.id.clone()).collect()))
+    Ok(Created::Ok(out))
 }
 
 #[derive(Default, Serialize)]

@@ -40,7 +40,7 @@ pub async fn list_tasks(pool: &PgPool, f: &TaskFilter<'_>) -> StoreResult<Vec<Ta
         TaskView,
         r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
                   min_reputation, required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
-                  lease_expires_at, pr_url, retry_at, created_at, updated_at
+                  lease_expires_at, pr_url, retry_at, external_id, created_at, updated_at
            from tasks
            where ($1::text[] is null or status = any($1))
              and ($2::text is null or repo = $2)
@@ -83,7 +83,7 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
     let Some(row) = sqlx::query!(
         r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
                   min_reputation, required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
-                  lease_expires_at, pr_url, retry_at, created_at, updated_at, description
+                  lease_expires_at, pr_url, retry_at, external_id, created_at, updated_at, description
            from tasks where id = $1"#,
         task_id
     )
@@ -136,6 +136,7 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
             lease_expires_at: row.lease_expires_at,
             pr_url: row.pr_url,
             retry_at: row.retry_at,
+            external_id: row.external_id,
             created_at: row.created_at,
             updated_at: row.updated_at,
         },

@@ -64,6 +64,11 @@ pub struct TaskRequest {
     #[serde(default, deserialize_with = "super::lenient_int")]
     #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<i64>,
+    /// The task's key in the system it came from, e.g. `github:owner/repo#42` (1-200
+    /// characters). A task with this repo and key exists already: nothing is created, and
+    /// its id is answered (`created: false`), so importing a source twice is harmless.
+    #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
+    pub external_id: Option<String>,
 }
 
 /// One task, or an array of up to 5,000 created in one transaction.
@@ -86,12 +91,17 @@ pub enum TasksCreatedBody {
 pub struct TaskCreated {
     pub ok: bool,
     pub task_id: String,
+    /// False when a task with this repo and `external_id` existed (answered 200, not 201).
+    pub created: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TasksCreated {
     pub ok: bool,
+    /// One per task sent, in order: new, or the existing task with its repo and `external_id`.
     pub task_ids: Vec<String>,
+    /// How many of them this call created.
+    pub created: usize,
 }
 
 /// The most tasks one bulk request may create.

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::status::{TaskStatus, WorkerStatus};
 use crate::domain::trust::TrustTier;
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TaskListQuery {
     /// Comma-separated statuses, e.g. `ready,leased`.
@@ -53,6 +53,8 @@ pub struct TaskView {
     pub pr_url: Option<String>,
     /// While backing off after a lost attempt: claimable from then.
     pub retry_at: Option<DateTime<Utc>>,
+    /// The task's key in the system it came from (e.g. `github:owner/repo#42`), if any.
+    pub external_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -104,7 +106,7 @@ pub struct TaskDetail {
     pub offer_rejections: std::collections::BTreeMap<String, i64>,
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WorkerListQuery {
     pub online: Option<bool>,
@@ -179,7 +181,7 @@ pub struct RepoList {
     pub repositories: Vec<RepoView>,
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     #[param(max_length = 100)]

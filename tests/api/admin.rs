@@ -1,7 +1,7 @@
 //! Admin endpoints: repos, tasks (single and bulk), state.
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::support::*;
@@ -124,7 +124,7 @@ async fn bulk_import_is_all_or_nothing(pool: PgPool) {
         .expect(StatusCode::CREATED);
     assert_eq!(
         empty,
-        json!({"ok": true, "task_ids": []}),
+        json!({"ok": true, "task_ids": [], "created": 0}),
         "an empty import is a no-op"
     );
 }
@@ -348,4 +348,104 @@ async fn the_state_stream_sends_the_state_and_then_its_changes(pool: PgPool) {
     app.create_task(json!({"repo": "r", "title": "new"})).await;
     let changed = next_state(&mut resp, &mut buf, |s| s["tasks_ready"] == 1).await;
     assert_eq!(changed["tasks_queued"], 1);
+}
+
+#[sqlx::test]
+async fn an_external_id_makes_one_task_however_often_and_concurrently_it_is_sent(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.create_repo("acme/a", 3, true).await;
+    app.create_repo("acme/b", 3, true).await;
+    let one = json!({"repo": "acme/a", "title": "Issue 1", "external_id": "github:acme/a#1"});
+    let first = app
+        .admin(Method::POST, "/v1/admin/tasks", Some(one.clone()))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(first["created"], true);
+    let again = app
+        .admin(Method::POST, "/v1/admin/tasks", Some(one))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        (&again["task_id"], &again["created"]),
+        (&first["task_id"], &json!(false))
+    );
+    // the same key in another repo is another task
+    let other = app
+        .admin(
+            Method::POST,
+            "/v1/admin/tasks",
+            Some(json!({"repo": "acme/b", "title": "Issue 1", "external_id": "github:acme/a#1"})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_ne!(other["task_id"], first["task_id"]);
+    // twice in one array: refused, naming the second
+    let twice = json!([
+        {"repo": "acme/a", "title": "x", "external_id": "k"},
+        {"repo": "acme/a", "title": "y", "external_id": "k"}
+    ]);
+    let e = app
+        .admin(Method::POST, "/v1/admin/tasks", Some(twice))
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    assert!(
+        e["details"]
+            .as_str()
+            .unwrap()
+            .starts_with("[1].external_id"),
+        "{e}"
+    );
+
+    // eight imports of the same 60 keyed tasks at once (in different orders): each task
+    // exists once, every answer names the same ids, and nothing deadlocks
+    let batch: Vec<Value> = (0..60)
+        .map(|i| json!({"repo": "acme/a", "title": format!("t{i}"), "external_id": format!("key-{i}")}))
+        .collect();
+    let answers = futures::future::join_all((0..8).map(|n| {
+        let mut b = batch.clone();
+        if n % 2 == 1 {
+            b.reverse();
+        }
+        let app = &app;
+        async move {
+            let body = app
+                .admin(Method::POST, "/v1/admin/tasks", Some(Value::Array(b)))
+                .await
+                .expect(StatusCode::CREATED);
+            let mut ids: Vec<String> = body["task_ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            if n % 2 == 1 {
+                ids.reverse();
+            }
+            (ids, body["created"].as_u64().unwrap())
+        }
+    }))
+    .await;
+    let created: u64 = answers.iter().map(|a| a.1).sum();
+    assert_eq!(
+        created, 60,
+        "each key created exactly once across the imports"
+    );
+    assert!(answers.iter().all(|a| a.0 == answers[0].0));
+    let n: i64 = sqlx::query_scalar("select count(*) from tasks where external_id like 'key-%'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 60);
+    let audited: i64 = sqlx::query_scalar(
+        "select count(*) from audit_events where kind = 'task_created' and task_id in
+           (select id from tasks where external_id like 'key-%')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited, 60,
+        "one task_created event per task actually created"
+    );
+    assert_invariants(&app.pool).await;
 }

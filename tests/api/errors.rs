@@ -67,15 +67,27 @@ async fn malformed_json_and_wrong_types_are_validation_errors(pool: PgPool) {
 async fn bodies_over_the_limit_get_413(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.create_repo("r", 3, true).await;
-    let big = json!({"repo": "r", "title": "t", "description": "x".repeat(70 * 1024)});
-    app.admin(Method::POST, "/v1/admin/tasks", Some(big))
+    // every route but the bulk import: OWP_BODY_LIMIT (64 KiB)
+    let big = json!({"repo": "r", "max_open_prs": 3, "pr_url_prefix": "x".repeat(70 * 1024)});
+    app.admin(Method::POST, "/v1/admin/repos", Some(big))
+        .await
+        .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    // the bulk import: OWP_BULK_BODY_LIMIT (8 MiB), so 1 MiB of tasks goes in...
+    let task = |i: usize| json!({"repo": "r", "title": format!("t{i}"), "description": "x".repeat(10_000)});
+    let fits: Vec<_> = (0..100).map(task).collect();
+    app.admin(Method::POST, "/v1/admin/tasks", Some(json!(fits)))
+        .await
+        .expect(StatusCode::CREATED);
+    // ...and 9 MiB does not, creating nothing
+    let over: Vec<_> = (0..900).map(task).collect();
+    app.admin(Method::POST, "/v1/admin/tasks", Some(json!(over)))
         .await
         .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     let n: i64 = sqlx::query_scalar("select count(*) from tasks")
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    assert_eq!(n, 0);
+    assert_eq!(n, 100);
 }
 
 #[sqlx::test]
