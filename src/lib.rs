@@ -14,6 +14,7 @@ pub mod auth;
 pub mod bench;
 pub mod bench_lists;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -9,6 +9,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["bench", "bench_lists", "server"],
+    &["client"],
     &["http", "scheduler"],
     &["error"],
     &["app"],

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 use tokio::sync::oneshot;
 
+use crate::client::{Client, Credentials};
 use crate::wire::admin::{RepoRequest, TaskRequest};
 use crate::wire::tasks::StatusRequest;
-use crate::wire::work::WorkResponse;
-use crate::wire::workers::{RegisterRequest, RegisterResponse};
+use crate::wire::workers::RegisterRequest;
 
 #[derive(Args, Debug)]
 pub struct BenchIdleArgs {
@@ -59,10 +59,15 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
         area_locks_enabled: Some(false),
         ..RepoRequest::default()
     };
-    super::admin(&http, &base, &args.admin_token, "/v1/admin/repos", &repo).await?;
+    let admin = Client::with_http(
+        http.clone(),
+        &base,
+        Credentials::Admin(args.admin_token.clone()),
+    );
+    admin.upsert_repo(&repo).await?;
 
     let started = Instant::now();
-    let tokens = register(&http, &base, args.workers).await?;
+    let tokens = register(&admin.as_caller(Credentials::None), args.workers).await?;
     println!(
         "registered {} workers in {:.1}s",
         tokens.len(),
@@ -73,9 +78,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|t| {
             tokio::spawn(poll_loop(
-                http.clone(),
-                base.clone(),
-                t,
+                admin.as_caller(Credentials::Worker(t)),
                 args.wait,
                 arrivals.clone(),
             ))
@@ -124,8 +127,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
         };
         let (tx, rx) = oneshot::channel();
         let sent = Instant::now();
-        let body = super::admin(&http, &base, &args.admin_token, "/v1/admin/tasks", &task).await?;
-        let id = body["task_id"].as_str().context("task_id")?.to_string();
+        let id = admin.create_task(&task).await?.task_id;
         let early = arrivals
             .lock()
             .expect("arrivals lock")
@@ -155,7 +157,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn register(http: &reqwest::Client, base: &str, n: usize) -> anyhow::Result<Vec<String>> {
+async fn register(anonymous: &Client, n: usize) -> anyhow::Result<Vec<String>> {
     use futures::stream::{self, StreamExt, TryStreamExt};
     stream::iter(0..n)
         .map(|i| async move {
@@ -165,13 +167,7 @@ async fn register(http: &reqwest::Client, base: &str, n: usize) -> anyhow::Resul
                 max_concurrent_tasks: Some(1),
                 ..RegisterRequest::default()
             };
-            let resp = http
-                .post(format!("{base}/v1/workers/register"))
-                .json(&req)
-                .send()
-                .await?;
-            let body: RegisterResponse = resp.error_for_status()?.json().await?;
-            anyhow::Ok(body.token)
+            anyhow::Ok(anonymous.register(&req, None).await?.token)
         })
         .buffer_unordered(64)
         .try_collect()
@@ -180,25 +176,12 @@ async fn register(http: &reqwest::Client, base: &str, n: usize) -> anyhow::Resul
 
 /// Long-polls until aborted; hands each lease it receives to whoever waits for that task,
 /// and completes it so the worker waits again.
-async fn poll_loop(
-    http: reqwest::Client,
-    base: String,
-    token: String,
-    wait: u32,
-    arrivals: Arrivals,
-) {
-    let auth = format!("Bearer {token}");
+async fn poll_loop(client: Client, wait: u32, arrivals: Arrivals) {
     loop {
-        let resp = http
-            .get(format!("{base}/v1/work?wait={wait}"))
-            .header("authorization", &auth)
-            .send()
-            .await;
-        let Ok(resp) = resp else {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            continue;
-        };
-        let Ok(body) = resp.json::<WorkResponse>().await else {
+        let Ok(body) = client
+            .poll(None, Some(Duration::from_secs(u64::from(wait))))
+            .await
+        else {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
@@ -220,12 +203,7 @@ async fn poll_loop(
                 lease_id: Some(lease.lease_id.clone()),
                 ..StatusRequest::to("completed")
             };
-            let _ = http
-                .post(format!("{base}/v1/tasks/{}/status", lease.task_id))
-                .header("authorization", &auth)
-                .json(&report)
-                .send()
-                .await;
+            let _ = client.report(&lease.task_id, &report).await;
         }
     }
 }

@@ -14,11 +14,12 @@ pub mod idle;
 use anyhow::bail;
 use clap::Args;
 
+use crate::client::{Client, ClientError, Credentials};
 use crate::domain::status::TaskStatus;
 use crate::wire::admin::{RepoRequest, TaskRequest};
 use crate::wire::tasks::StatusRequest;
-use crate::wire::work::{Lease, WorkResponse};
-use crate::wire::workers::{RegisterRequest, RegisterResponse};
+use crate::wire::work::Lease;
+use crate::wire::workers::RegisterRequest;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -98,8 +99,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(url) => Some(raw_sql_ceiling(url, args.ceiling_connections, args.tasks).await?),
         None => None,
     };
-    seed(&http, &base, &args).await?;
-    let tokens = register_workers(&http, &base, &args).await?;
+    let admin = Client::with_http(
+        http.clone(),
+        &base,
+        Credentials::Admin(args.admin_token.clone()),
+    );
+    seed(&admin, &args).await?;
+    let tokens = register_workers(&admin.as_caller(Credentials::None), &args).await?;
 
     let stats = Arc::new(Stats::default());
     let rss_before = args.server_pid.and_then(rss_kib);
@@ -108,9 +114,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let target = args.tasks as u64;
     let mut handles = Vec::new();
     for token in tokens {
-        let (http, base, stats) = (http.clone(), base.clone(), stats.clone());
+        let (client, stats) = (admin.as_caller(Credentials::Worker(token)), stats.clone());
         handles.push(tokio::spawn(async move {
-            worker_loop(http, base, token, stats, target, deadline).await
+            worker_loop(client, stats, target, deadline).await
         }));
     }
     let peak_rss = Arc::new(AtomicU64::new(0));
@@ -151,7 +157,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Creates the repos and tasks of this run (names unique per run).
-async fn seed(http: &reqwest::Client, base: &str, args: &BenchArgs) -> anyhow::Result<()> {
+async fn seed(admin: &Client, args: &BenchArgs) -> anyhow::Result<()> {
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let repos: Vec<String> = (0..args.repos)
         .map(|i| format!("bench-{run_id}/r{i}"))
@@ -163,7 +169,7 @@ async fn seed(http: &reqwest::Client, base: &str, args: &BenchArgs) -> anyhow::R
             area_locks_enabled: Some(false),
             pr_url_prefix: None,
         };
-        admin(http, base, &args.admin_token, "/v1/admin/repos", &repo).await?;
+        admin.upsert_repo(&repo).await?;
     }
     let setup = Instant::now();
     let batch: Vec<TaskRequest> = (0..args.tasks)
@@ -180,7 +186,7 @@ async fn seed(http: &reqwest::Client, base: &str, args: &BenchArgs) -> anyhow::R
         })
         .collect();
     for chunk in batch.chunks(200) {
-        admin(http, base, &args.admin_token, "/v1/admin/tasks", &chunk).await?;
+        admin.create_tasks(chunk).await?;
     }
     println!(
         "created {} tasks in {:.1}s",
@@ -190,11 +196,7 @@ async fn seed(http: &reqwest::Client, base: &str, args: &BenchArgs) -> anyhow::R
     Ok(())
 }
 
-async fn register_workers(
-    http: &reqwest::Client,
-    base: &str,
-    args: &BenchArgs,
-) -> anyhow::Result<Vec<String>> {
+async fn register_workers(anonymous: &Client, args: &BenchArgs) -> anyhow::Result<Vec<String>> {
     let mut tokens = Vec::with_capacity(args.workers);
     for i in 0..args.workers {
         let req = RegisterRequest {
@@ -204,13 +206,7 @@ async fn register_workers(
             max_concurrent_tasks: Some(args.leases_per_worker),
             ..RegisterRequest::default()
         };
-        let resp = http
-            .post(format!("{base}/v1/workers/register"))
-            .json(&req)
-            .send()
-            .await?;
-        let body: RegisterResponse = resp.error_for_status()?.json().await?;
-        tokens.push(body.token);
+        tokens.push(anonymous.register(&req, None).await?.token);
     }
     Ok(tokens)
 }
@@ -313,40 +309,17 @@ async fn check_invariants(url: &str) -> anyhow::Result<()> {
     bail!("invariants violated")
 }
 
-async fn worker_loop(
-    http: reqwest::Client,
-    base: String,
-    token: String,
-    stats: Arc<Stats>,
-    target: u64,
-    deadline: Instant,
-) {
-    let auth = format!("Bearer {token}");
+async fn worker_loop(client: Client, stats: Arc<Stats>, target: u64, deadline: Instant) {
     let mut idle_polls = 0u32;
     while stats.completed.load(Ordering::Relaxed) < target && Instant::now() < deadline {
         let t = Instant::now();
-        let resp = http
-            .get(format!("{base}/v1/work"))
-            .header("authorization", &auth)
-            .send()
-            .await;
-        let leases = match resp {
-            Ok(r) if r.status().is_success() => {
+        let leases = match client.poll(None, None).await {
+            Ok(answer) => {
                 stats.record("poll", t.elapsed());
-                match r.json::<WorkResponse>().await {
-                    Ok(v) => v.leases,
-                    Err(e) => {
-                        stats.error(format!("poll body: {e}"));
-                        continue;
-                    }
-                }
-            }
-            Ok(r) => {
-                stats.error(format!("poll {}", r.status()));
-                continue;
+                answer.leases
             }
             Err(e) => {
-                stats.error(format!("poll: {}", e.without_url()));
+                stats.error(format!("poll: {}", error_kind(&e)));
                 continue;
             }
         };
@@ -359,72 +332,41 @@ async fn worker_loop(
         idle_polls = 0;
         for lease in leases {
             if lease.status == TaskStatus::Leased
-                && !report(&http, &base, &auth, &lease, "in_progress", &stats).await
+                && !report(&client, &lease, "in_progress", &stats).await
             {
                 continue;
             }
-            if report(&http, &base, &auth, &lease, "completed", &stats).await {
+            if report(&client, &lease, "completed", &stats).await {
                 stats.completed.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 }
 
-async fn report(
-    http: &reqwest::Client,
-    base: &str,
-    auth: &str,
-    lease: &Lease,
-    status: &str,
-    stats: &Stats,
-) -> bool {
+async fn report(client: &Client, lease: &Lease, status: &str, stats: &Stats) -> bool {
     let t = Instant::now();
     let body = StatusRequest {
         lease_id: Some(lease.lease_id.clone()),
         ..StatusRequest::to(status)
     };
-    let resp = http
-        .post(format!("{base}/v1/tasks/{}/status", lease.task_id))
-        .header("authorization", auth)
-        .json(&body)
-        .send()
-        .await;
-    match resp {
-        Ok(r) if r.status().is_success() => {
+    match client.report(&lease.task_id, &body).await {
+        Ok(_) => {
             stats.record("status", t.elapsed());
             true
         }
-        Ok(r) => {
-            stats.error(format!("status {status} {}", r.status()));
-            false
-        }
         Err(e) => {
-            stats.error(format!("status: {}", e.without_url()));
+            stats.error(format!("status {status}: {}", error_kind(&e)));
             false
         }
     }
 }
 
-/// POSTs `body` to an admin route; the answer's JSON, or an error naming the route.
-async fn admin(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    path: &str,
-    body: &impl serde::Serialize,
-) -> anyhow::Result<serde_json::Value> {
-    let resp = http
-        .post(format!("{base}{path}"))
-        .header("x-admin-token", token)
-        .json(body)
-        .send()
-        .await?;
-    let status = resp.status();
-    let body: serde_json::Value = resp.json().await.unwrap_or_default();
-    if !status.is_success() {
-        bail!("{path}: {status} {body}");
+/// An error as a short, countable key: the HTTP status and code, or the transport failure.
+fn error_kind(e: &ClientError) -> String {
+    match (e.status(), e.code()) {
+        (Some(status), Some(code)) => format!("{status} {code}"),
+        _ => e.to_string(),
     }
-    Ok(body)
 }
 
 /// Resident set size of a process, from /proc (Linux).

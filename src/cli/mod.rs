@@ -1,6 +1,13 @@
-//! The `owp` command line: serve | migrate | bench.
+//! The `owp` command line: the server (`serve`, `migrate`), the people's tools (`worker`,
+//! `admin`, `demo`, `completions`) and the benchmarks. One file or folder per command.
 
-use clap::{Args, Parser, Subcommand};
+pub mod admin;
+mod config_file;
+pub mod demo;
+mod output;
+pub mod worker;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{DbArgs, ServeConfig};
 
@@ -19,6 +26,14 @@ pub struct Cli {
 pub enum Command {
     /// Run an API replica (and its share of the scheduler election).
     Serve(Box<ServeConfig>),
+    /// A contributor's agent: register once, then run a command for each lease.
+    Worker(worker::WorkerArgs),
+    /// A maintainer's tool: repos, tasks, workers, state, audit, imports.
+    Admin(admin::AdminArgs),
+    /// The pool at work on this machine: a server, repos, tasks and simulated workers.
+    Demo(demo::DemoArgs),
+    /// Print a shell completion script: `owp completions bash > /etc/bash_completion.d/owp`.
+    Completions { shell: clap_complete::Shell },
     /// Apply pending database migrations and exit.
     Migrate(MigrateArgs),
     /// Drive a running server with simulated workers and print throughput and latency.
@@ -68,4 +83,16 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let known = crate::store::MIGRATOR.iter().count();
     tracing::info!(migrations = known, "database is up to date");
     Ok(())
+}
+
+/// Writes the completion script for `shell` to stdout.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut script = vec![];
+    clap_complete::generate(shell, &mut Cli::command(), "owp", &mut script);
+    match std::io::stdout().write_all(&script) {
+        // `owp completions bash | head` is not an error
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }

@@ -48,6 +48,27 @@ pub async fn serve_on(
 }
 
 pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    let running = start(cfg).await?;
+    shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A replica started by [`start`]: its address, and what [`Running::shutdown`] stops.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: AppContext,
+    stop_tx: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    elector: tokio::task::JoinHandle<()>,
+    gauges: tokio::task::JoinHandle<()>,
+    metrics_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    shutdown_timeout: Duration,
+}
+
+/// Connects, migrates, binds (`OWP_PORT` 0: any free port) and starts the API, the
+/// scheduler election and the gauges; `owp serve` and `owp demo` share it.
+pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     cfg.validate()
         .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
     let admin_tokens = admin_tokens(&cfg)?;
@@ -80,7 +101,8 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, replica = %app.settings.replica_id, "listening");
+    let listener_addr = listener.local_addr()?;
+    tracing::info!(addr = %listener_addr, replica = %app.settings.replica_id, "listening");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let metrics_server = match cfg.settings.metrics_port {
@@ -98,29 +120,54 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let gauges = scheduler::pool_gauges::spawn(app.clone(), stop_rx.clone());
     let server = tokio::spawn(serve_on(app.clone(), listener, stopped(stop_rx)));
 
-    shutdown_signal().await;
-    tracing::info!(timeout = ?cfg.shutdown_timeout, "shutting down: draining in-flight requests");
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(cfg.shutdown_timeout, server).await {
-        Ok(Ok(Ok(()))) => tracing::info!("in-flight requests finished"),
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
-        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-        Err(_) => tracing::warn!("shutdown timeout reached; abandoning in-flight requests"),
+    Ok(Running {
+        addr: listener_addr,
+        app,
+        stop_tx,
+        server,
+        elector,
+        gauges,
+        metrics_server,
+        shutdown_timeout: cfg.shutdown_timeout,
+    })
+}
+
+impl Running {
+    /// Drains in-flight requests, stops the scheduler (releasing leadership) and closes
+    /// the pool, each bounded by `OWP_SHUTDOWN_TIMEOUT`.
+    pub async fn shutdown(self) {
+        let Running {
+            app,
+            stop_tx,
+            server,
+            elector,
+            gauges,
+            metrics_server,
+            shutdown_timeout,
+            ..
+        } = self;
+        tracing::info!(timeout = ?shutdown_timeout, "shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+        match tokio::time::timeout(shutdown_timeout, server).await {
+            Ok(Ok(Ok(()))) => tracing::info!("in-flight requests finished"),
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
+            Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+            Err(_) => tracing::warn!("shutdown timeout reached; abandoning in-flight requests"),
+        }
+        // the scheduler finishes its sweep and releases leadership, bounded by the same timeout
+        if tokio::time::timeout(shutdown_timeout, elector)
+            .await
+            .is_err()
+        {
+            tracing::warn!("scheduler did not stop in time");
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), gauges).await;
+        if let Some(m) = metrics_server {
+            let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
+        }
+        app.pool.close().await;
+        tracing::info!("stopped");
     }
-    // the scheduler finishes its sweep and releases leadership, bounded by the same timeout
-    if tokio::time::timeout(cfg.shutdown_timeout, elector)
-        .await
-        .is_err()
-    {
-        tracing::warn!("scheduler did not stop in time");
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(2), gauges).await;
-    if let Some(m) = metrics_server {
-        let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
-    }
-    pool.close().await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// Resolves once `stop` turns true.

@@ -3,6 +3,9 @@
 mod admin;
 mod analytics;
 mod chaos;
+mod cli_admin;
+mod cli_import;
+mod cli_worker;
 mod concurrency;
 mod db_down;
 mod errors;

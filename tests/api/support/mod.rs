@@ -3,6 +3,7 @@
 //! runs real `owp` processes, `private_pg` owns a PostgreSQL instance for outage tests,
 //! `eventually` waits on conditions instead of time.
 
+pub mod cli;
 pub mod eventually;
 pub mod fleet;
 pub mod private_pg;

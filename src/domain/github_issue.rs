@@ -1,0 +1,169 @@
+//! How a GitHub issue becomes a task: the rule `owp admin import-github` follows (and a
+//! webhook's label import will). Labels carry the task's fields by prefix:
+//!
+//! | label | task field |
+//! |---|---|
+//! | `skill:<name>` | a required skill (each such label adds one) |
+//! | `area:<name>` | `area` (the first such label) |
+//! | `points:<n>` or `estimate:<n>` | `estimate_points` (1-100) |
+//! | `priority:<n>` | `priority` |
+//! | `tier:<n>` | `tier` (0-3) |
+//!
+//! Prefixes are case-insensitive and a space after the colon is allowed; a label with a
+//! value that is not a number in range is ignored, as is every other label (the import
+//! label among them). The title is kept (cut at 300 characters), the description is the
+//! body with a link to the issue (cut to fit 20,000), and the task's `external_id` is
+//! `github:<owner>/<repo>#<number>`, so an issue becomes one task however often it is
+//! imported.
+
+pub const MAX_TITLE: usize = 300;
+pub const MAX_DESCRIPTION: usize = 20_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueTask {
+    pub title: String,
+    pub description: String,
+    pub required_skills: Vec<String>,
+    pub area: Option<String>,
+    pub estimate_points: Option<i64>,
+    pub priority: Option<i64>,
+    pub tier: Option<i64>,
+    pub external_id: String,
+}
+
+/// An issue as the importer sees it.
+pub struct Issue<'a> {
+    /// `owner/repo`
+    pub repo: &'a str,
+    pub number: u64,
+    pub title: &'a str,
+    pub body: Option<&'a str>,
+    pub html_url: &'a str,
+    pub labels: Vec<&'a str>,
+}
+
+pub fn external_id(repo: &str, number: u64) -> String {
+    format!("github:{repo}#{number}")
+}
+
+pub fn to_task(issue: &Issue<'_>) -> IssueTask {
+    let mut task = IssueTask {
+        title: cut(issue.title.trim(), MAX_TITLE),
+        description: String::new(),
+        required_skills: vec![],
+        area: None,
+        estimate_points: None,
+        priority: None,
+        tier: None,
+        external_id: external_id(issue.repo, issue.number),
+    };
+    if task.title.is_empty() {
+        task.title = format!("{}#{}", issue.repo, issue.number);
+    }
+    for label in &issue.labels {
+        let Some((key, value)) = label.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        let number = |lo: i64, hi: i64| value.parse::<i64>().ok().filter(|n| (lo..=hi).contains(n));
+        match key.trim().to_ascii_lowercase().as_str() {
+            "skill" => {
+                let skill = value.to_lowercase();
+                if !task.required_skills.contains(&skill) && skill.chars().count() <= 50 {
+                    task.required_skills.push(skill);
+                }
+            }
+            "area" if task.area.is_none() => task.area = Some(cut(value, 100)),
+            "points" | "estimate" => task.estimate_points = number(1, 100).or(task.estimate_points),
+            "priority" => {
+                task.priority = number(i32::MIN.into(), i32::MAX.into()).or(task.priority)
+            }
+            "tier" => task.tier = number(0, 3).or(task.tier),
+            _ => {}
+        }
+    }
+    let link = format!("\n\nGitHub issue: {}", issue.html_url);
+    let body = issue.body.unwrap_or("").trim();
+    let room = MAX_DESCRIPTION.saturating_sub(link.chars().count());
+    task.description = format!("{}{link}", cut(body, room))
+        .trim_start()
+        .to_string();
+    task
+}
+
+/// At most `max` characters; a cut text ends with `…`.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issue<'a>(labels: Vec<&'a str>, body: Option<&'a str>) -> Issue<'a> {
+        Issue {
+            repo: "acme/widgets",
+            number: 42,
+            title: "  Fix the parser ",
+            body,
+            html_url: "https://github.com/acme/widgets/issues/42",
+            labels,
+        }
+    }
+
+    #[test]
+    fn labels_become_fields_by_prefix() {
+        let t = to_task(&issue(
+            vec![
+                "owp",
+                "skill:Rust",
+                "Skill: sql",
+                "skill:rust",
+                "area:parser",
+                "area:other",
+                "points:3",
+                "priority: 20",
+                "tier:1",
+                "bug",
+            ],
+            Some("It breaks."),
+        ));
+        assert_eq!(t.title, "Fix the parser");
+        assert_eq!(t.required_skills, vec!["rust", "sql"]);
+        assert_eq!(t.area.as_deref(), Some("parser"));
+        assert_eq!(t.estimate_points, Some(3));
+        assert_eq!(t.priority, Some(20));
+        assert_eq!(t.tier, Some(1));
+        assert_eq!(t.external_id, "github:acme/widgets#42");
+        assert_eq!(
+            t.description,
+            "It breaks.\n\nGitHub issue: https://github.com/acme/widgets/issues/42"
+        );
+    }
+
+    #[test]
+    fn values_out_of_range_are_ignored() {
+        let t = to_task(&issue(
+            vec!["points:0", "points:x", "tier:9", "estimate:101"],
+            None,
+        ));
+        assert_eq!((t.estimate_points, t.tier), (None, None));
+        assert!(t.description.starts_with("GitHub issue:"));
+    }
+
+    #[test]
+    fn long_bodies_are_cut_to_fit_with_the_link() {
+        let body = "x".repeat(30_000);
+        let t = to_task(&issue(vec![], Some(&body)));
+        assert_eq!(t.description.chars().count(), MAX_DESCRIPTION);
+        assert!(t.description.ends_with("/issues/42"));
+    }
+}
