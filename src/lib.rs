@@ -18,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod github;
 pub mod http;
 pub mod limits;
 pub mod metrics;

@@ -43,6 +43,9 @@ pub const OFFERS_MADE: &str = "owp_offers_made_total";
 pub const LONG_POLLS_WAITING: &str = "owp_long_polls_waiting";
 pub const LONG_POLL_WAKEUPS: &str = "owp_long_poll_wakeups_total";
 pub const OFFERS_ENDED: &str = "owp_offers_ended_total";
+pub const GITHUB_WEBHOOKS: &str = "owp_github_webhooks_total";
+pub const GITHUB_OUTBOX: &str = "owp_github_outbox_total";
+pub const GITHUB_OUTBOX_PENDING: &str = "owp_github_outbox_pending";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -77,6 +80,18 @@ pub fn install() -> PrometheusHandle {
 }
 
 fn describe() {
+    describe_counter!(
+        GITHUB_WEBHOOKS,
+        "GitHub webhook deliveries, by event and result (applied, ignored, duplicate, refused)."
+    );
+    describe_counter!(
+        GITHUB_OUTBOX,
+        "Write-back events to GitHub by result: delivered, retried, gave_up."
+    );
+    describe_gauge!(
+        GITHUB_OUTBOX_PENDING,
+        "Write-back events not delivered yet (the leader's last count)."
+    );
     describe_counter!(
         HTTP_REQUESTS,
         "HTTP requests answered, by method, route template and status."
@@ -237,6 +252,21 @@ pub fn lease_renewed() {
 
 pub fn registration() {
     counter!(REGISTRATIONS).increment(1);
+}
+
+pub fn github_webhook(event: &str, result: &'static str) {
+    // events are GitHub's names; anything else is counted as "other" (bounded labels)
+    const KNOWN: [&str; 4] = ["ping", "pull_request", "issues", "installation"];
+    let event = KNOWN.into_iter().find(|k| *k == event).unwrap_or("other");
+    counter!(GITHUB_WEBHOOKS, "event" => event, "result" => result).increment(1);
+}
+
+pub fn github_outbox(result: &'static str) {
+    counter!(GITHUB_OUTBOX, "result" => result).increment(1);
+}
+
+pub fn github_outbox_pending(n: i64) {
+    gauge!(GITHUB_OUTBOX_PENDING).set(n as f64);
 }
 
 pub fn tasks_created(n: usize) {

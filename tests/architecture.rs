@@ -11,6 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["bench", "bench_lists", "server"],
     &["client"],
     &["http", "scheduler"],
+    &["github"],
     &["error"],
     &["app"],
     &["store"],

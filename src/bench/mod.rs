@@ -168,6 +168,7 @@ async fn seed(admin: &Client, args: &BenchArgs) -> anyhow::Result<()> {
             max_open_prs: Some(args.max_open_prs),
             area_locks_enabled: Some(false),
             pr_url_prefix: None,
+            github_write_back: None,
         };
         admin.upsert_repo(&repo).await?;
     }

@@ -236,6 +236,7 @@ async fn create_repos(admin: &Client, run_id: &str) -> anyhow::Result<Vec<String
                 max_open_prs: Some(plan.budget),
                 area_locks_enabled: Some(plan.area_locks),
                 pr_url_prefix: None,
+                github_write_back: None,
             })
             .await?;
         names.push(repo);

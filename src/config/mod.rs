@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, FromArgMatches, ValueEnum};
 
+mod github;
 mod http_limits;
 mod secrets;
+pub use github::GithubSettings;
 pub use http_limits::{parse_cidr, Cidr, HttpLimits};
 pub use secrets::{DatabaseUrl, Secret};
 
@@ -209,6 +211,9 @@ pub struct Settings {
     #[command(flatten)]
     pub limits: HttpLimits,
 
+    #[command(flatten)]
+    pub github: GithubSettings,
+
     /// Trust tier of newly registered workers: untrusted (0), basic (1), trusted (2) or
     /// core (3). A worker may hold tasks whose tier is at most its own.
     #[arg(long, env = "OWP_DEFAULT_TRUST_TIER", default_value = "untrusted", value_parser = parse_trust_level)]
@@ -340,6 +345,7 @@ impl Settings {
             DAY,
         )?;
         self.limits.validate()?;
+        self.github.validate()?;
         for origin in &self.cors_origins {
             if !is_origin(origin) {
                 return Err(format!(

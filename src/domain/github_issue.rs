@@ -46,6 +46,25 @@ pub fn external_id(repo: &str, number: u64) -> String {
     format!("github:{repo}#{number}")
 }
 
+/// `github:owner/repo#42` -> (`owner/repo`, 42).
+pub fn parse_external_id(id: &str) -> Option<(&str, u64)> {
+    let (repo, number) = id.strip_prefix("github:")?.rsplit_once('#')?;
+    let number = number.parse().ok()?;
+    (repo.split('/').filter(|p| !p.is_empty()).count() == 2).then_some((repo, number))
+}
+
+/// A pull request's link, `https://<host>/owner/repo/pull/42[/...]` -> (`owner/repo`, 42).
+pub fn parse_pr_url(url: &str) -> Option<(String, u64)> {
+    let path = url.split_once("://")?.1.split_once('/')?.1;
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        [owner, repo, "pull", n, ..] if !owner.is_empty() && !repo.is_empty() => {
+            Some((format!("{owner}/{repo}"), n.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
 pub fn to_task(issue: &Issue<'_>) -> IssueTask {
     let mut task = IssueTask {
         title: cut(issue.title.trim(), MAX_TITLE),
@@ -157,6 +176,22 @@ mod tests {
         ));
         assert_eq!((t.estimate_points, t.tier), (None, None));
         assert!(t.description.starts_with("GitHub issue:"));
+    }
+
+    #[test]
+    fn keys_and_pr_links_are_read_back() {
+        assert_eq!(parse_external_id("github:acme/w#42"), Some(("acme/w", 42)));
+        assert_eq!(parse_external_id("github:acme#42"), None);
+        assert_eq!(parse_external_id("yaml:acme/w#42"), None);
+        assert_eq!(
+            parse_pr_url("https://github.com/acme/w/pull/7"),
+            Some(("acme/w".to_string(), 7))
+        );
+        assert_eq!(
+            parse_pr_url("https://ghe.example.com/acme/w/pull/7/files"),
+            Some(("acme/w".to_string(), 7))
+        );
+        assert_eq!(parse_pr_url("https://github.com/acme/w/issues/7"), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod github_issue;
+pub mod github_writeback;
 pub mod ids;
 pub mod input;
 pub mod reputation;

@@ -35,6 +35,7 @@ pub async fn upsert_repo(
             Some("") => Some(None),
             Some(p) => Some(Some(input::pr_url_prefix("pr_url_prefix", p)?)),
         },
+        github_write_back: req.github_write_back,
     };
     let status = match repos::upsert_repo(&app.pool, &settings, &admin.actor).await? {
         Upserted::Created => StatusCode::CREATED,

@@ -55,6 +55,17 @@ impl FromRequest<AppContext> for ApiJsonAny {
     }
 }
 
+/// The body as sent, unparsed (a webhook's signature covers its exact bytes).
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppContext> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &AppContext) -> Result<Self, ApiError> {
+        read_body(req, app).await.map(RawBody)
+    }
+}
+
 async fn read_body(req: Request, app: &AppContext) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, app).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -5,6 +5,7 @@ pub mod actions;
 pub mod admin;
 pub mod analytics;
 pub mod extract;
+pub mod github;
 pub mod limits;
 pub mod offers;
 pub mod openapi;
@@ -41,6 +42,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(app: AppContext) -> Router {
     let body_limit = app.settings.body_limit;
     let bulk_body_limit = app.settings.bulk_body_limit;
+    let webhook_body_limit = app.settings.github.webhook_body_limit;
     let app_cors = app.settings.cors_origins.clone();
     let api = Router::new()
         .route("/v1/workers/register", post(workers::register_worker))
@@ -107,6 +109,13 @@ pub fn router(app: AppContext) -> Router {
             post(admin::create_tasks).layer(DefaultBodyLimit::max(bulk_body_limit)),
         )
         .route("/v1/admin/state", get(overview::get_state))
+        // signed by GitHub, not an admin; its body limit is its own
+        .route(
+            "/webhooks/github",
+            post(github::webhook).layer(DefaultBodyLimit::max(webhook_body_limit)),
+        )
+        .route("/v1/github/repos/{owner}/{repo}/sync", post(github::sync))
+        .route("/v1/admin/github/outbox", get(github::outbox))
         .route("/v1/admin/state/stream", get(overview::stream_state))
         .route("/v1/admin/stale-prs", get(stale_prs::list_stale_prs))
         .route(

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    actions, admin, analytics, offers, ops, overview, reputation, stale_prs, tasks, views, work,
-    workers,
+    actions, admin, analytics, github, offers, ops, overview, reputation, stale_prs, tasks, views,
+    work, workers,
 };
 
 #[derive(OpenApi)]
@@ -26,12 +26,12 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         actions::requeue_task, actions::cancel_task, actions::requeue_tasks, actions::cancel_tasks,
         actions::patch_task, actions::pause_worker, actions::resume_worker, actions::revoke_worker, actions::rotate_token,
         actions::set_trust_tier, reputation::get_reputation, analytics::repo_analytics,
-        analytics::repo_analytics_by_name,
+        analytics::repo_analytics_by_name, github::webhook, github::sync, github::outbox,
         ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
     ),
     components(schemas(crate::wire::ErrorBody, crate::wire::admin::TasksCreated)),
     modifiers(&Security),
-    tags((name = "workers"), (name = "work"), (name = "tasks"), (name = "admin"), (name = "operations"))
+    tags((name = "workers"), (name = "work"), (name = "tasks"), (name = "admin"), (name = "github"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

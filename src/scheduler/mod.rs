@@ -4,6 +4,7 @@
 //! skips locked rows, so two leaders at once would do no harm.
 
 pub mod elector;
+pub mod github_outbox;
 pub mod lease_expiry;
 pub mod offer_expiry;
 pub mod offline_workers;

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod ceiling;
 pub mod claim;
 mod codec;
+pub mod github;
 pub mod invariants;
 pub mod leader_lock;
 pub mod leader_record;

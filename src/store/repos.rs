@@ -11,6 +11,8 @@ pub struct RepoSettings {
     pub area_locks_enabled: bool,
     /// `None` keeps the current prefix; `Some(None)` removes it.
     pub pr_url_prefix: Option<Option<String>>,
+    /// `None` keeps the current choice.
+    pub github_write_back: Option<bool>,
 }
 
 pub enum Upserted {
@@ -19,6 +21,17 @@ pub enum Upserted {
     /// Area locks cannot be turned on while these areas have more than one open task:
     /// I5 would not hold. Nothing was changed.
     AreasOpenTwice(Vec<String>),
+}
+
+/// Whether the pool has this repo.
+pub async fn exists(pool: &PgPool, repo: &str) -> StoreResult<bool> {
+    let found = sqlx::query_scalar!(
+        r#"select exists (select 1 from repositories where repo = $1) as "found!""#,
+        repo
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(found)
 }
 
 /// Creates the repo or updates its settings. The repo row is locked first, so the change
@@ -39,19 +52,21 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings, actor: &str) -> StoreR
         }
     }
     sqlx::query!(
-        "insert into repositories (repo, max_open_prs, area_locks_enabled, pr_url_prefix)
-         values ($1, $2, $3, $5)
+        "insert into repositories (repo, max_open_prs, area_locks_enabled, pr_url_prefix, github_write_back)
+         values ($1, $2, $3, $5, coalesce($6, false))
          on conflict (repo) do update
              set max_open_prs = excluded.max_open_prs,
                  area_locks_enabled = excluded.area_locks_enabled,
                  pr_url_prefix = case when $4 then excluded.pr_url_prefix
                                       else repositories.pr_url_prefix end,
+                 github_write_back = coalesce($6, repositories.github_write_back),
                  updated_at = now()",
         r.repo,
         r.max_open_prs,
         r.area_locks_enabled,
         r.pr_url_prefix.is_some(),
         r.pr_url_prefix.clone().flatten(),
+        r.github_write_back,
     )
     .execute(&mut *tx)
     .await?;
@@ -71,7 +86,7 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings, actor: &str) -> StoreR
             actor,
             data: Some(serde_json::json!({
                 "max_open_prs": r.max_open_prs, "area_locks_enabled": r.area_locks_enabled,
-                "pr_url_prefix": r.pr_url_prefix,
+                "pr_url_prefix": r.pr_url_prefix, "github_write_back": r.github_write_back,
             })),
             ..Event::default()
         },

@@ -17,11 +17,13 @@ pub struct Pruned {
     pub leases: u64,
     pub artifacts: u64,
     pub offers: u64,
+    /// Webhook deliveries remembered, and write-back events delivered or given up.
+    pub github: u64,
 }
 
 impl Pruned {
     pub fn total(&self) -> u64 {
-        self.audit_events + self.leases + self.artifacts + self.offers
+        self.audit_events + self.leases + self.artifacts + self.offers + self.github
     }
 }
 
@@ -56,10 +58,22 @@ pub async fn prune_batch(pool: &PgPool, older_than: Duration, batch: i64) -> Sto
                delete from audit_events where id in (
                    select e.id from audit_events e, horizon h where e.at < h.at limit $2)
                returning 1),
+           dlv as (
+               delete from github_deliveries where delivery_id in (
+                   select d.delivery_id from github_deliveries d, horizon h
+                   where d.received_at < h.at limit $2)
+               returning 1),
+           obx as (
+               delete from github_outbox where id in (
+                   select o.id from github_outbox o, horizon h
+                   where o.created_at < h.at and (o.delivered_at is not null or o.gave_up_at is not null)
+                   limit $2)
+               returning 1),
            mark as (
                update scheduler_state set pruned_before = greatest(pruned_before, (select at from horizon)))
            select (select count(*) from art) as "artifacts!", (select count(*) from les) as "leases!",
-                  (select count(*) from ev) as "events!", (select count(*) from off) as "offers!""#,
+                  (select count(*) from ev) as "events!", (select count(*) from off) as "offers!",
+                  (select count(*) from dlv) + (select count(*) from obx) as "github!""#,
         secs,
         batch,
     )
@@ -71,5 +85,6 @@ pub async fn prune_batch(pool: &PgPool, older_than: Duration, batch: i64) -> Sto
         leases: r.leases as u64,
         artifacts: r.artifacts as u64,
         offers: r.offers as u64,
+        github: r.github as u64,
     })
 }

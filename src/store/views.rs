@@ -268,7 +268,7 @@ pub async fn repos_in(
                from tasks
                where status in ('ready', 'offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
                group by repo)
-           select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix,
+           select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix, r.github_write_back,
                   coalesce(c.open, 0) as "open_slots!", coalesce(c.ready, 0) as "ready!",
                   coalesce(c.areas, '{}') as "held_areas!: Vec<String>",
                   coalesce(c.stale, 0) as "stale_prs!", r.created_at, r.updated_at

@@ -19,6 +19,10 @@ pub struct RepoRequest {
     /// `https://github.com/acme/widgets/pull/`; `""` removes it; omitted keeps it as is.
     #[schema(max_length = 300, pattern = r"^(https://[\s\S]+)?$")]
     pub pr_url_prefix: Option<String>,
+    /// Comment on and label the GitHub issues this repo's tasks came from as they are
+    /// leased, get a PR, are merged or fail for good (needs OWP_GITHUB_TOKEN). Omitted
+    /// keeps the current choice (default false).
+    pub github_write_back: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

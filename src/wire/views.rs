@@ -166,6 +166,8 @@ pub struct RepoView {
     pub max_open_prs: i32,
     pub area_locks_enabled: bool,
     pub pr_url_prefix: Option<String>,
+    /// Progress is written back to the GitHub issues the repo's tasks came from.
+    pub github_write_back: bool,
     /// Open slots in use: leased, in_progress, blocked or pr_opened tasks.
     pub open_slots: i64,
     pub ready: i64,

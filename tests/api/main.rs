@@ -9,6 +9,7 @@ mod cli_worker;
 mod concurrency;
 mod db_down;
 mod errors;
+mod github;
 mod limits;
 mod long_poll;
 mod offers;

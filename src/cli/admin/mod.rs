@@ -97,6 +97,10 @@ pub struct RepoFields {
     /// PR links must start with this, e.g. https://github.com/acme/widgets/pull/ ("" removes it).
     #[arg(long)]
     pub pr_url_prefix: Option<String>,
+    /// Comment on and label the GitHub issues its tasks came from (true/false; the server
+    /// needs OWP_GITHUB_TOKEN).
+    #[arg(long)]
+    pub github_write_back: Option<bool>,
 }
 
 #[derive(Subcommand)]
@@ -289,6 +293,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                 max_open_prs: f.max_open_prs,
                 area_locks_enabled: f.area_locks,
                 pr_url_prefix: f.pr_url_prefix,
+                github_write_back: f.github_write_back,
             };
             let created = client.upsert_repo(&req).await?;
             done(
@@ -318,6 +323,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                 max_open_prs: Some(f.max_open_prs.unwrap_or(i64::from(now.max_open_prs))),
                 area_locks_enabled: Some(f.area_locks.unwrap_or(now.area_locks_enabled)),
                 pr_url_prefix: f.pr_url_prefix,
+                github_write_back: f.github_write_back,
             };
             client.upsert_repo(&req).await?;
             done(

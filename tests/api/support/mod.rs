@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod eventually;
+pub mod fake_github;
 pub mod fleet;
 pub mod private_pg;
 pub mod proxy;
