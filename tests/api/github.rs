@@ -601,3 +601,50 @@ async fn sync_reconciles_open_prs_and_imports_labelled_issues(pool: PgPool) {
         .expect_error(StatusCode::NOT_FOUND, "not_found");
     assert_invariants(&app.pool).await;
 }
+
+#[sqlx::test]
+async fn only_the_leader_delivers_write_back_and_it_does_so_on_its_own(pool: PgPool) {
+    let fake = FakeGithub::default();
+    let api = fake.start().await;
+    let app = app_with_github(pool, &api).await;
+    app.admin(
+        Method::POST,
+        "/v1/admin/repos",
+        Some(json!({"repo": "acme/widgets", "max_open_prs": 3, "github_write_back": true})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    deliver(
+        &app,
+        "issues",
+        "l-1",
+        &issue_event("labeled", 3, &["owp"], Some("owp")),
+        Some(SECRET),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let duty = github_outbox::spawn(app.ctx.clone(), stop_rx);
+    let w = app.register("w", &[], 5, 2).await;
+    assert_eq!(app.poll(&w).await.len(), 1);
+    // a replica that does not lead delivers nothing
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(fake.comments("acme/widgets#3").is_empty());
+    app.ctx
+        .is_leader
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    eventually(
+        "the leader delivered the comment",
+        Duration::from_secs(10),
+        || async {
+            fake.comments("acme/widgets#3").len() == 1
+                && fake.labels("acme/widgets#3") == ["owp:in-progress"]
+        },
+    )
+    .await;
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), duty)
+        .await
+        .expect("the duty stops with the replica")
+        .unwrap();
+}
