@@ -72,11 +72,15 @@ impl TokenSet {
 
     /// The matching entry's name (`Some(None)` for an unnamed token), or `None`.
     pub fn identify(&self, presented: &str) -> Option<Option<&str>> {
-        let d = digest(presented);
+        self.identify_digest(&digest(presented))
+    }
+
+    /// Like `identify`, for a token known by its digest (a dashboard session's).
+    pub fn identify_digest(&self, d: &[u8; 32]) -> Option<Option<&str>> {
         // check every configured token, so timing does not tell which one matched
         let mut found = None;
         for (name, known) in &self.entries {
-            if bool::from(known.ct_eq(&d)) {
+            if bool::from(known.ct_eq(d)) {
                 found = Some(name.as_deref());
             }
         }

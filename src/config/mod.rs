@@ -214,6 +214,10 @@ pub struct Settings {
     #[command(flatten)]
     pub github: GithubSettings,
 
+    /// How long a dashboard sign-in lasts.
+    #[arg(long, env = "OWP_DASHBOARD_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub dashboard_session_ttl: Duration,
+
     /// Trust tier of newly registered workers: untrusted (0), basic (1), trusted (2) or
     /// core (3). A worker may hold tasks whose tier is at most its own.
     #[arg(long, env = "OWP_DEFAULT_TRUST_TIER", default_value = "untrusted", value_parser = parse_trust_level)]
@@ -247,6 +251,7 @@ pub struct Settings {
 
 const MS: Duration = Duration::from_millis(1);
 const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -346,6 +351,12 @@ impl Settings {
         )?;
         self.limits.validate()?;
         self.github.validate()?;
+        duration_in(
+            "OWP_DASHBOARD_SESSION_TTL",
+            self.dashboard_session_ttl,
+            MINUTE,
+            DAY * 30,
+        )?;
         for origin in &self.cors_origins {
             if !is_origin(origin) {
                 return Err(format!(

@@ -168,8 +168,66 @@ impl FromRequestParts<AppContext> for AuthAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
-        verify_admin(&parts.headers, app)
+        match session_cookie(&parts.headers) {
+            Some(token) if !parts.headers.contains_key(ADMIN_HEADER) => {
+                verify_session(token, parts, app).await
+            }
+            _ => verify_admin(&parts.headers, app),
+        }
     }
+}
+
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "owp_session";
+/// Actions made with the cookie carry the session's CSRF value in this header.
+pub const CSRF_HEADER: &str = "x-owp-csrf";
+
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
+        .filter(|t| !t.is_empty())
+}
+
+/// A dashboard session: live, from an admin token still configured, and for anything but
+/// a read, with its CSRF value.
+async fn verify_session(
+    token: &str,
+    parts: &Parts,
+    app: &AppContext,
+) -> Result<AuthAdmin, ApiError> {
+    use subtle::ConstantTimeEq;
+    let session = crate::store::sessions::find(&app.pool, &crate::auth::digest(token)).await?;
+    let still_admin = session.as_ref().is_some_and(|s| {
+        <[u8; 32]>::try_from(s.admin_digest.as_slice())
+            .ok()
+            .and_then(|d| app.admin.identify_digest(&d))
+            .is_some()
+    });
+    let Some(session) = session.filter(|_| still_admin) else {
+        crate::metrics::auth_failure("session");
+        return Err(ApiError::Auth(
+            "session expired or signed out: sign in again",
+        ));
+    };
+    let reads = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !reads {
+        let sent = header_str(&parts.headers, CSRF_HEADER).unwrap_or("");
+        if !bool::from(sent.as_bytes().ct_eq(session.csrf.as_bytes())) {
+            return Err(ApiError::Forbidden(
+                "a dashboard action needs the session's X-OWP-CSRF header",
+            ));
+        }
+    }
+    Ok(AuthAdmin {
+        actor: session.actor,
+    })
 }
 
 fn verify_admin(headers: &HeaderMap, app: &AppContext) -> Result<AuthAdmin, ApiError> {
@@ -213,8 +271,12 @@ impl FromRequestParts<AppContext> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
-        if parts.headers.contains_key(ADMIN_HEADER) {
-            return verify_admin(&parts.headers, app).map(Caller::Admin);
+        if parts.headers.contains_key(ADMIN_HEADER)
+            || (bearer(&parts.headers).is_none() && session_cookie(&parts.headers).is_some())
+        {
+            return AuthAdmin::from_request_parts(parts, app)
+                .await
+                .map(Caller::Admin);
         }
         AuthWorker::from_request_parts(parts, app)
             .await

@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod admin;
 pub mod analytics;
+pub mod dashboard;
 pub mod extract;
 pub mod github;
 pub mod limits;
@@ -122,6 +123,16 @@ pub fn router(app: AppContext) -> Router {
             "/v1/admin/stale-prs/close",
             post(stale_prs::close_stale_prs),
         )
+        // the dashboard: the page, its assets, its sign-in
+        .route("/", get(dashboard::index))
+        .route("/assets/{file}", get(dashboard::asset))
+        .route(
+            "/v1/dashboard/session",
+            post(dashboard::sign_in)
+                .get(dashboard::current)
+                .delete(dashboard::sign_out),
+        )
+        .route("/v1/admin/throughput", get(dashboard::throughput))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/health", get(ops::health))

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    actions, admin, analytics, github, offers, ops, overview, reputation, stale_prs, tasks, views,
-    work, workers,
+    actions, admin, analytics, dashboard, github, offers, ops, overview, reputation, stale_prs,
+    tasks, views, work, workers,
 };
 
 #[derive(OpenApi)]
@@ -27,11 +27,12 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         actions::patch_task, actions::pause_worker, actions::resume_worker, actions::revoke_worker, actions::rotate_token,
         actions::set_trust_tier, reputation::get_reputation, analytics::repo_analytics,
         analytics::repo_analytics_by_name, github::webhook, github::sync, github::outbox,
+        dashboard::sign_in, dashboard::current, dashboard::sign_out, dashboard::throughput,
         ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
     ),
     components(schemas(crate::wire::ErrorBody, crate::wire::admin::TasksCreated)),
     modifiers(&Security),
-    tags((name = "workers"), (name = "work"), (name = "tasks"), (name = "admin"), (name = "github"), (name = "operations"))
+    tags((name = "workers"), (name = "work"), (name = "tasks"), (name = "admin"), (name = "github"), (name = "dashboard"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

@@ -18,6 +18,7 @@ pub mod repos;
 pub mod reputation;
 pub mod retention;
 pub mod seed;
+pub mod sessions;
 pub mod signals;
 pub mod stale_prs;
 pub mod sweeps;

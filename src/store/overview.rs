@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::StoreResult;
@@ -87,4 +88,34 @@ pub async fn read_overview(
         repositories,
         oldest_ready_age_secs: w.oldest_ready,
     })
+}
+
+/// Leases granted and tasks finished (completed or merged) per minute over the last
+/// `minutes`, oldest first, every minute listed (zeros included). Reads the audit log's
+/// last hour by its BRIN index on `at`.
+pub async fn throughput(
+    pool: &PgPool,
+    minutes: i32,
+) -> StoreResult<Vec<(DateTime<Utc>, i64, i64)>> {
+    let rows = sqlx::query!(
+        r#"with m as (
+               select generate_series(date_trunc('minute', now()) - make_interval(mins => $1 - 1),
+                                      date_trunc('minute', now()), interval '1 minute') as at),
+           e as (
+               select date_trunc('minute', at) as at,
+                      count(*) filter (where kind = 'lease_granted') as claimed,
+                      count(*) filter (where to_status in ('completed', 'merged')) as finished
+               from audit_events
+               where at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)
+               group by 1)
+           select m.at as "at!", coalesce(e.claimed, 0) as "claimed!", coalesce(e.finished, 0) as "finished!"
+           from m left join e on e.at = m.at order by m.at"#,
+        minutes
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.at, r.claimed, r.finished))
+        .collect())
 }

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod admin;
 pub mod analytics;
+pub mod dashboard;
 pub mod github;
 pub mod offers;
 pub mod overview;

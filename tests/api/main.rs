@@ -7,6 +7,7 @@ mod cli_admin;
 mod cli_import;
 mod cli_worker;
 mod concurrency;
+mod dashboard;
 mod db_down;
 mod errors;
 mod github;
