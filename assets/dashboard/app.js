@@ -300,6 +300,7 @@ function newTaskForm(repos) {
       class: "inline",
       onsubmit: async (e) => {
         e.preventDefault();
+        if (!confirm(`Create the task "${f.title.value}" in ${f.repo.value}?`)) return;
         try {
           const r = await api("POST", "/v1/admin/tasks", {
             repo: f.repo.value, title: f.title.value,

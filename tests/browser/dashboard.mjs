@@ -119,6 +119,13 @@ await page.waitForFunction((id) => document.querySelector(`a[href="#/tasks/${id}
   && !document.querySelector("main").textContent.includes("Made elsewhere"), leased, { timeout: 10000 })
   .catch(async (e) => { console.log(page.url(), await page.textContent("main")); throw e; });
 await page.screenshot({ path: `${SHOTS}/tasks.png`, fullPage: true });
+step("a task created from the page");
+await page.selectOption("#t-repo", "acme/docs");
+await page.fill("#t-title", "Made in the browser");
+await page.click("button:has-text('Create task')");
+await page.waitForSelector("#notice:has-text('Created t_')");
+const made = (await api(B, "GET", "/v1/tasks?repo=acme/docs&limit=200")).tasks.find((t) => t.title === "Made in the browser");
+assert.ok(made, "the task exists");
 await page.click(`a[href="#/tasks/${leased}"]`);
 await page.waitForSelector("text=Leases");
 await page.screenshot({ path: `${SHOTS}/task.png`, fullPage: true });
