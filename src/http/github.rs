@@ -76,23 +76,29 @@ pub async fn webhook(
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<WebhookAnswer>), ApiError> {
     let gh = &app.settings.github;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let event = header("x-github-event").unwrap_or("").to_string();
+    let delivery = header("x-github-delivery").unwrap_or("").trim().to_string();
+    let Some(signed) = header("x-hub-signature-256") else {
+        crate::metrics::github_webhook(&event, "refused");
+        return Err(ApiError::Auth(
+            "a valid X-Hub-Signature-256 (the webhook secret)",
+        ));
+    };
+    if event.is_empty() || delivery.is_empty() || delivery.len() > 200 {
+        return Err(ApiError::Validation(
+            "X-GitHub-Event and X-GitHub-Delivery: required headers".into(),
+        ));
+    }
     if gh.webhook_secrets().next().is_none() {
         return Err(ApiError::NotFound(
             "route (GitHub webhooks are not configured)",
         ));
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let event = header("x-github-event").unwrap_or("").to_string();
-    if !signature::verify(gh.webhook_secrets(), &body, header("x-hub-signature-256")) {
+    if !signature::verify(gh.webhook_secrets(), &body, Some(signed)) {
         crate::metrics::github_webhook(&event, "refused");
         return Err(ApiError::Auth(
             "a valid X-Hub-Signature-256 (the webhook secret)",
-        ));
-    }
-    let delivery = header("x-github-delivery").unwrap_or("").trim().to_string();
-    if event.is_empty() || delivery.is_empty() || delivery.len() > 200 {
-        return Err(ApiError::Validation(
-            "X-GitHub-Event and X-GitHub-Delivery: required headers".into(),
         ));
     }
     if gh_store::delivery_seen(&app.pool, &delivery).await? {
