@@ -29,6 +29,7 @@ async fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args).await,
         Command::BenchLists(args) => owp_pool::bench_lists::run(args).await,
         Command::BenchIdle(args) => owp_pool::bench::idle::run(args).await,
+        Command::BenchHeartbeat(args) => owp_pool::bench::heartbeat::run(args).await,
         Command::Healthcheck(args) => cli::healthcheck(args).await,
     };
     match result {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod heartbeat;
 pub mod idle;
 
 use anyhow::bail;
@@ -23,7 +24,8 @@ use crate::wire::workers::RegisterRequest;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Base URL of a running server.
+    /// Base URL of a running server, or several comma-separated (replicas): workers are
+    /// spread over them round-robin; repos and tasks are created through the first.
     #[arg(long, env = "OWP_URL", default_value = "http://127.0.0.1:8787")]
     pub url: String,
     #[arg(long, env = "OWP_ADMIN_TOKEN", hide_env_values = true)]
@@ -59,7 +61,7 @@ pub struct BenchArgs {
 }
 
 #[derive(Default)]
-struct Stats {
+pub(crate) struct Stats {
     latencies: Mutex<BTreeMap<&'static str, Vec<Duration>>>,
     errors: Mutex<BTreeMap<String, u64>>,
     completed: AtomicU64,
@@ -89,7 +91,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.workers * 2)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let base = args.url.trim_end_matches('/').to_string();
+    let bases: Vec<String> = args
+        .url
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let base = bases.first().cloned().unwrap_or_default();
     println!(
         "bench: {} workers, {} tasks, {} repos against {base}",
         args.workers, args.tasks, args.repos
@@ -113,8 +121,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let deadline = started + args.timeout;
     let target = args.tasks as u64;
     let mut handles = Vec::new();
-    for token in tokens {
-        let (client, stats) = (admin.as_caller(Credentials::Worker(token)), stats.clone());
+    for (i, token) in tokens.into_iter().enumerate() {
+        let client = Client::with_http(
+            http.clone(),
+            &bases[i % bases.len()],
+            Credentials::Worker(token),
+        );
+        let stats = stats.clone();
         handles.push(tokio::spawn(async move {
             worker_loop(client, stats, target, deadline).await
         }));
@@ -257,7 +270,7 @@ async fn sample_rss(pid: u32, peak: Arc<AtomicU64>) {
     }
 }
 
-fn print_report(stats: &Stats, done: u64, target: u64, elapsed: Duration) {
+pub(crate) fn print_report(stats: &Stats, done: u64, target: u64, elapsed: Duration) {
     println!();
     println!(
         "completed lifecycles: {done}/{target} in {:.2}s",
@@ -267,6 +280,11 @@ fn print_report(stats: &Stats, done: u64, target: u64, elapsed: Duration) {
         "throughput: {:.0} task lifecycles/s",
         done as f64 / elapsed.as_secs_f64()
     );
+    print_latencies(stats);
+}
+
+/// Latency percentiles per endpoint, and the errors by kind.
+pub(crate) fn print_latencies(stats: &Stats) {
     let lat = stats.latencies.lock().expect("stats lock").clone();
     println!(
         "{:<12} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -363,7 +381,7 @@ async fn report(client: &Client, lease: &Lease, status: &str, stats: &Stats) -> 
 }
 
 /// An error as a short, countable key: the HTTP status and code, or the transport failure.
-fn error_kind(e: &ClientError) -> String {
+pub(crate) fn error_kind(e: &ClientError) -> String {
     match (e.status(), e.code()) {
         (Some(status), Some(code)) => format!("{status} {code}"),
         _ => e.to_string(),

@@ -42,6 +42,8 @@ pub enum Command {
     BenchLists(crate::bench_lists::BenchListsArgs),
     /// Keep many workers long-polling one server; print its idle CPU, RSS and wake-up latency.
     BenchIdle(crate::bench::idle::BenchIdleArgs),
+    /// A large fleet heartbeating at its cadence (optionally with the lifecycle load); latency.
+    BenchHeartbeat(crate::bench::heartbeat::BenchHeartbeatArgs),
     /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs: no shell needed).
     Healthcheck(HealthcheckArgs),
 }

@@ -62,9 +62,9 @@ enum Outcome {
 /// Receive a GitHub webhook delivery.
 #[utoipa::path(post, path = "/webhooks/github", tag = "github",
     request_body(content = serde_json::Value, description = "GitHub's event payload, signed in X-Hub-Signature-256"),
-    params(("X-GitHub-Event" = String, Header, description = "the event name"),
-           ("X-GitHub-Delivery" = String, Header, description = "the delivery's id (redeliveries repeat it)"),
-           ("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC-SHA256 of the body with the webhook secret>")),
+    params(("X-GitHub-Event" = String, Header, description = "the event name", min_length = 1, pattern = r"[^\s]"),
+           ("X-GitHub-Delivery" = String, Header, description = "the delivery's id (redeliveries repeat it)", min_length = 1, max_length = 200, pattern = r"[^\s]"),
+           ("X-Hub-Signature-256" = String, Header, description = "sha256=<HMAC-SHA256 of the body with the webhook secret>", min_length = 1)),
     responses((status = 200, description = "applied, or a delivery already handled", body = WebhookAnswer),
               (status = 202, description = "an event or action the pool ignores (counted)", body = WebhookAnswer),
               (status = 400, body = ErrorBody),
@@ -76,16 +76,27 @@ pub async fn webhook(
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<WebhookAnswer>), ApiError> {
     let gh = &app.settings.github;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let event = header("x-github-event").unwrap_or("").to_string();
-    let delivery = header("x-github-delivery").unwrap_or("").trim().to_string();
+    // read as sent, even with bytes beyond ASCII: a header is there or it is not
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let event = header("x-github-event")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let delivery = header("x-github-delivery")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let Some(signed) = header("x-hub-signature-256") else {
         crate::metrics::github_webhook(&event, "refused");
         return Err(ApiError::Auth(
             "a valid X-Hub-Signature-256 (the webhook secret)",
         ));
     };
-    if event.is_empty() || delivery.is_empty() || delivery.len() > 200 {
+    if event.is_empty() || delivery.is_empty() || delivery.chars().count() > 200 {
         return Err(ApiError::Validation(
             "X-GitHub-Event and X-GitHub-Delivery: required headers".into(),
         ));
@@ -95,7 +106,7 @@ pub async fn webhook(
             "route (GitHub webhooks are not configured)",
         ));
     }
-    if !signature::verify(gh.webhook_secrets(), &body, Some(signed)) {
+    if !signature::verify(gh.webhook_secrets(), &body, Some(&signed)) {
         crate::metrics::github_webhook(&event, "refused");
         return Err(ApiError::Auth(
             "a valid X-Hub-Signature-256 (the webhook secret)",

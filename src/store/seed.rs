@@ -114,3 +114,20 @@ pub async fn busy_connections(pool: &PgPool) -> StoreResult<i64> {
     .await?;
     Ok(n)
 }
+
+/// Adds `n` online workers named `<prefix>-<i>` whose bearer tokens are `<prefix>-token-<i>`
+/// (i from 1), for load that needs more workers than registering through the API allows.
+pub async fn workers_with_tokens(pool: &PgPool, prefix: &str, n: i64) -> StoreResult<()> {
+    sqlx::query!(
+        "insert into workers (id, name, token_digest, skills, capacity_points, max_concurrent_tasks)
+         select 'w_' || $1 || '_' || i, $1 || '-' || i, sha256(($1 || '-token-' || i)::bytea),
+                '{rust}', 10, 2
+         from generate_series(1, $2::int8) i
+         on conflict do nothing",
+        prefix,
+        n
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
