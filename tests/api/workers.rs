@@ -302,3 +302,63 @@ async fn the_server_starts_with_registration_closed_and_dev_opens_it(
     assert_eq!(register(dev.base.clone()).await, StatusCode::CREATED);
     assert!(dev.log().contains("open"), "{}", dev.log());
 }
+
+/// Many heartbeats of one worker at once, alternating statuses, after it was offline: one
+/// `worker_online` event, and the `worker_status_changed` events form an unbroken chain
+/// (each starts where the previous ended) that ends at the worker's status.
+#[sqlx::test]
+async fn concurrent_heartbeats_audit_each_change_exactly_once(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let w = app.register("hb", &[], 5, 2).await;
+    sqlx::query("update workers set online = false where id = $1")
+        .bind(&w.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let beats = (0..40).map(|i| {
+        let (app, w) = (&app, &w);
+        async move {
+            let status = if i % 2 == 0 { "working" } else { "idle" };
+            app.as_worker(
+                w,
+                Method::POST,
+                "/v1/workers/heartbeat",
+                Some(json!({ "status": status })),
+            )
+            .await
+            .expect(StatusCode::OK);
+        }
+    });
+    futures::future::join_all(beats).await;
+    let online: i64 = sqlx::query_scalar(
+        "select count(*) from audit_events where kind = 'worker_online' and worker_id = $1",
+    )
+    .bind(&w.id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(online, 1, "back online once");
+    let chain: Vec<(String, String)> = sqlx::query_as(
+        "select from_status, to_status from audit_events
+         where kind = 'worker_status_changed' and worker_id = $1 order by id",
+    )
+    .bind(&w.id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let mut at = "idle".to_string();
+    for (from, to) in &chain {
+        assert_eq!(
+            from, &at,
+            "a change audited from a status the worker was not in: {chain:?}"
+        );
+        at = to.clone();
+    }
+    let now: String = sqlx::query_scalar("select status from workers where id = $1")
+        .bind(&w.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(now, at, "the last audited change is the worker's status");
+    assert_invariants(&app.pool).await;
+}
