@@ -87,6 +87,34 @@ struct GhComment {
 
 pub const PUBLIC_API: &str = "https://api.github.com";
 
+impl GhIssue {
+    /// The task this issue becomes in the pool repo `pool_repo`, by the rule of
+    /// `domain::github_issue` (`gh_repo` is the issue's `owner/name`).
+    pub fn task_request(&self, gh_repo: &str, pool_repo: &str) -> crate::wire::admin::TaskRequest {
+        use crate::domain::github_issue::{to_task, Issue};
+        let t = to_task(&Issue {
+            repo: gh_repo,
+            number: self.number,
+            title: &self.title,
+            body: self.body.as_deref(),
+            html_url: &self.html_url,
+            labels: self.labels.iter().map(GhLabel::name).collect(),
+        });
+        crate::wire::admin::TaskRequest {
+            repo: pool_repo.to_string(),
+            title: t.title,
+            description: Some(t.description),
+            required_skills: Some(t.required_skills),
+            estimate_points: t.estimate_points,
+            priority: t.priority,
+            area: t.area,
+            tier: t.tier,
+            external_id: Some(t.external_id),
+            ..Default::default()
+        }
+    }
+}
+
 impl GitHub {
     pub fn new(api: &str, token: Option<&str>) -> Self {
         let http = reqwest::Client::builder()

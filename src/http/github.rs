@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::extract::{ApiQuery, AuthAdmin, RawBody};
 use crate::app::AppContext;
-use crate::domain::github_issue::{self, parse_pr_url, Issue};
+use crate::domain::github_issue::{self, parse_pr_url};
 use crate::domain::status::{Report, TaskStatus};
 use crate::error::ApiError;
 use crate::github::{signature, GhError, GhIssue, GhLabel, GitHub};
@@ -270,28 +270,7 @@ async fn import(
     let requests: Vec<TaskRequest> = issues
         .iter()
         .filter(|i| i.pull_request.is_none())
-        .map(|i| {
-            let t = github_issue::to_task(&Issue {
-                repo: gh_repo,
-                number: i.number,
-                title: &i.title,
-                body: i.body.as_deref(),
-                html_url: &i.html_url,
-                labels: i.labels.iter().map(GhLabel::name).collect(),
-            });
-            TaskRequest {
-                repo: pool_repo.to_string(),
-                title: t.title,
-                description: Some(t.description),
-                required_skills: Some(t.required_skills),
-                estimate_points: t.estimate_points,
-                priority: t.priority,
-                area: t.area,
-                tier: t.tier,
-                external_id: Some(t.external_id),
-                ..TaskRequest::default()
-            }
-        })
+        .map(|i| i.task_request(gh_repo, pool_repo))
         .collect();
     if requests.is_empty() {
         return Ok(vec![]);

@@ -92,6 +92,27 @@ fn issue_event(action: &str, number: u64, labels: &[&str], label: Option<&str>) 
     v
 }
 
+/// A repo that writes back, and a task imported from its issue `number` by a webhook.
+async fn write_back_repo_with_issue(app: &TestApp, number: u64) {
+    app.admin(
+        Method::POST,
+        "/v1/admin/repos",
+        Some(json!({"repo": "acme/widgets", "max_open_prs": 3, "github_write_back": true})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let delivery = format!("l-{number}");
+    deliver(
+        app,
+        "issues",
+        &delivery,
+        &issue_event("labeled", number, &["owp"], Some("owp")),
+        Some(SECRET),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
 /// A worker holding a task that opened a PR at `url`.
 async fn pr_opened(app: &TestApp, w: &Worker, url: &str) -> String {
     let leases = app.poll(w).await;
@@ -494,22 +515,7 @@ async fn write_back_gives_up_after_its_bound_and_shows_it(pool: PgPool) {
     let api = fake.start().await;
     let app = app_with_github(pool, &api).await;
     let gh = GitHub::new(&api, Some("gh-token"));
-    app.admin(
-        Method::POST,
-        "/v1/admin/repos",
-        Some(json!({"repo": "acme/widgets", "max_open_prs": 3, "github_write_back": true})),
-    )
-    .await
-    .expect(StatusCode::CREATED);
-    deliver(
-        &app,
-        "issues",
-        "l-1",
-        &issue_event("labeled", 9, &["owp"], Some("owp")),
-        Some(SECRET),
-    )
-    .await
-    .expect(StatusCode::OK);
+    write_back_repo_with_issue(&app, 9).await;
     fake.with(|g| g.broken_issues.push("acme/widgets#9".into()));
     let w = app.register("w", &[], 5, 2).await;
     let task = app.poll(&w).await[0]["task_id"]
@@ -607,22 +613,7 @@ async fn only_the_leader_delivers_write_back_and_it_does_so_on_its_own(pool: PgP
     let fake = FakeGithub::default();
     let api = fake.start().await;
     let app = app_with_github(pool, &api).await;
-    app.admin(
-        Method::POST,
-        "/v1/admin/repos",
-        Some(json!({"repo": "acme/widgets", "max_open_prs": 3, "github_write_back": true})),
-    )
-    .await
-    .expect(StatusCode::CREATED);
-    deliver(
-        &app,
-        "issues",
-        "l-1",
-        &issue_event("labeled", 3, &["owp"], Some("owp")),
-        Some(SECRET),
-    )
-    .await
-    .expect(StatusCode::OK);
+    write_back_repo_with_issue(&app, 3).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let duty = github_outbox::spawn(app.ctx.clone(), stop_rx);
     let w = app.register("w", &[], 5, 2).await;

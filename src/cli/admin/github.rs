@@ -10,8 +10,7 @@ use clap::Args;
 
 use super::output;
 use crate::client::Client;
-use crate::domain::github_issue::{self, Issue};
-use crate::github::{GhError, GhIssue, GhLabel, GitHub};
+use crate::github::{GhError, GhIssue, GitHub};
 use crate::wire::admin::TaskRequest;
 
 #[derive(Args)]
@@ -61,7 +60,7 @@ pub async fn run(client: &Client, args: GithubArgs, json: bool) -> anyhow::Resul
     let requests: Vec<TaskRequest> = issues
         .iter()
         .filter(|i| i.pull_request.is_none())
-        .map(|i| to_request(&args.repo, &pool_repo, i))
+        .map(|i| i.task_request(&args.repo, &pool_repo))
         .collect();
     if args.dry_run {
         if json {
@@ -91,29 +90,6 @@ pub async fn run(client: &Client, args: GithubArgs, json: bool) -> anyhow::Resul
         requests.len() - created
     );
     Ok(())
-}
-
-fn to_request(gh_repo: &str, pool_repo: &str, i: &GhIssue) -> TaskRequest {
-    let t = github_issue::to_task(&Issue {
-        repo: gh_repo,
-        number: i.number,
-        title: &i.title,
-        body: i.body.as_deref(),
-        html_url: &i.html_url,
-        labels: i.labels.iter().map(GhLabel::name).collect(),
-    });
-    TaskRequest {
-        repo: pool_repo.to_string(),
-        title: t.title,
-        description: Some(t.description),
-        required_skills: Some(t.required_skills),
-        estimate_points: t.estimate_points,
-        priority: t.priority,
-        area: t.area,
-        tier: t.tier,
-        external_id: Some(t.external_id),
-        ..TaskRequest::default()
-    }
 }
 
 /// Every open issue with the label, waiting out GitHub's rate limit up to the bound.
