@@ -117,18 +117,26 @@ pub async fn end_offline_workers_leases(
     backoff: Backoff,
 ) -> StoreResult<Ended> {
     let mut tx = super::begin(pool).await?;
-    // The worker row is locked too, and re-read once locked: a worker whose request is
+    // The worker rows are locked first, and re-read once locked: a worker whose request is
     // bringing it back online right now (its row locked) is passed over, and one that came
-    // back since this statement's snapshot no longer matches `not w.online`. `no key
-    // update` leaves FK checks of concurrent inserts (key share) alone.
+    // back since this statement's snapshot no longer matches `not online`. Only then are
+    // its tasks locked: a sweep that cannot have the worker takes none of its tasks either
+    // (locking both per row let two concurrent sweeps each hold what the other skipped,
+    // and both stop early). `no key update` leaves FK checks of inserts (key share) alone.
     let victims = sqlx::query_as!(
         Victim,
-        "select t.id, t.attempt, t.max_attempts
-         from tasks t join workers w on w.id = t.worker_id
-         where not w.online and t.status in ('leased', 'in_progress', 'blocked')
+        "with w as (
+             select id from workers w
+             where not online
+               and exists (select 1 from tasks t where t.worker_id = w.id
+                           and t.status in ('leased', 'in_progress', 'blocked'))
+             limit $1
+             for no key update skip locked)
+         select t.id, t.attempt, t.max_attempts
+         from tasks t
+         where t.worker_id in (select id from w) and t.status in ('leased', 'in_progress', 'blocked')
          limit $1
-         for update of t skip locked
-         for no key update of w skip locked",
+         for update of t skip locked",
         batch
     )
     .fetch_all(&mut *tx)
