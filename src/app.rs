@@ -46,6 +46,9 @@ pub struct Inner {
     idle_polls: Mutex<HashMap<String, u64>>,
     /// Turns true when the replica starts shutting down: streams end, long waits return.
     stopping: watch::Sender<bool>,
+    /// Poked when work changed here or on another replica (its `NOTIFY`): the state
+    /// stream's reader reads at once instead of at its next second.
+    pub state_changed: tokio::sync::Notify,
 }
 
 /// The app context: cheap to clone (one `Arc`), handed to every handler and service.
@@ -63,6 +66,7 @@ impl AppContext {
             pool,
             limits: Limits::new(&settings.limits),
             stopping: watch::Sender::new(false),
+            state_changed: tokio::sync::Notify::new(),
             settings,
             admin,
             registration,
@@ -117,6 +121,9 @@ impl AppContext {
         }
         let woken = self.wakeups.wake(n.min(MAX_WAKE), RELAYS);
         self.count_wakes(cause, woken);
+        if matches!(cause, "local" | "remote") {
+            self.state_changed.notify_one();
+        }
     }
 
     /// Records `n` polls woken for `cause` (local, remote, relay, fallback, reconnect).
