@@ -79,9 +79,10 @@ pub async fn record_task_event(
     kind: &str,
     data: serde_json::Value,
 ) -> StoreResult<()> {
-    let mut tx = super::begin(pool).await?;
+    // one statement: no transaction needed around it
+    let mut conn = pool.acquire().await?;
     super::audit::insert_event(
-        &mut tx,
+        &mut conn,
         super::audit::Event {
             kind,
             task_id: Some(&task.id),
@@ -91,9 +92,7 @@ pub async fn record_task_event(
             ..Default::default()
         },
     )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    .await
 }
 
 /// The repo's `pr_opened` tasks, oldest first: (task id, PR link).
