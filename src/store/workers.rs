@@ -103,9 +103,11 @@ pub async fn touch_locked(tx: &mut PgConnection, worker_id: &str) -> StoreResult
 }
 
 /// A heartbeat: sets the worker's self-reported status and note; returns its live lease count.
-/// One statement, one round trip (a fleet heartbeats ~1/30 s per worker): the row is locked
-/// by the `prev` read, so a concurrent heartbeat waits and then sees this one's status, and
-/// a status change or a return online is audited exactly once (I7).
+/// The sign of life itself (`last_heartbeat`, back online with its event) was written by
+/// `authenticate` in the same request; this writes the row only when the status or the note
+/// changes, so a steady fleet costs one row write per heartbeat, not two. One statement:
+/// the row is locked by the `prev` read, so a concurrent heartbeat waits and then sees this
+/// one's status, and a status change is audited exactly once (I7).
 pub async fn heartbeat(
     pool: &PgPool,
     id: &WorkerId,
@@ -113,13 +115,11 @@ pub async fn heartbeat(
     note: Option<&str>,
 ) -> StoreResult<i64> {
     let active = sqlx::query_scalar!(
-        r#"with prev as (select status, online from workers where id = $1 for update),
+        r#"with prev as (select status, note from workers where id = $1 for update),
            upd as (
-               update workers set last_heartbeat = now(), online = true, status = $2, note = $3
-               where id = $1),
-           back as (
-               insert into audit_events (kind, worker_id, reason, actor)
-               select 'worker_online', $1, 'request', 'worker:' || $1 from prev where not prev.online),
+               update workers set status = $2, note = $3
+               from prev
+               where workers.id = $1 and (prev.status, prev.note) is distinct from ($2, $3)),
            changed as (
                insert into audit_events (kind, worker_id, from_status, to_status, actor)
                select 'worker_status_changed', $1, prev.status, $2, 'worker:' || $1
