@@ -85,7 +85,7 @@ pub async fn mark_silent_workers_offline(
 ) -> StoreResult<u64> {
     let n = sqlx::query_scalar!(
         r#"with silent as (
-               -- workers_online_by_heartbeat
+               -- a sequential read: last_heartbeat has no index (HOT stamps, migration 0011)
                select id from workers
                where online and last_heartbeat < now() - make_interval(secs => $1)
                order by last_heartbeat
