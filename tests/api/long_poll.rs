@@ -149,10 +149,14 @@ async fn work_made_on_another_replica_or_in_sql_reaches_a_waiting_poll(pool: PgP
     assert_eq!(leases[0]["task_id"], t.as_str());
     assert!(b.ctx.wakes("remote") >= 1, "B heard A's signal");
 
-    // a task written straight into the database sends no signal: the fallback finds it
-    let fallback_before = b.ctx.wakes("fallback");
+    // a task written straight into the database sends no signal: the fallback finds it.
+    // A wake still in flight from the first task (A's second signal, a relay) may wake
+    // this poll once; it finds nothing and waits again before the task is written.
     let poll = long_poll(&b, &w, 30);
     until_waiting(&b, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_waiting(&b, 1).await;
+    let fallback_before = b.ctx.wakes("fallback");
     sqlx::raw_sql(
         "insert into tasks (id, repo, title, estimate_points) values ('t_sql', 'acme/r', 'from psql', 1);
          insert into audit_events (kind, task_id, repo, to_status, actor)
