@@ -8,6 +8,7 @@ pub mod github_outbox;
 pub mod lease_expiry;
 pub mod offer_expiry;
 pub mod offline_workers;
+pub mod open_counts;
 pub mod pool_gauges;
 pub mod reputation;
 pub mod retention;

@@ -62,6 +62,7 @@ pub struct Running {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     elector: tokio::task::JoinHandle<()>,
     gauges: tokio::task::JoinHandle<()>,
+    open_counts: tokio::task::JoinHandle<()>,
     github_outbox: tokio::task::JoinHandle<()>,
     metrics_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     shutdown_timeout: Duration,
@@ -119,6 +120,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         .context("OWP_LEADER_DATABASE_URL is not a valid PostgreSQL URL")?;
     let elector = scheduler::spawn(app.clone(), leader_db, stop_rx.clone());
     let gauges = scheduler::pool_gauges::spawn(app.clone(), stop_rx.clone());
+    let open_counts = scheduler::open_counts::spawn(app.clone(), stop_rx.clone());
     let github_outbox = scheduler::github_outbox::spawn(app.clone(), stop_rx.clone());
     let server = tokio::spawn(serve_on(app.clone(), listener, stopped(stop_rx)));
 
@@ -129,6 +131,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         server,
         elector,
         gauges,
+        open_counts,
         github_outbox,
         metrics_server,
         shutdown_timeout: cfg.shutdown_timeout,
@@ -145,6 +148,7 @@ impl Running {
             server,
             elector,
             gauges,
+            open_counts,
             github_outbox,
             metrics_server,
             shutdown_timeout,
@@ -166,6 +170,7 @@ impl Running {
             tracing::warn!("scheduler did not stop in time");
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), gauges).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), open_counts).await;
         let _ = tokio::time::timeout(Duration::from_secs(2), github_outbox).await;
         if let Some(m) = metrics_server {
             let _ = tokio::time::timeout(Duration::from_secs(2), m).await;

@@ -49,6 +49,15 @@ select 'I4 repo over its review budget' as label, item from (
   group by r.repo having count(t.id) > r.max_open_prs
 ) v
 union all
+select 'I4 repo whose kept open-task count differs from its open tasks' as label, item from (
+  select r.repo || ' (kept ' || (coalesce(c.open, 0) + coalesce(d.delta, 0)) || ', open ' || coalesce(o.n, 0) || ')' as item
+  from repositories r
+  left join repo_open_counts c on c.repo = r.repo
+  left join (select repo, sum(delta) as delta from repo_open_changes group by repo) d on d.repo = r.repo
+  left join (select repo, count(*) as n from tasks where task_is_open(status) group by repo) o on o.repo = r.repo
+  where coalesce(c.open, 0) + coalesce(d.delta, 0) <> coalesce(o.n, 0)
+) v
+union all
 select 'I5 area with more than one open task' as label, item from (
   select t.repo || ':' || t.area as item from tasks t join repositories r on r.repo = t.repo
   where r.area_locks_enabled and t.area is not null

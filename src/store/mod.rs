@@ -13,6 +13,7 @@ pub mod leader_lock;
 pub mod leader_record;
 pub mod migrations;
 pub mod offers;
+pub mod open_counts;
 pub mod overview;
 pub mod repos;
 pub mod reputation;

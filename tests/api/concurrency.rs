@@ -75,6 +75,75 @@ async fn claim_never_exceeds_repo_budget_under_contention(
 }
 
 #[sqlx::test]
+async fn kept_open_counts_stay_exact_while_folded_under_contention(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    // The polls' free-slot hint (migration 0012): budgets of 1-3 across 8 repos, while two
+    // compactors (as on two replicas) fold the changes every few milliseconds. The checker,
+    // run all along by the fleet, compares base + changes with the open tasks in each
+    // snapshot; at the end every change is folded and nothing is open.
+    let mut fleet = Fleet::start(opts, conn, 2).await;
+    seed_tasks(&fleet.replicas[0], 8, |r| 1 + (r % 3) as i64, 500, 0).await;
+    fleet.register(50, |_| (10, 3)).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let compactors: Vec<_> = (0..2)
+        .map(|_| {
+            let (pool, stop) = (fleet.pool.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut folded = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    folded += owp_pool::store::open_counts::compact(&pool).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+                folded
+            })
+        })
+        .collect();
+    let o = fleet.run(false, 1, DEADLINE).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut folded = 0;
+    for c in compactors {
+        folded += c.await.unwrap();
+    }
+    assert!(
+        folded > 100,
+        "the compactors folded changes meanwhile ({folded})"
+    );
+    fleet.assert_all_good(&o).await;
+    owp_pool::store::open_counts::compact(&fleet.pool)
+        .await
+        .unwrap();
+    let (changes, open): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from repo_open_changes), (select coalesce(sum(open), 0)::int8 from repo_open_counts)",
+    )
+    .fetch_one(&fleet.pool)
+    .await
+    .unwrap();
+    assert_eq!((changes, open), (0, 0));
+}
+
+#[sqlx::test]
+async fn the_checker_sees_a_kept_open_count_out_of_step(pool: sqlx::PgPool) {
+    let app = spawn_app(pool).await;
+    app.create_repo("drift", 5, false).await;
+    app.create_tasks(vec![json!({"repo": "drift", "title": "t"})])
+        .await;
+    let w = app.register("w", &[], 10, 2).await;
+    assert_eq!(app.poll(&w).await.len(), 1);
+    assert_invariants(&app.pool).await;
+    sqlx::query("insert into repo_open_changes (repo, delta) values ('drift', 1)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let v = owp_pool::store::invariants::check(&app.pool).await.unwrap();
+    assert_eq!(
+        v,
+        vec!["I4 repo whose kept open-task count differs from its open tasks: drift (kept 2, open 1)".to_string()]
+    );
+}
+
+#[sqlx::test]
 async fn one_open_task_per_area_under_contention(opts: PgPoolOptions, conn: PgConnectOptions) {
     // I5: few areas shared by many tasks, budgets large enough that areas are the limit
     let mut fleet = Fleet::start(opts, conn, 2).await;
