@@ -30,6 +30,7 @@ async fn main() -> std::process::ExitCode {
         Command::BenchLists(args) => owp_pool::bench_lists::run(args).await,
         Command::BenchIdle(args) => owp_pool::bench::idle::run(args).await,
         Command::BenchHeartbeat(args) => owp_pool::bench::heartbeat::run(args).await,
+        Command::BenchSweep(args) => owp_pool::bench::sweep::run(args).await,
         Command::Healthcheck(args) => cli::healthcheck(args).await,
     };
     match result {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub mod heartbeat;
 pub mod idle;
+pub mod sweep;
 
 use anyhow::bail;
 use clap::Args;

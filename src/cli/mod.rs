@@ -44,6 +44,8 @@ pub enum Command {
     BenchIdle(crate::bench::idle::BenchIdleArgs),
     /// A large fleet heartbeating at its cadence (optionally with the lifecycle load); latency.
     BenchHeartbeat(crate::bench::heartbeat::BenchHeartbeatArgs),
+    /// A mass lease expiry under claim load: how long the sweep takes, poll latency meanwhile.
+    BenchSweep(crate::bench::sweep::BenchSweepArgs),
     /// Exit 0 when the local server answers /healthz (for container HEALTHCHECKs: no shell needed).
     Healthcheck(HealthcheckArgs),
 }

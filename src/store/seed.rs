@@ -1,6 +1,7 @@
 //! Bulk history for `owp bench-lists`: many tasks, workers and audit events written
 //! straight into an empty benchmark database, far faster than through the API.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use super::StoreResult;
@@ -130,4 +131,88 @@ pub async fn workers_with_tokens(pool: &PgPool, prefix: &str, n: i64) -> StoreRe
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// Adds repo `<prefix>` with `n` tasks leased to one worker (`w_<prefix>_holder`) whose
+/// leases all expire `in_secs` from now, for `owp bench-sweep`; the moment they expire.
+pub async fn expiring_leases(
+    pool: &PgPool,
+    prefix: &str,
+    n: i64,
+    in_secs: f64,
+) -> StoreResult<DateTime<Utc>> {
+    let mut tx = super::begin(pool).await?;
+    sqlx::query!(
+        "insert into repositories (repo, max_open_prs) values ($1, 10000)",
+        prefix
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "insert into workers (id, name, token_digest, skills, capacity_points, max_concurrent_tasks)
+         values ('w_' || $1 || '_holder', $1 || '-holder', sha256(($1 || '-holder')::bytea), '{}', 1000, 100)",
+        prefix
+    )
+    .execute(&mut *tx)
+    .await?;
+    let expires = sqlx::query_scalar!(
+        r#"select now() + make_interval(secs => $1) as "at!""#,
+        in_secs
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "insert into tasks (id, repo, title, estimate_points, status, worker_id, lease_id, lease_expires_at)
+         select 't_' || $1 || '_' || i, $1, 'sweep ' || i, 1, 'leased', 'w_' || $1 || '_holder',
+                'l_' || $1 || '_' || i, $3
+         from generate_series(1, $2::int8) i",
+        prefix,
+        n,
+        expires,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "insert into leases (id, task_id, worker_id, attempt)
+         select 'l_' || $1 || '_' || i, 't_' || $1 || '_' || i, 'w_' || $1 || '_holder', 0
+         from generate_series(1, $2::int8) i",
+        prefix,
+        n,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    sqlx::query!("analyze tasks, leases").execute(pool).await?;
+    Ok(expires)
+}
+
+/// Live leases the holder of `expiring_leases(prefix)` still has.
+pub async fn live_leases_of_holder(pool: &PgPool, prefix: &str) -> StoreResult<i64> {
+    let n = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from tasks
+           where worker_id = 'w_' || $1 || '_holder' and status in ('leased', 'in_progress', 'blocked')"#,
+        prefix
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(n)
+}
+
+/// When the sweeps ended a repo's leases: the first and last such event and their count.
+pub struct SweepWindow {
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
+    pub leases: i64,
+}
+
+pub async fn sweep_window(pool: &PgPool, repo: &str) -> StoreResult<SweepWindow> {
+    let w = sqlx::query_as!(
+        SweepWindow,
+        r#"select min(at) as first, max(at) as last, count(*) as "leases!" from audit_events
+           where repo = $1 and kind = 'lease_expired'"#,
+        repo
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(w)
 }
