@@ -66,12 +66,19 @@ impl FromRequest<AppContext> for RawBody {
     }
 }
 
+/// A route's own body limit, set beside its `DefaultBodyLimit` (http::router), so a body
+/// over it is answered with that limit, not `OWP_BODY_LIMIT`.
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 async fn read_body(req: Request, app: &AppContext) -> Result<Bytes, ApiError> {
+    let limit = req
+        .extensions()
+        .get::<BodyLimit>()
+        .map_or(app.settings.body_limit, |l| l.0);
     Bytes::from_request(req, app).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge {
-                limit: app.settings.body_limit,
-            }
+            ApiError::PayloadTooLarge { limit }
         } else {
             ApiError::Validation("body: could not be read".into())
         }

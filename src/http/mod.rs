@@ -40,6 +40,20 @@ use crate::error::ApiError;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A route's own body limit: enforced, and named in its 413 answer (extract::BodyLimit).
+fn route_body_limit(
+    max: usize,
+) -> ServiceBuilder<
+    tower::layer::util::Stack<
+        Extension<extract::BodyLimit>,
+        tower::layer::util::Stack<DefaultBodyLimit, tower::layer::util::Identity>,
+    >,
+> {
+    ServiceBuilder::new()
+        .layer(DefaultBodyLimit::max(max))
+        .layer(Extension(extract::BodyLimit(max)))
+}
+
 pub fn router(app: AppContext) -> Router {
     let body_limit = app.settings.body_limit;
     let bulk_body_limit = app.settings.bulk_body_limit;
@@ -107,13 +121,13 @@ pub fn router(app: AppContext) -> Router {
         // a bulk import is larger than any other body (admin only: the token is checked first)
         .route(
             "/v1/admin/tasks",
-            post(admin::create_tasks).layer(DefaultBodyLimit::max(bulk_body_limit)),
+            post(admin::create_tasks).layer(route_body_limit(bulk_body_limit)),
         )
         .route("/v1/admin/state", get(overview::get_state))
         // signed by GitHub, not an admin; its body limit is its own
         .route(
             "/webhooks/github",
-            post(github::webhook).layer(DefaultBodyLimit::max(webhook_body_limit)),
+            post(github::webhook).layer(route_body_limit(webhook_body_limit)),
         )
         .route("/v1/github/repos/{owner}/{repo}/sync", post(github::sync))
         .route("/v1/admin/github/outbox", get(github::outbox))

@@ -69,9 +69,14 @@ async fn bodies_over_the_limit_get_413(pool: PgPool) {
     app.create_repo("r", 3, true).await;
     // every route but the bulk import: OWP_BODY_LIMIT (64 KiB)
     let big = json!({"repo": "r", "max_open_prs": 3, "pr_url_prefix": "x".repeat(70 * 1024)});
-    app.admin(Method::POST, "/v1/admin/repos", Some(big))
+    let e = app
+        .admin(Method::POST, "/v1/admin/repos", Some(big))
         .await
         .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert!(
+        e["message"].as_str().unwrap().contains("65536 bytes"),
+        "{e}"
+    );
     // the bulk import: OWP_BULK_BODY_LIMIT (8 MiB), so 1 MiB of tasks goes in...
     let task = |i: usize| json!({"repo": "r", "title": format!("t{i}"), "description": "x".repeat(10_000)});
     let fits: Vec<_> = (0..100).map(task).collect();
@@ -80,9 +85,15 @@ async fn bodies_over_the_limit_get_413(pool: PgPool) {
         .expect(StatusCode::CREATED);
     // ...and 9 MiB does not, creating nothing
     let over: Vec<_> = (0..900).map(task).collect();
-    app.admin(Method::POST, "/v1/admin/tasks", Some(json!(over)))
+    let e = app
+        .admin(Method::POST, "/v1/admin/tasks", Some(json!(over)))
         .await
         .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    // the answer names the bulk route's own limit
+    assert!(
+        e["message"].as_str().unwrap().contains("8388608 bytes"),
+        "{e}"
+    );
     let n: i64 = sqlx::query_scalar("select count(*) from tasks")
         .fetch_one(&app.pool)
         .await
