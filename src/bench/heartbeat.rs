@@ -51,7 +51,7 @@ pub async fn run(args: BenchHeartbeatArgs) -> anyhow::Result<()> {
         args.workers as f64 / args.every.as_secs_f64(),
         args.duration
     );
-    let bases: Vec<String> = args.url.split(',').map(|u| u.trim().to_string()).collect();
+    let bases = super::base_urls(&args.url)?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()?;

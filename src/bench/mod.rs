@@ -92,13 +92,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.workers * 2)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let bases: Vec<String> = args
-        .url
-        .split(',')
-        .map(|u| u.trim().trim_end_matches('/').to_string())
-        .filter(|u| !u.is_empty())
-        .collect();
-    let base = bases.first().cloned().unwrap_or_default();
+    let bases = base_urls(&args.url)?;
+    let base = bases[0].clone();
     println!(
         "bench: {} workers, {} tasks, {} repos against {base}",
         args.workers, args.tasks, args.repos
@@ -387,6 +382,19 @@ pub(crate) fn error_kind(e: &ClientError) -> String {
         (Some(status), Some(code)) => format!("{status} {code}"),
         _ => e.to_string(),
     }
+}
+
+/// The servers of a `--url` list (`A,B,C`): load is spread over them round-robin.
+pub(crate) fn base_urls(list: &str) -> anyhow::Result<Vec<String>> {
+    let bases: Vec<String> = list
+        .split(',')
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if bases.is_empty() {
+        bail!("--url names no server");
+    }
+    Ok(bases)
 }
 
 /// Resident set size of a process, from /proc (Linux).

@@ -58,7 +58,7 @@ type Sample = (DateTime<Utc>, Duration);
 pub async fn run(args: BenchSweepArgs) -> anyhow::Result<()> {
     let pool = sqlx::PgPool::connect(&args.database_url).await?;
     let prefix = format!("sw{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-    let bases: Vec<String> = args.url.split(',').map(|u| u.trim().to_string()).collect();
+    let bases = super::base_urls(&args.url)?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.pollers * 2)
         .timeout(Duration::from_secs(30))
