@@ -14,6 +14,7 @@ use crate::config::{DbArgs, Settings};
 use crate::domain::reputation::PromotionRule;
 use crate::domain::retry::Backoff;
 use crate::limits::Limits;
+use crate::store::claim::ClaimCaps;
 use crate::store::PoolSettings;
 use crate::wakeups::{Wakeups, RELAYS};
 
@@ -31,6 +32,8 @@ pub struct Inner {
     pub is_leader: AtomicBool,
     /// Per-client rate and in-flight limits.
     pub limits: Limits,
+    /// What a worker's tier and the per-worker PR cap let a claim take.
+    pub claim_caps: ClaimCaps,
     /// Long polls waiting for work on this replica.
     pub wakeups: Wakeups,
     /// Work made claimable here since the last `NOTIFY` (`server::work_signals`).
@@ -65,6 +68,11 @@ impl AppContext {
         Self(Arc::new(Inner {
             pool,
             limits: Limits::new(&settings.limits),
+            claim_caps: ClaimCaps {
+                tier_max_concurrent: settings.tier_max_concurrent.clone(),
+                tier_lease_ttl: settings.tier_lease_ttl.clone(),
+                max_open_prs_per_worker: settings.max_open_prs_per_worker,
+            },
             stopping: watch::Sender::new(false),
             state_changed: tokio::sync::Notify::new(),
             settings,

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// The caller's lease expired or the task moved on without it: stop working on it.
     #[error("conflict: lease_lost")]
     LeaseLost,
+    /// Another task holds this pull request: a PR earns credit for one task.
+    #[error("conflict: pr_url_taken")]
+    PrUrlTaken { task_id: String },
     /// The transition table does not allow this report from the task's status.
     #[error("conflict: invalid_transition: {from} -> {to}")]
     InvalidTransition { from: TaskStatus, to: Report },
@@ -63,6 +66,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_)
             | Self::LeaseLost
+            | Self::PrUrlTaken { .. }
             | Self::InvalidTransition { .. }
             | Self::ChangeRefused { .. }
             | Self::AreasOpenTwice(_) => StatusCode::CONFLICT,
@@ -81,6 +85,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_)
             | Self::LeaseLost
+            | Self::PrUrlTaken { .. }
             | Self::InvalidTransition { .. }
             | Self::ChangeRefused { .. }
             | Self::AreasOpenTwice(_) => "conflict",
@@ -113,6 +118,11 @@ impl ApiError {
                 "the request conflicts with existing state".into(),
                 Some((*what).into()),
                 None,
+            ),
+            Self::PrUrlTaken { task_id } => (
+                "another task holds this pull request".into(),
+                Some(format!("pr_url_taken: {task_id}")),
+                Some("report the pull request you opened for this task"),
             ),
             Self::LeaseLost => (
                 "your lease on this task is gone; stop working on it".into(),

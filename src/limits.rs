@@ -3,6 +3,11 @@
 //! client address for unauthenticated routes and failed authentication (`OWP_IP_RATE`,
 //! `OWP_IP_BURST`). Rates are GCRA buckets from `governor`; all state is in memory, per
 //! replica (a client spread over N replicas gets up to N times the rate).
+//!
+//! A limit is keyed by what authenticated, never by which headers a request carried: a
+//! token earns its own bucket only once it has authenticated on this replica (`known`);
+//! until then its requests are anonymous requests of their address. IPv6 addresses are
+//! grouped by network (`OWP_IPV6_PREFIX`), since one host holds a whole /64.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,6 +29,8 @@ pub type TokenKey = [u8; 32];
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
 /// How often idle per-client state is dropped.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
+/// A token that authenticated keeps its own limits this long after its last success.
+const KNOWN_FOR: Duration = Duration::from_secs(600);
 
 /// Why a request was refused, and when to come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +66,11 @@ pub struct Limits {
     /// before any database lookup.
     penalised: Mutex<HashMap<IpAddr, Instant>>,
     in_flight: Mutex<HashMap<TokenKey, Arc<Semaphore>>>,
+    /// Worker tokens (and dashboard sessions) that authenticated here, and when last: only
+    /// these get per-token state, and only these skip their address's limits.
+    known: Mutex<HashMap<TokenKey, Instant>>,
     max_in_flight: usize,
+    ipv6_prefix: u8,
     trusted_proxies: Vec<Cidr>,
     clock: DefaultClock,
     last_housekeeping: Mutex<Instant>,
@@ -78,7 +89,9 @@ impl Limits {
             ips: RateLimiter::keyed(quota(l.ip_rate, l.ip_burst)),
             penalised: Mutex::default(),
             in_flight: Mutex::default(),
+            known: Mutex::default(),
             max_in_flight: l.worker_max_in_flight.max(1),
+            ipv6_prefix: l.ipv6_prefix.clamp(1, 128),
             trusted_proxies: l.trusted_proxies.clone(),
             clock: DefaultClock::default(),
             last_housekeeping: Mutex::new(Instant::now()),
@@ -93,19 +106,20 @@ impl Limits {
             .map_err(|n| Refused::Worker(n.wait_time_from(self.clock.now())))
     }
 
-    /// One unauthenticated request from this address.
+    /// One unauthenticated request from this address (or one whose credential has not
+    /// authenticated here yet).
     pub fn anonymous_request(&self, ip: IpAddr) -> Result<(), Refused> {
         self.housekeeping();
         self.penalty(ip)?;
         self.ips
-            .check_key(&ip)
+            .check_key(&self.address_key(ip))
             .map_err(|n| Refused::Ip(n.wait_time_from(self.clock.now())))
     }
 
     /// Refuses an address whose failed authentications are over its rate.
     pub fn penalty(&self, ip: IpAddr) -> Result<(), Refused> {
         let penalised = self.penalised.lock().expect("limits lock");
-        match penalised.get(&ip) {
+        match penalised.get(&self.address_key(ip)) {
             Some(until) if *until > Instant::now() => Err(Refused::Ip(*until - Instant::now())),
             _ => Ok(()),
         }
@@ -114,12 +128,51 @@ impl Limits {
     /// A failed authentication from this address: it counts against `OWP_IP_RATE`, and
     /// once over it the address is refused until its bucket allows again.
     pub fn failed_authentication(&self, ip: IpAddr) {
+        let ip = self.address_key(ip);
         if let Err(n) = self.ips.check_key(&ip) {
             let wait = n.wait_time_from(self.clock.now());
             self.penalised
                 .lock()
                 .expect("limits lock")
                 .insert(ip, Instant::now() + wait);
+        }
+    }
+
+    /// A token (its digest) authenticated: from now on it has its own limits.
+    pub fn authenticated(&self, key: &TokenKey) {
+        self.known
+            .lock()
+            .expect("limits lock")
+            .insert(*key, Instant::now());
+    }
+
+    /// A token failed to authenticate (revoked, rotated): it is anonymous again.
+    pub fn forget(&self, key: &TokenKey) {
+        self.known.lock().expect("limits lock").remove(key);
+    }
+
+    /// Whether this token authenticated here recently.
+    pub fn is_known(&self, key: &TokenKey) -> bool {
+        self.known
+            .lock()
+            .expect("limits lock")
+            .get(key)
+            .is_some_and(|at| at.elapsed() < KNOWN_FOR)
+    }
+
+    /// The key an address is limited by: itself for IPv4, its network for IPv6.
+    pub fn address_key(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let mask = u128::MAX
+                        .checked_shl(128 - u32::from(self.ipv6_prefix))
+                        .unwrap_or(0);
+                    IpAddr::V6((u128::from(v6) & mask).into())
+                }
+            },
+            v4 => v4,
         }
     }
 
@@ -178,6 +231,10 @@ impl Limits {
             .lock()
             .expect("limits lock")
             .retain(|_, until| *until > now);
+        self.known
+            .lock()
+            .expect("limits lock")
+            .retain(|_, at| at.elapsed() < KNOWN_FOR);
         let max = self.max_in_flight;
         self.in_flight
             .lock()
@@ -245,6 +302,43 @@ mod tests {
             ip("10.0.0.9")
         );
         assert_eq!(l.client_ip(ip("10.1.1.1"), None), ip("10.1.1.1"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_network_and_ipv4_per_address() {
+        let l = limits(&[]);
+        // one host rotating through its /64 is one client
+        for host in [
+            "2001:db8:1:2::1",
+            "2001:db8:1:2::ffff:3",
+            "2001:db8:1:2:abcd::9",
+        ] {
+            l.failed_authentication(ip(host));
+        }
+        assert_eq!(
+            l.penalty(ip("2001:db8:1:2:dead::beef"))
+                .unwrap_err()
+                .limit(),
+            "ip"
+        );
+        assert_eq!(
+            l.penalty(ip("2001:db8:1:3::1")),
+            Ok(()),
+            "the next /64 is not"
+        );
+        assert_eq!(l.address_key(ip("::ffff:198.51.100.7")), ip("198.51.100.7"));
+        assert_eq!(l.address_key(ip("198.51.100.7")), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn only_tokens_that_authenticated_are_known_until_they_fail() {
+        let l = limits(&[]);
+        let key = [9u8; 32];
+        assert!(!l.is_known(&key));
+        l.authenticated(&key);
+        assert!(l.is_known(&key));
+        l.forget(&key);
+        assert!(!l.is_known(&key));
     }
 
     #[tokio::test]

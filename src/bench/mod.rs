@@ -178,6 +178,7 @@ async fn seed(admin: &Client, args: &BenchArgs) -> anyhow::Result<()> {
             area_locks_enabled: Some(false),
             pr_url_prefix: None,
             github_write_back: None,
+            max_open_prs_per_worker: None,
         };
         admin.upsert_repo(&repo).await?;
     }

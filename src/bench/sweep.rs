@@ -79,6 +79,7 @@ pub async fn run(args: BenchSweepArgs) -> anyhow::Result<()> {
                 area_locks_enabled: Some(false),
                 pr_url_prefix: None,
                 github_write_back: None,
+                max_open_prs_per_worker: None,
             })
             .await?;
     }

@@ -237,6 +237,7 @@ async fn create_repos(admin: &Client, run_id: &str) -> anyhow::Result<Vec<String
                 area_locks_enabled: Some(plan.area_locks),
                 pr_url_prefix: None,
                 github_write_back: None,
+                max_open_prs_per_worker: None,
             })
             .await?;
         names.push(repo);

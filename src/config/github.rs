@@ -44,12 +44,23 @@ pub struct GithubSettings {
     #[arg(long, env = "OWP_GITHUB_OUTBOX_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     pub github_outbox_interval: Duration,
 
+    /// A lease announced on an issue this soon after the previous one moves the labels
+    /// but posts no comment: a claim/release loop cannot make the bot spam an issue.
+    #[arg(long, env = "OWP_GITHUB_COMMENT_COOLDOWN", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub github_comment_cooldown: Duration,
+
     /// Tries of one write-back before it is given up (and shown as failed).
     #[arg(long, env = "OWP_GITHUB_OUTBOX_MAX_ATTEMPTS", default_value_t = 10)]
     pub github_outbox_max_attempts: i32,
 }
 
 impl GithubSettings {
+    /// The web host PR links of GitHub repositories are on (`github.com`, or an
+    /// Enterprise server's host).
+    pub fn web_host(&self) -> String {
+        crate::domain::pr_link::github_host_for_api(&self.github_api_url)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if !(self.github_api_url.starts_with("https://")
             || self.github_api_url.starts_with("http://"))

@@ -54,6 +54,11 @@ pub struct HttpLimits {
     #[arg(long, env = "OWP_IP_BURST", default_value_t = 200)]
     pub ip_burst: u32,
 
+    /// IPv6 clients are limited per network of this prefix length (a /64 is one subscriber
+    /// or host at most ISPs and clouds: an attacker can rotate through all of it).
+    #[arg(long, env = "OWP_IPV6_PREFIX", default_value_t = 64)]
+    pub ipv6_prefix: u8,
+
     /// Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed;
     /// from anyone else the header is ignored.
     #[arg(long, env = "OWP_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
@@ -82,6 +87,7 @@ impl HttpLimits {
         )?;
         in_range("OWP_IP_RATE", self.ip_rate, 1, 1_000_000)?;
         in_range("OWP_IP_BURST", self.ip_burst, 1, 1_000_000)?;
+        in_range("OWP_IPV6_PREFIX", usize::from(self.ipv6_prefix), 32, 128)?;
         Ok(())
     }
 }

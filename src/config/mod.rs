@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::domain::trust::TierCaps;
 use clap::{Args, FromArgMatches, ValueEnum};
 
 mod github;
@@ -223,6 +224,29 @@ pub struct Settings {
     #[arg(long, env = "OWP_DEFAULT_TRUST_TIER", default_value = "untrusted", value_parser = parse_trust_level)]
     pub default_trust_tier: i16,
 
+    /// Most concurrent tasks a worker of each tier may hold, whatever it declares
+    /// (`tier:n`, comma-separated; a tier not named is not capped).
+    #[arg(long, env = "OWP_TIER_MAX_CONCURRENT", default_value = "untrusted:10,basic:25", value_parser = parse_tier_counts)]
+    pub tier_max_concurrent: TierCaps<i32>,
+
+    /// Longest lease a worker of each tier is granted (`tier:duration`, comma-separated);
+    /// shorter than OWP_LEASE_TTL, so an unproven worker cannot sit on a task for long.
+    #[arg(long, env = "OWP_TIER_LEASE_TTL", default_value = "untrusted:1h", value_parser = parse_tier_durations)]
+    pub tier_lease_ttl: TierCaps<Duration>,
+
+    /// Most open tasks (leased to open PR) one worker may have in one repository, unless
+    /// the repository sets its own `max_open_prs_per_worker`. 0: no cap.
+    #[arg(long, env = "OWP_MAX_OPEN_PRS_PER_WORKER", default_value_t = 0)]
+    pub max_open_prs_per_worker: i32,
+
+    /// Artifacts one lease may record (each report with a new artifact adds one).
+    #[arg(long, env = "OWP_MAX_ARTIFACTS_PER_LEASE", default_value_t = 20)]
+    pub max_artifacts_per_lease: i64,
+
+    /// Largest `artifact.extra` accepted, in bytes of JSON.
+    #[arg(long, env = "OWP_MAX_ARTIFACT_EXTRA", default_value = "4KiB", value_parser = parse_size)]
+    pub max_artifact_extra: usize,
+
     /// How long an offer (`POST /v1/work/offers`) reserves its task for the worker before
     /// the task goes back to `ready`.
     #[arg(long, env = "OWP_OFFER_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
@@ -317,6 +341,24 @@ impl Settings {
             }
         }
         in_range("OWP_BODY_LIMIT", self.body_limit, 1024, 64 << 20)?;
+        in_range(
+            "OWP_MAX_OPEN_PRS_PER_WORKER",
+            self.max_open_prs_per_worker,
+            0,
+            10_000,
+        )?;
+        in_range(
+            "OWP_MAX_ARTIFACTS_PER_LEASE",
+            self.max_artifacts_per_lease,
+            1,
+            10_000,
+        )?;
+        in_range(
+            "OWP_MAX_ARTIFACT_EXTRA",
+            self.max_artifact_extra,
+            0,
+            60 << 10,
+        )?;
         in_range("OWP_BULK_BODY_LIMIT", self.bulk_body_limit, 1024, 256 << 20)?;
         duration_in("OWP_RETRY_BACKOFF", self.retry_backoff, Duration::ZERO, DAY)?;
         duration_in(
@@ -390,6 +432,24 @@ impl Settings {
 }
 
 /// A trust tier by name or level (`domain::trust::TrustTier` names them; config is a leaf).
+fn parse_tier_counts(s: &str) -> Result<TierCaps<i32>, String> {
+    TierCaps::parse(s, |v| {
+        v.parse::<i32>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| "must be a count from 1 to 10000".to_string())
+    })
+}
+
+fn parse_tier_durations(s: &str) -> Result<TierCaps<Duration>, String> {
+    TierCaps::parse(s, |v| {
+        humantime::parse_duration(v)
+            .ok()
+            .filter(|d| *d >= SECOND)
+            .ok_or_else(|| "must be a duration of at least 1s, e.g. 1h".to_string())
+    })
+}
+
 fn parse_trust_level(s: &str) -> Result<i16, String> {
     const NAMES: [&str; 4] = ["untrusted", "basic", "trusted", "core"];
     let s = s.trim();

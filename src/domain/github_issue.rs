@@ -53,18 +53,6 @@ pub fn parse_external_id(id: &str) -> Option<(&str, u64)> {
     (repo.split('/').filter(|p| !p.is_empty()).count() == 2).then_some((repo, number))
 }
 
-/// A pull request's link, `https://<host>/owner/repo/pull/42[/...]` -> (`owner/repo`, 42).
-pub fn parse_pr_url(url: &str) -> Option<(String, u64)> {
-    let path = url.split_once("://")?.1.split_once('/')?.1;
-    let parts: Vec<&str> = path.split('/').collect();
-    match parts.as_slice() {
-        [owner, repo, "pull", n, ..] if !owner.is_empty() && !repo.is_empty() => {
-            Some((format!("{owner}/{repo}"), n.parse().ok()?))
-        }
-        _ => None,
-    }
-}
-
 pub fn to_task(issue: &Issue<'_>) -> IssueTask {
     let mut task = IssueTask {
         title: cut(issue.title.trim(), MAX_TITLE),
@@ -183,15 +171,6 @@ mod tests {
         assert_eq!(parse_external_id("github:acme/w#42"), Some(("acme/w", 42)));
         assert_eq!(parse_external_id("github:acme#42"), None);
         assert_eq!(parse_external_id("yaml:acme/w#42"), None);
-        assert_eq!(
-            parse_pr_url("https://github.com/acme/w/pull/7"),
-            Some(("acme/w".to_string(), 7))
-        );
-        assert_eq!(
-            parse_pr_url("https://ghe.example.com/acme/w/pull/7/files"),
-            Some(("acme/w".to_string(), 7))
-        );
-        assert_eq!(parse_pr_url("https://github.com/acme/w/issues/7"), None);
     }
 
     #[test]

@@ -40,15 +40,34 @@ pub enum Step {
     RemoveLabel(String),
 }
 
-/// What one written-back event needs.
+/// What one written-back event needs. Nothing a worker wrote is here: the bot speaks for
+/// the project, so its comments carry only what the pool itself made (task ids, counts)
+/// and a PR number parsed from a link the pool checked; they mention nobody.
 pub struct Occurrence<'a> {
     pub outbox_id: i64,
     pub event: Event,
     pub task_id: &'a str,
-    pub pr_url: Option<&'a str>,
-    /// The worker's GitHub login, when it gave one.
-    pub worker_handle: Option<&'a str>,
+    /// The issue's repository (`owner/name`).
+    pub gh_repo: &'a str,
+    /// The task's PR: its repository and number (domain::pr_link).
+    pub pr: Option<(&'a str, u64)>,
     pub attempt: i32,
+    /// Another lease of this issue was announced within OWP_GITHUB_COMMENT_COOLDOWN: move
+    /// the labels, post no comment (a claim/release loop must not spam the issue).
+    pub quiet: bool,
+}
+
+impl Occurrence<'_> {
+    /// `#12` for a PR of the issue's repository, `owner/name#12` for another's.
+    fn pr_ref(&self) -> Option<String> {
+        self.pr.map(|(repo, n)| {
+            if repo.eq_ignore_ascii_case(self.gh_repo) {
+                format!("#{n}")
+            } else {
+                format!("{repo}#{n}")
+            }
+        })
+    }
 }
 
 /// The marker hidden in the comment of outbox row `id`.
@@ -58,30 +77,34 @@ pub fn marker(outbox_id: i64) -> String {
 
 /// The GitHub calls for one event, in order.
 pub fn plan(o: &Occurrence<'_>) -> Vec<Step> {
-    let who = match o.worker_handle {
-        Some(h) if !h.is_empty() => format!("@{h}"),
-        _ => "a contributor".to_string(),
-    };
+    let pr = o.pr_ref();
     let text = match o.event {
         Event::Leased => format!(
-            "OWP Pool: {who} is working on this (task `{}`, attempt {}).",
+            "OWP Pool: a contributor is working on this (task `{}`, attempt {}).",
             o.task_id,
             o.attempt + 1
         ),
-        Event::PrOpened => format!(
-            "OWP Pool: {who} opened a pull request for this: {}",
-            o.pr_url.unwrap_or("(no link)")
-        ),
+        Event::PrOpened => match &pr {
+            Some(pr) => format!(
+                "OWP Pool: pull request {pr} is open for this (task `{}`).",
+                o.task_id
+            ),
+            None => format!(
+                "OWP Pool: a pull request is open for this (task `{}`).",
+                o.task_id
+            ),
+        },
         Event::Merged => format!(
-            "OWP Pool: the pull request for this was merged{}. Thank you!",
-            o.pr_url.map(|u| format!(" ({u})")).unwrap_or_default()
+            "OWP Pool: the pull request for this{} was merged. Thank you!",
+            pr.map(|p| format!(" ({p})")).unwrap_or_default()
         ),
         Event::Failed => format!(
             "OWP Pool: task `{}` failed for good after {} attempts; it needs a maintainer's look.",
             o.task_id, o.attempt
         ),
     };
-    let comment = Step::Comment(format!("{text}\n\n{}", marker(o.outbox_id)));
+    let comment = (!(o.quiet && o.event == Event::Leased))
+        .then(|| Step::Comment(format!("{text}\n\n{}", marker(o.outbox_id))));
     let labels = match o.event {
         Event::Leased => vec![Step::AddLabel(IN_PROGRESS.into())],
         Event::PrOpened => vec![
@@ -98,7 +121,7 @@ pub fn plan(o: &Occurrence<'_>) -> Vec<Step> {
             Step::RemoveLabel(IN_PROGRESS.into()),
         ],
     };
-    std::iter::once(comment).chain(labels).collect()
+    comment.into_iter().chain(labels).collect()
 }
 
 #[cfg(test)]
@@ -110,10 +133,44 @@ mod tests {
             outbox_id: 7,
             event,
             task_id: "t_1",
-            pr_url: Some("https://github.com/a/b/pull/3"),
-            worker_handle: Some("alice"),
+            gh_repo: "a/b",
+            pr: Some(("a/b", 3)),
             attempt: 0,
+            quiet: false,
         }
+    }
+
+    #[test]
+    fn comments_carry_no_worker_text_and_mention_nobody() {
+        for e in [Event::Leased, Event::PrOpened, Event::Merged, Event::Failed] {
+            let Step::Comment(c) = &plan(&occ(e))[0] else {
+                panic!("a comment first")
+            };
+            assert!(!c.contains('@') && !c.contains("http"), "{c}");
+        }
+        let Step::Comment(c) = &plan(&occ(Event::PrOpened))[0] else {
+            panic!()
+        };
+        assert!(c.contains("pull request #3"), "{c}");
+        let other = Occurrence {
+            pr: Some(("x/y", 9)),
+            ..occ(Event::Merged)
+        };
+        assert!(matches!(&plan(&other)[0], Step::Comment(c) if c.contains("(x/y#9)")));
+    }
+
+    #[test]
+    fn a_lease_announced_again_within_the_cooldown_only_moves_labels() {
+        let quiet = Occurrence {
+            quiet: true,
+            ..occ(Event::Leased)
+        };
+        assert_eq!(plan(&quiet), vec![Step::AddLabel(IN_PROGRESS.into())]);
+        let merged = Occurrence {
+            quiet: true,
+            ..occ(Event::Merged)
+        };
+        assert!(matches!(&plan(&merged)[0], Step::Comment(_)));
     }
 
     #[test]
@@ -123,10 +180,10 @@ mod tests {
         let Step::Comment(c) = &leased[0] else {
             panic!("a comment first")
         };
-        assert!(c.contains("@alice") && c.contains("t_1") && c.ends_with(&marker(7)));
+        assert!(c.contains("t_1") && c.ends_with(&marker(7)));
         assert_eq!(leased[1], Step::AddLabel(IN_PROGRESS.into()));
         let merged = plan(&occ(Event::Merged));
-        assert!(matches!(&merged[0], Step::Comment(c) if c.contains("pull/3")));
+        assert!(matches!(&merged[0], Step::Comment(c) if c.contains("#3")));
         assert!(merged.contains(&Step::RemoveLabel(IN_PROGRESS.into())));
         assert!(merged.contains(&Step::AddLabel(DONE.into())));
     }

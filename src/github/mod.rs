@@ -78,6 +78,14 @@ pub struct GhPull {
     #[serde(default)]
     pub merged: bool,
     pub html_url: String,
+    pub user: Option<GhUser>,
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A GitHub account as the API names it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GhUser {
+    pub login: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -322,7 +322,7 @@ pub async fn patch_task(
             .into())
         }
     }
-    let detail = views::task_detail(&app.pool, &task_id)
+    let detail = views::task_detail(&app.pool, &task_id, views::Reader::Admin, 1)
         .await?
         .ok_or(ApiError::NotFound("task"))?;
     // new skills, tier or area may make it claimable for someone waiting

@@ -36,6 +36,17 @@ pub async fn upsert_repo(
             Some(p) => Some(Some(input::pr_url_prefix("pr_url_prefix", p)?)),
         },
         github_write_back: req.github_write_back,
+        max_open_prs_per_worker: match req.max_open_prs_per_worker {
+            None => None,
+            Some(0) => Some(None),
+            Some(n) => Some(Some(input::int_in(
+                "max_open_prs_per_worker",
+                Some(n),
+                0,
+                0,
+                10_000,
+            )?)),
+        },
     };
     let status = match repos::upsert_repo(&app.pool, &settings, &admin.actor).await? {
         Upserted::Created => StatusCode::CREATED,

@@ -154,12 +154,16 @@ impl FromRequestParts<AppContext> for AuthWorker {
             crate::metrics::auth_failure("worker");
             ApiError::Auth("missing bearer token: send Authorization: Bearer <token>")
         })?;
-        let worker = workers::authenticate(&app.pool, &auth::digest(token))
+        let key = auth::digest(token);
+        let worker = workers::authenticate(&app.pool, &key)
             .await?
             .ok_or_else(|| {
                 crate::metrics::auth_failure("worker");
+                app.limits.forget(&key);
                 ApiError::Auth("invalid worker token")
             })?;
+        // from now on this token has limits of its own (http::limits)
+        app.limits.authenticated(&key);
         tracing::Span::current().record("worker_id", worker.as_str());
         Ok(AuthWorker { id: worker })
     }
@@ -207,7 +211,8 @@ async fn verify_session(
     app: &AppContext,
 ) -> Result<AuthAdmin, ApiError> {
     use subtle::ConstantTimeEq;
-    let session = crate::store::sessions::find(&app.pool, &crate::auth::digest(token)).await?;
+    let key = crate::auth::digest(token);
+    let session = crate::store::sessions::find(&app.pool, &key).await?;
     let still_admin = session.as_ref().is_some_and(|s| {
         <[u8; 32]>::try_from(s.admin_digest.as_slice())
             .ok()
@@ -216,10 +221,12 @@ async fn verify_session(
     });
     let Some(session) = session.filter(|_| still_admin) else {
         crate::metrics::auth_failure("session");
+        app.limits.forget(&key);
         return Err(ApiError::Auth(
             "session expired or signed out: sign in again",
         ));
     };
+    app.limits.authenticated(&key);
     let reads = matches!(
         parts.method,
         axum::http::Method::GET | axum::http::Method::HEAD

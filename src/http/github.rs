@@ -16,10 +16,11 @@ use serde::Deserialize;
 
 use super::extract::{ApiQuery, AuthAdmin, RawBody};
 use crate::app::AppContext;
-use crate::domain::github_issue::{self, parse_pr_url};
+use crate::domain::github_issue;
+use crate::domain::pr_link::{self, PrEvidence, PrRule};
 use crate::domain::status::{Report, TaskStatus};
 use crate::error::ApiError;
-use crate::github::{signature, GhError, GhIssue, GhLabel, GitHub};
+use crate::github::{signature, GhError, GhIssue, GhLabel, GhUser, GitHub};
 use crate::store::github::{self as gh_store, TaskRef};
 use crate::store::tasks::{self, Artifact, Created, NewTask, StatusResult, StatusUpdate};
 use crate::store::{admin_actions, repos};
@@ -37,6 +38,8 @@ struct PullRequest {
     html_url: String,
     #[serde(default)]
     merged: bool,
+    user: Option<GhUser>,
+    created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Deserialize)]
@@ -148,19 +151,30 @@ fn answer(status: StatusCode, event: &str, outcome: String) -> (StatusCode, Json
 }
 
 async fn pull_request(app: &AppContext, e: PullRequestEvent) -> Result<Outcome, ApiError> {
-    let Some(task) = gh_store::task_by_pr_url(&app.pool, &e.pull_request.html_url).await? else {
+    // the same key the task stored when its worker reported the link (domain::pr_link)
+    let host = app.settings.github.web_host();
+    let Ok(link) = pr_link::check(&e.pull_request.html_url, PrRule::Any { github_host: &host })
+    else {
+        return Ok(Outcome::Ignored("ignored: not a pull request link".into()));
+    };
+    let Some(task) = gh_store::task_by_pr(&app.pool, &link.key, &e.pull_request.html_url).await?
+    else {
         return Ok(Outcome::Ignored(
             "ignored: no task has this pull request".into(),
         ));
     };
     match e.action.as_str() {
         "closed" => {
+            let evidence = PrEvidence {
+                author: e.pull_request.user.map(|u| u.login),
+                opened_at: e.pull_request.created_at,
+            };
             let (report, message) = if e.pull_request.merged {
                 (Report::Rest(TaskStatus::Merged), "merged on GitHub")
             } else {
                 (Report::Closed, "closed on GitHub without merging")
             };
-            decide_pr(app, &task, report, message).await
+            decide_pr(app, &task, report, message, &evidence).await
         }
         "opened" | "reopened" => {
             let kind = format!("github_pr_{}", e.action);
@@ -178,7 +192,9 @@ async fn decide_pr(
     task: &TaskRef,
     report: Report,
     message: &str,
+    evidence: &PrEvidence,
 ) -> Result<Outcome, ApiError> {
+    let gh_host = app.settings.github.web_host();
     let update = StatusUpdate {
         task_id: &task.id,
         actor: crate::domain::transition::Actor::Admin,
@@ -191,6 +207,10 @@ async fn decide_pr(
         audit_actor: "github",
         quality: None,
         on_time_per_point: app.settings.on_time_per_point,
+        github_host: &gh_host,
+        tier_lease_ttl: &app.settings.tier_lease_ttl,
+        max_artifacts_per_lease: app.settings.max_artifacts_per_lease,
+        pr_evidence: Some(evidence),
     };
     Ok(match tasks::update_status(&app.pool, &update).await? {
         StatusResult::Updated { .. } => {
@@ -324,13 +344,21 @@ pub async fn sync(
     };
     let prs = gh_store::open_prs(&app.pool, &repo, SYNC_PRS + 1).await?;
     out.prs_remaining = prs.len().saturating_sub(SYNC_PRS as usize);
+    let host = settings.web_host();
     for (task_id, url) in prs.iter().take(SYNC_PRS as usize) {
-        let Some((gh_repo, number)) = parse_pr_url(url) else {
+        // the PR number from the stored link, the repository always the task's own: a
+        // link can never send the sync to ask about another repository
+        let number = pr_link::check(url, PrRule::Any { github_host: &host })
+            .ok()
+            .and_then(|l| l.github)
+            .filter(|(linked, _)| linked.eq_ignore_ascii_case(&repo))
+            .map(|(_, n)| n);
+        let Some(number) = number else {
             out.errors
-                .push(format!("{task_id}: {url} is not a pull request link"));
+                .push(format!("{task_id}: {url} is not a pull request of {repo}"));
             continue;
         };
-        let pull = match gh.pull(&gh_repo, number).await {
+        let pull = match gh.pull(&repo, number).await {
             Ok(p) => p,
             Err(GhError::RateLimited { wait }) => {
                 out.errors.push(format!(
@@ -365,7 +393,11 @@ pub async fn sync(
                 format!("closed on GitHub (found by a sync, {})", admin.actor),
             )
         };
-        if let Outcome::Applied(_) = decide_pr(&app, &task, report, &message).await? {
+        let evidence = PrEvidence {
+            author: pull.user.map(|u| u.login),
+            opened_at: pull.created_at,
+        };
+        if let Outcome::Applied(_) = decide_pr(&app, &task, report, &message, &evidence).await? {
             match report {
                 Report::Closed => out.closed.push(task_id.clone()),
                 _ => out.merged.push(task_id.clone()),

@@ -5,15 +5,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::extract::{bearer, ADMIN_HEADER};
+use super::extract::{bearer, header_str, session_cookie, ADMIN_HEADER};
 use crate::app::AppContext;
 use crate::auth;
 use crate::error::ApiError;
-use crate::limits::Refused;
+use crate::limits::{Refused, TokenKey};
 
 /// Routes that may legitimately run long: they end by themselves (streams at shutdown,
 /// long polls after `wait`), so the request timeout does not cut them.
@@ -41,37 +40,81 @@ pub fn client_ip(app: &AppContext, req: &Request) -> IpAddr {
     app.limits.client_ip(peer, xff)
 }
 
-fn has_admin_token(headers: &HeaderMap) -> bool {
-    headers.contains_key(ADMIN_HEADER)
+/// Routes that take no credential: whatever headers a request to them carries, it is an
+/// anonymous request of its address.
+const ANONYMOUS_ROUTES: &[&str] = &[
+    "/v1/workers/register",
+    "/webhooks/github",
+    "/",
+    "/assets/{file}",
+    "/healthz",
+    "/readyz",
+    "/health",
+    "/openapi.json",
+    "/metrics",
+];
+
+/// What a request's credential is, as far as it can be told before the handler: admin
+/// tokens are checked here (they live in memory); a worker token or a dashboard session
+/// counts only once it has authenticated on this replica.
+enum Credential {
+    Admin,
+    Known(TokenKey),
+    Anonymous,
 }
 
-/// Worker requests: the token's rate and in-flight slots. Admin requests: none, but a
-/// failed admin token counts like any failed authentication. Everything else: the
-/// address's rate. A 401 answer counts against the address, and an address over its rate
-/// is refused before its next credentials are even looked up.
+fn credential(app: &AppContext, req: &Request) -> Credential {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let anonymous_route = match route {
+        None => true,
+        Some(r) if ANONYMOUS_ROUTES.contains(&r) || r.starts_with("/docs") => true,
+        // signing in is the one anonymous use of the session route
+        Some("/v1/dashboard/session") => req.method() == axum::http::Method::POST,
+        Some(_) => false,
+    };
+    if anonymous_route {
+        return Credential::Anonymous;
+    }
+    let headers = req.headers();
+    if let Some(token) = header_str(headers, ADMIN_HEADER) {
+        return match app.admin.identify(token) {
+            Some(_) => Credential::Admin,
+            None => Credential::Anonymous,
+        };
+    }
+    let presented = bearer(headers).or_else(|| session_cookie(headers));
+    match presented.map(auth::digest) {
+        Some(key) if app.limits.is_known(&key) => Credential::Known(key),
+        _ => Credential::Anonymous,
+    }
+}
+
+/// Keys every limit by what authenticated. A worker token that authenticated here has its
+/// own rate and in-flight slots, and its address's penalty does not refuse it; an admin
+/// token is not limited. Everything else (no credential, one that has not authenticated
+/// here yet, a wrong one, any request to an anonymous route) pays its address's rate. A
+/// 401 answer counts against the address, and an address over its rate is refused before
+/// its next credentials are even looked up.
 pub async fn limit_clients(State(app): State<AppContext>, req: Request, next: Next) -> Response {
     let ip = client_ip(&app, &req);
-    let token_key = bearer(req.headers()).map(auth::digest);
-    let _slot = match (&token_key, has_admin_token(req.headers())) {
-        (Some(key), false) => {
-            if let Err(r) = app.limits.penalty(ip) {
+    let is_session = bearer(req.headers()).is_none() && session_cookie(req.headers()).is_some();
+    let _slot = match credential(&app, &req) {
+        Credential::Admin => None,
+        // a dashboard session is an admin's: no worker limits
+        Credential::Known(_) if is_session => None,
+        Credential::Known(key) => {
+            if let Err(r) = app.limits.worker_request(&key) {
                 return refused(r);
             }
-            if let Err(r) = app.limits.worker_request(key) {
-                return refused(r);
-            }
-            match app.limits.enter(key).await {
+            match app.limits.enter(&key).await {
                 Ok(slot) => Some(slot),
                 Err(r) => return refused(r),
             }
         }
-        (_, true) => {
-            if let Err(r) = app.limits.penalty(ip) {
-                return refused(r);
-            }
-            None
-        }
-        (None, false) => {
+        Credential::Anonymous => {
             if let Err(r) = app.limits.anonymous_request(ip) {
                 return refused(r);
             }

@@ -35,6 +35,7 @@ pub async fn make_offers(
             grant: Grant::Offer {
                 ttl: app.settings.offer_ttl,
             },
+            caps: &app.claim_caps,
         },
     )
     .await?;
@@ -84,6 +85,7 @@ pub async fn accept_offer(
         &offer_id,
         worker.id.as_str(),
         app.settings.lease_ttl,
+        &app.settings.tier_lease_ttl,
     )
     .await?
     {

@@ -85,6 +85,7 @@ pub async fn close_stale_prs(
             });
             continue;
         }
+        let gh_host = app.settings.github.web_host();
         let update = StatusUpdate {
             task_id: &id,
             actor: Actor::Admin,
@@ -97,6 +98,10 @@ pub async fn close_stale_prs(
             audit_actor: &admin.actor,
             quality: None,
             on_time_per_point: app.settings.on_time_per_point,
+            github_host: &gh_host,
+            tier_lease_ttl: &app.settings.tier_lease_ttl,
+            max_artifacts_per_lease: app.settings.max_artifacts_per_lease,
+            pr_evidence: None,
         };
         // each in its own short transaction; one merged meanwhile is skipped, not closed
         match tasks::update_status(&app.pool, &update).await? {

@@ -19,7 +19,7 @@ struct ValidReport {
     quality: Option<i16>,
 }
 
-fn validate(req: StatusRequest) -> Checked<ValidReport> {
+fn validate(req: StatusRequest, max_extra: usize) -> Checked<ValidReport> {
     let report: Report = req.status.trim().parse().map_err(|_| {
         Invalid::new(
             "status",
@@ -59,7 +59,15 @@ fn validate(req: StatusRequest) -> Checked<ValidReport> {
                 .as_deref()
                 .map(|u| input::https_url("artifact.patch_url", u))
                 .transpose()?,
-            extra: art.extra.filter(|v| !v.is_null()),
+            extra: match art.extra.filter(|v| !v.is_null()) {
+                Some(extra) if extra.to_string().len() > max_extra => {
+                    return Err(Invalid::new(
+                        "artifact.extra",
+                        format!("at most {max_extra} bytes of JSON (OWP_MAX_ARTIFACT_EXTRA)"),
+                    ))
+                }
+                extra => extra,
+            },
         },
     })
 }
@@ -71,7 +79,7 @@ fn validate(req: StatusRequest) -> Checked<ValidReport> {
     responses((status = 200, body = StatusResponse), (status = 400, body = ErrorBody),
               (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody),
-              (status = 409, description = "details: lease_lost, or invalid_transition: <from> -> <to>", body = ErrorBody)))]
+              (status = 409, description = "details: lease_lost, invalid_transition: <from> -> <to>, or pr_url_taken: <task id>", body = ErrorBody)))]
 pub async fn report_status(
     State(app): State<AppContext>,
     Path(task_id): Path<String>,
@@ -83,11 +91,12 @@ pub async fn report_status(
         return Err(ApiError::NotFound("task"));
     }
     let lease_id = req.lease_id.clone().filter(|l| !l.trim().is_empty());
-    let c = validate(req)?;
+    let c = validate(req, app.settings.max_artifact_extra)?;
     if c.quality.is_some() && matches!(caller, Caller::Worker(_)) {
         return Err(ApiError::Forbidden("only an admin rates a PR (quality)"));
     }
     let audit_actor = caller.audit_actor();
+    let gh_host = app.settings.github.web_host();
     let update = StatusUpdate {
         task_id: &task_id,
         actor: caller.actor(),
@@ -100,6 +109,10 @@ pub async fn report_status(
         audit_actor: &audit_actor,
         quality: c.quality,
         on_time_per_point: app.settings.on_time_per_point,
+        github_host: &gh_host,
+        tier_lease_ttl: &app.settings.tier_lease_ttl,
+        max_artifacts_per_lease: app.settings.max_artifacts_per_lease,
+        pr_evidence: None,
     };
     match tasks::update_status(&app.pool, &update).await? {
         StatusResult::Updated {
@@ -132,9 +145,11 @@ pub async fn report_status(
             Caller::Worker(_) => "this task is not leased to you",
         })),
         StatusResult::Invalid { from } => Err(ApiError::InvalidTransition { from, to: c.report }),
-        StatusResult::ForeignPrUrl { prefix } => Err(Invalid::new(
-            "pr_url",
-            format!("must start with {prefix} (the repo's pr_url_prefix)"),
+        StatusResult::ForeignPrUrl { reason } => Err(Invalid::new("pr_url", reason).into()),
+        StatusResult::PrUrlTaken { task_id } => Err(ApiError::PrUrlTaken { task_id }),
+        StatusResult::TooManyArtifacts { max } => Err(Invalid::new(
+            "artifact",
+            format!("this lease has recorded {max} artifacts, the most one lease may (OWP_MAX_ARTIFACTS_PER_LEASE)"),
         )
         .into()),
     }

@@ -13,8 +13,8 @@ use crate::domain::status::TaskStatus;
 use crate::error::ApiError;
 use crate::store::views::{self, AuditFilter, TaskFilter, WorkerFilter};
 use crate::wire::views::{
-    AuditList, AuditQuery, RepoList, TaskDetail, TaskList, TaskListQuery, WorkerDetail, WorkerList,
-    WorkerListQuery,
+    AuditList, AuditQuery, RepoList, TaskDetail, TaskDetailQuery, TaskList, TaskListQuery,
+    WorkerDetail, WorkerList, WorkerListQuery,
 };
 use crate::wire::ErrorBody;
 
@@ -94,37 +94,53 @@ pub async fn list_tasks(
 /// One task with its current lease, lease history, artifacts and audit trail. Admins may
 /// read any task; a worker, the tasks it holds or held.
 #[utoipa::path(get, path = "/v1/tasks/{task_id}", tag = "tasks", security(("admin" = []), ("worker" = [])),
-    params(("task_id" = String, Path, description = "The task's id")),
-    responses((status = 200, body = TaskDetail), (status = 401, body = ErrorBody),
+    params(("task_id" = String, Path, description = "The task's id"), TaskDetailQuery),
+    responses((status = 200, body = TaskDetail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_task(
     State(app): State<AppContext>,
     caller: Caller,
     Path(task_id): Path<String>,
+    ApiQuery(q): ApiQuery<TaskDetailQuery>,
 ) -> Result<Json<TaskDetail>, ApiError> {
     if task_id.contains('\0') {
         return Err(ApiError::NotFound("task"));
     }
+    let limit = i64::from(input::int_in("limit", q.limit, 100, 1, 500)?);
     if let Caller::Worker(w) = &caller {
         if !views::worker_knows_task(&app.pool, w.id.as_str(), &task_id).await? {
             // the same answer for a task that does not exist: ids are not probed
             return Err(ApiError::Forbidden("you never held this task"));
         }
     }
-    let r = views::task_detail(&app.pool, &task_id)
+    let reader = match &caller {
+        Caller::Admin(_) => views::Reader::Admin,
+        Caller::Worker(w) => views::Reader::Worker(w.id.as_str()),
+    };
+    let r = views::task_detail(&app.pool, &task_id, reader, limit)
         .await?
         .ok_or(ApiError::NotFound("task"))?;
-    let current_lease = r
-        .task
+    let mut task = r.task;
+    if let Caller::Worker(w) = &caller {
+        if task.worker_id.as_deref() != Some(w.id.as_str()) {
+            // a former holder does not learn who holds the task now, nor that lease's id
+            task.worker_id = None;
+            task.lease_id = None;
+            task.lease_expires_at = None;
+        }
+    }
+    let current_lease = task
         .lease_id
         .as_ref()
         .and_then(|id| r.leases.iter().find(|l| &l.lease_id == id).cloned());
     Ok(Json(TaskDetail {
-        task: r.task,
+        task,
         description: r.description,
         current_lease,
         leases: r.leases,
+        leases_total: r.leases_total,
         artifacts: r.artifacts,
+        artifacts_total: r.artifacts_total,
         events: r.events,
         offer_rejections: r.offer_rejections.into_iter().collect(),
     }))

@@ -33,6 +33,7 @@ pub async fn claim_work(
         grant: Grant::Lease {
             ttl: app.settings.lease_ttl,
         },
+        caps: &app.claim_caps,
     };
     let deadline = Instant::now() + Duration::from_secs(u64::from(wait.unsigned_abs()));
     let long = wait > 0 && max_new > 0;

@@ -70,6 +70,8 @@ pub async fn register_worker(
     let tier = app.settings.default_trust_tier;
     let worker = new_worker(req, WorkerId::generate(), auth::digest(&token), tier)?;
     workers::insert_worker(&app.pool, &worker).await?;
+    // the new token authenticated by being issued: its limits are its own from now on
+    app.limits.authenticated(&worker.token_digest);
     crate::metrics::registration();
     let s = &app.settings;
     Ok((
@@ -79,7 +81,7 @@ pub async fn register_worker(
             token,
             heartbeat_interval_seconds: s.heartbeat_interval.as_secs(),
             poll_interval_seconds: s.poll_interval.as_secs(),
-            lease_ttl_seconds: s.lease_ttl.as_secs(),
+            lease_ttl_seconds: s.tier_lease_ttl.apply(tier, s.lease_ttl).as_secs(),
             heartbeat_timeout_seconds: s.heartbeat_timeout.as_secs(),
         }),
     ))

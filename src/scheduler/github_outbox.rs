@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::app::AppContext;
 use crate::domain::github_writeback::{marker, plan, Event, Occurrence, Step};
+use crate::domain::pr_link::{self, PrRule};
 use crate::github::{GhError, GitHub};
 use crate::store::github::{self as outbox, OutboxRow};
 use crate::store::StoreResult;
@@ -79,7 +80,13 @@ pub fn spawn(app: AppContext, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
 /// One run: claims due rows and delivers them. `Some(wait)` when GitHub's rate limit
 /// stopped it.
 pub async fn run(app: &AppContext, gh: &GitHub) -> StoreResult<Option<Duration>> {
-    let rows = outbox::claim_due(&app.pool, BATCH, HOLD).await?;
+    let rows = outbox::claim_due(
+        &app.pool,
+        BATCH,
+        HOLD,
+        app.settings.github.github_comment_cooldown,
+    )
+    .await?;
     let max_attempts = app.settings.github.github_outbox_max_attempts;
     let base = app.settings.github.github_outbox_interval;
     for (i, row) in rows.iter().enumerate() {
@@ -116,13 +123,21 @@ async fn deliver(
         return Ok(None);
     };
     let number = u64::try_from(row.issue_number).unwrap_or_default();
+    // the PR by number, from a link the pool checked when it was reported
+    let host = app.settings.github.web_host();
+    let pr = row
+        .pr_url
+        .as_deref()
+        .and_then(|u| pr_link::check(u, PrRule::Any { github_host: &host }).ok())
+        .and_then(|l| l.github);
     let steps = plan(&Occurrence {
         outbox_id: row.id,
         event,
         task_id: &row.task_id,
-        pr_url: row.pr_url.as_deref(),
-        worker_handle: row.worker_handle.as_deref(),
+        gh_repo: &row.gh_repo,
+        pr: pr.as_ref().map(|(repo, n)| (repo.as_str(), *n)),
         attempt: row.attempt,
+        quiet: row.quiet,
     });
     let repo = row.gh_repo.as_str();
     for (i, step) in steps

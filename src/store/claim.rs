@@ -27,6 +27,7 @@ use super::StoreResult;
 use crate::domain::ids::{LeaseId, OfferId};
 use crate::domain::reputation::Counts;
 use crate::domain::status::{TaskStatus, WorkerStatus};
+use crate::domain::trust::TierCaps;
 use crate::wire::work::Lease;
 
 pub struct ClaimRequest<'a> {
@@ -35,6 +36,19 @@ pub struct ClaimRequest<'a> {
     pub max_new: u32,
     /// How new claims are granted: leases (`GET /v1/work`) or offers (`POST /v1/work/offers`).
     pub grant: Grant,
+    /// What the worker's tier lets its declaration use (`OWP_TIER_MAX_CONCURRENT`,
+    /// `OWP_TIER_LEASE_TTL`) and the per-worker open-PR cap (`OWP_MAX_OPEN_PRS_PER_WORKER`).
+    pub caps: &'a ClaimCaps,
+}
+
+/// Caps a worker's own declaration cannot lift.
+#[derive(Clone, Debug, Default)]
+pub struct ClaimCaps {
+    pub tier_max_concurrent: TierCaps<i32>,
+    pub tier_lease_ttl: TierCaps<Duration>,
+    /// Open tasks one worker may have per repository, unless the repository sets its own;
+    /// 0: no cap.
+    pub max_open_prs_per_worker: i32,
 }
 
 /// What a claim grants the worker.
@@ -70,6 +84,9 @@ struct Budget {
     area_locks: bool,
     open: i64,
     held_areas: HashSet<String>,
+    /// The claiming worker's open tasks here, and the most it may have (None: no cap).
+    worker_open: i64,
+    worker_max: Option<i64>,
 }
 
 /// `GET /v1/work`: leases up to the worker's free capacity, then every live lease it holds.
@@ -149,7 +166,12 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
     .fetch_one(&mut *tx)
     .await?;
     let mut free_points = w.capacity_points - used.points;
-    let free_slots = i64::from(w.max_concurrent_tasks - used.leases);
+    // the declaration is the worker's word; its tier decides how much of it counts
+    let max_concurrent = req
+        .caps
+        .tier_max_concurrent
+        .apply(w.trust_tier, w.max_concurrent_tasks);
+    let free_slots = i64::from(max_concurrent - used.leases);
     let want = free_slots.min(i64::from(req.max_new));
     let paused = w.status == WorkerStatus::Paused || w.paused_by_admin;
     if paused || free_slots <= 0 || free_points <= 0 {
@@ -197,7 +219,7 @@ async fn claim_candidates(
     let mut repos: Vec<&str> = candidates.iter().map(|c| c.repo.as_str()).collect();
     repos.sort_unstable();
     repos.dedup();
-    let mut budgets = lock_budgets(tx, &repos, &candidates[0].repo).await?;
+    let mut budgets = lock_budgets(tx, &repos, &candidates[0].repo, req).await?;
 
     let mut claimed = Vec::new();
     for c in &candidates {
@@ -211,7 +233,7 @@ async fn claim_candidates(
         let Some(b) = budgets.get_mut(&c.repo) else {
             continue;
         };
-        if b.open >= b.max_open {
+        if b.open >= b.max_open || b.worker_max.is_some_and(|m| b.worker_open >= m) {
             continue;
         }
         let area = c.area.as_deref().filter(|_| b.area_locks);
@@ -220,6 +242,7 @@ async fn claim_candidates(
         }
         let granted = match req.grant {
             Grant::Lease { ttl } => {
+                let ttl = req.caps.tier_lease_ttl.apply(eligible.tier, ttl);
                 grant_lease(tx, &c.id, req.worker_id, ttl, area.is_some()).await?
             }
             Grant::Offer { ttl } => {
@@ -232,6 +255,7 @@ async fn claim_candidates(
             continue;
         };
         b.open += 1;
+        b.worker_open += 1;
         if let Some(a) = area {
             b.held_areas.insert(a.to_string());
         }
@@ -397,12 +421,24 @@ async fn lock_budgets(
     tx: &mut PgConnection,
     repos: &[&str],
     first: &str,
+    req: &ClaimRequest<'_>,
 ) -> StoreResult<HashMap<String, Budget>> {
+    let default_cap = req.caps.max_open_prs_per_worker;
+    let budget = |max_open: i32, area_locks: bool, per_worker: Option<i32>| Budget {
+        max_open: i64::from(max_open),
+        area_locks,
+        open: 0,
+        held_areas: HashSet::new(),
+        worker_open: 0,
+        worker_max: per_worker
+            .or((default_cap > 0).then_some(default_cap))
+            .map(i64::from),
+    };
     // Both lock statements end the generic planning the capacity statement asked for the
     // candidates (see select_candidates): count_open's `repo = any($1)` must be planned
     // for its repos, or one repo with many open tasks turns it into a sequential scan.
     let rows = sqlx::query!(
-        r#"select repo, max_open_prs, area_locks_enabled,
+        r#"select repo, max_open_prs, area_locks_enabled, max_open_prs_per_worker,
                   set_config('plan_cache_mode', 'auto', true) as "planning!"
            from repositories
            where repo = any($1) for update skip locked"#,
@@ -413,56 +449,59 @@ async fn lock_budgets(
     if rows.is_empty() {
         // every candidate repo is busy: queue for one, holding no other repo lock
         let r = sqlx::query!(
-            r#"select repo, max_open_prs, area_locks_enabled,
+            r#"select repo, max_open_prs, area_locks_enabled, max_open_prs_per_worker,
                       set_config('plan_cache_mode', 'auto', true) as "planning!"
                from repositories where repo = $1 for update"#,
             first
         )
         .fetch_one(&mut *tx)
         .await?;
-        let b = Budget {
-            max_open: i64::from(r.max_open_prs),
-            area_locks: r.area_locks_enabled,
-            open: 0,
-            held_areas: HashSet::new(),
-        };
-        return count_open(tx, HashMap::from([(r.repo, b)])).await;
+        let b = budget(
+            r.max_open_prs,
+            r.area_locks_enabled,
+            r.max_open_prs_per_worker,
+        );
+        return count_open(tx, HashMap::from([(r.repo, b)]), req.worker_id).await;
     }
     let budgets = rows
         .into_iter()
         .map(|r| {
-            let b = Budget {
-                max_open: i64::from(r.max_open_prs),
-                area_locks: r.area_locks_enabled,
-                open: 0,
-                held_areas: HashSet::new(),
-            };
+            let b = budget(
+                r.max_open_prs,
+                r.area_locks_enabled,
+                r.max_open_prs_per_worker,
+            );
             (r.repo, b)
         })
         .collect();
-    count_open(tx, budgets).await
+    count_open(tx, budgets, req.worker_id).await
 }
 
-/// Reads the open slots and held areas of locked repos. A new statement, so a new
-/// snapshot: it sees every claim committed before our locks were granted.
+/// Reads the open slots and held areas of locked repos, and the claiming worker's own
+/// open tasks there. A new statement, so a new snapshot: it sees every claim committed
+/// before our locks were granted (the worker's own, too: its row is locked).
 async fn count_open(
     tx: &mut PgConnection,
     mut budgets: HashMap<String, Budget>,
+    worker_id: &str,
 ) -> StoreResult<HashMap<String, Budget>> {
     let locked: Vec<&str> = budgets.keys().map(String::as_str).collect();
     let open = sqlx::query!(
         r#"select repo, count(*) as "open!",
+                  count(*) filter (where worker_id = $2) as "worker_open!",
                   coalesce(array_agg(area) filter (where holds_area_lock), '{}') as "areas!: Vec<String>"
            from tasks
            where repo = any($1) and status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
            group by repo"#,
-        &locked as &[&str]
+        &locked as &[&str],
+        worker_id
     )
     .fetch_all(&mut *tx)
     .await?;
     for r in open {
         if let Some(b) = budgets.get_mut(&r.repo) {
             b.open = r.open;
+            b.worker_open = r.worker_open;
             b.held_areas = r.areas.into_iter().collect();
         }
     }

@@ -45,13 +45,22 @@ pub struct TaskRef {
     pub status: TaskStatus,
 }
 
-/// The task whose PR is at `url` (the newest, should several have named it).
-pub async fn task_by_pr_url(pool: &PgPool, url: &str) -> StoreResult<Option<TaskRef>> {
+/// The task that holds the PR with this key (domain::pr_link); a task whose link was
+/// reported before keys were kept is found by its link as written.
+pub async fn task_by_pr(pool: &PgPool, key: &str, url: &str) -> StoreResult<Option<TaskRef>> {
     let trimmed = url.trim_end_matches('/');
     let t = sqlx::query_as!(
         TaskRef,
-        r#"select id, repo, status as "status: TaskStatus" from tasks
-           where pr_url in ($1, $2) order by updated_at desc limit 1"#,
+        r#"(select id as "id!", repo as "repo!", status as "status!: TaskStatus" from tasks
+            where pr_key = $1
+              and status in ('leased', 'in_progress', 'blocked', 'pr_opened', 'completed', 'merged')
+            limit 1)
+           union all
+           (select id, repo, status from tasks
+            where pr_key is null and pr_url in ($2, $3)
+            order by updated_at desc limit 1)
+           limit 1"#,
+        key,
         trimmed,
         format!("{trimmed}/"),
     )
@@ -118,17 +127,24 @@ pub struct OutboxRow {
     pub issue_number: i64,
     pub event: String,
     pub pr_url: Option<String>,
-    pub worker_handle: Option<String>,
     pub attempt: i32,
     pub steps_done: i32,
     pub attempts: i32,
     pub uncertain: bool,
+    /// An earlier `leased` event of this issue was made within the comment cooldown
+    /// before this one (fixed by the rows' own times, so every retry plans alike).
+    pub quiet: bool,
 }
 
 /// Claims up to `limit` due rows for `hold` (another leader will not take them meanwhile),
 /// counting a try on each. Only the oldest pending row of each issue is due, so an issue
 /// hears its events in order.
-pub async fn claim_due(pool: &PgPool, limit: i64, hold: Duration) -> StoreResult<Vec<OutboxRow>> {
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    hold: Duration,
+    cooldown: Duration,
+) -> StoreResult<Vec<OutboxRow>> {
     let rows = sqlx::query_as!(
         OutboxRow,
         r#"update github_outbox set attempts = attempts + 1,
@@ -145,10 +161,17 @@ pub async fn claim_due(pool: &PgPool, limit: i64, hold: Duration) -> StoreResult
                order by o.id
                limit $1
                for update skip locked)
-           returning id, task_id, gh_repo, issue_number, event, pr_url, worker_handle, attempt,
-                     steps_done, attempts, uncertain"#,
+           returning id, task_id, gh_repo, issue_number, event, pr_url, attempt,
+                     steps_done, attempts, uncertain,
+                     (event = 'leased' and exists (
+                         select 1 from github_outbox e
+                         where e.gh_repo = github_outbox.gh_repo
+                           and e.issue_number = github_outbox.issue_number
+                           and e.event = 'leased' and e.id < github_outbox.id
+                           and e.created_at > github_outbox.created_at - make_interval(secs => $3))) as "quiet!""#,
         limit,
         hold.as_secs_f64(),
+        cooldown.as_secs_f64(),
     )
     .fetch_all(pool)
     .await?;

@@ -13,6 +13,7 @@ use sqlx::{PgConnection, PgPool};
 use super::StoreResult;
 use crate::domain::ids::LeaseId;
 use crate::domain::status::RejectReason;
+use crate::domain::trust::TierCaps;
 use crate::wire::offers::OfferView;
 
 /// The offers with these ids, in the given order.
@@ -58,6 +59,8 @@ struct Locked {
     expired: bool,
     /// An admin paused the offeree: it may not accept.
     paused: bool,
+    /// The offeree's trust tier (its lease TTL may be capped: OWP_TIER_LEASE_TTL).
+    tier: i16,
 }
 
 /// Locks the offer's task, then the offer; `Err` with the answer when it cannot be
@@ -68,7 +71,7 @@ async fn lock_open(
     worker_id: &str,
 ) -> StoreResult<Result<Locked, Answered>> {
     let Some(o) = sqlx::query!(
-        "select o.task_id, o.worker_id, w.paused_by_admin
+        "select o.task_id, o.worker_id, w.paused_by_admin, w.trust_tier
          from offers o join workers w on w.id = o.worker_id where o.id = $1",
         offer_id
     )
@@ -98,6 +101,7 @@ async fn lock_open(
         outcome: r.outcome,
         expired: r.expired,
         paused: o.paused_by_admin,
+        tier: o.trust_tier,
     };
     match l.outcome.as_deref() {
         Some("accepted") => return Ok(Err(Answered::AlreadyAnswered("accepted"))),
@@ -136,6 +140,7 @@ pub async fn accept(
     offer_id: &str,
     worker_id: &str,
     lease_ttl: Duration,
+    tier_lease_ttl: &TierCaps<Duration>,
 ) -> StoreResult<Answered> {
     let (mut tx, o) = match open_answer(pool, offer_id, worker_id).await? {
         Ok(open) => open,
@@ -144,6 +149,7 @@ pub async fn accept(
     if o.paused {
         return Ok(Answered::Paused);
     }
+    let lease_ttl = tier_lease_ttl.apply(o.tier, lease_ttl);
     let lease_id = LeaseId::generate();
     let expires = sqlx::query_scalar!(
         r#"with t as (

@@ -13,6 +13,8 @@ pub struct RepoSettings {
     pub pr_url_prefix: Option<Option<String>>,
     /// `None` keeps the current choice.
     pub github_write_back: Option<bool>,
+    /// `None` keeps the current cap; `Some(None)` falls back to the server's setting.
+    pub max_open_prs_per_worker: Option<Option<i32>>,
 }
 
 pub enum Upserted {
@@ -52,14 +54,17 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings, actor: &str) -> StoreR
         }
     }
     sqlx::query!(
-        "insert into repositories (repo, max_open_prs, area_locks_enabled, pr_url_prefix, github_write_back)
-         values ($1, $2, $3, $5, coalesce($6, false))
+        "insert into repositories (repo, max_open_prs, area_locks_enabled, pr_url_prefix, github_write_back,
+                                   max_open_prs_per_worker)
+         values ($1, $2, $3, $5, coalesce($6, false), $8)
          on conflict (repo) do update
              set max_open_prs = excluded.max_open_prs,
                  area_locks_enabled = excluded.area_locks_enabled,
                  pr_url_prefix = case when $4 then excluded.pr_url_prefix
                                       else repositories.pr_url_prefix end,
                  github_write_back = coalesce($6, repositories.github_write_back),
+                 max_open_prs_per_worker = case when $7 then excluded.max_open_prs_per_worker
+                                                else repositories.max_open_prs_per_worker end,
                  updated_at = now()",
         r.repo,
         r.max_open_prs,
@@ -67,6 +72,8 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings, actor: &str) -> StoreR
         r.pr_url_prefix.is_some(),
         r.pr_url_prefix.clone().flatten(),
         r.github_write_back,
+        r.max_open_prs_per_worker.is_some(),
+        r.max_open_prs_per_worker.flatten(),
     )
     .execute(&mut *tx)
     .await?;
@@ -87,6 +94,7 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings, actor: &str) -> StoreR
             data: Some(serde_json::json!({
                 "max_open_prs": r.max_open_prs, "area_locks_enabled": r.area_locks_enabled,
                 "pr_url_prefix": r.pr_url_prefix, "github_write_back": r.github_write_back,
+                "max_open_prs_per_worker": r.max_open_prs_per_worker,
             })),
             ..Event::default()
         },

@@ -9,9 +9,11 @@ use sqlx::{PgConnection, PgPool};
 use super::StoreResult;
 use crate::domain::ids::TaskId;
 use crate::domain::input::{self, Checked, Invalid};
+use crate::domain::pr_link::{self, PrEvidence, PrRule};
 use crate::domain::retry::Backoff;
 use crate::domain::status::{Report, TaskStatus};
 use crate::domain::transition::{self, Actor, PriorLease, TaskView, Verdict};
+use crate::domain::trust::{TierCaps, TrustTier};
 use crate::wire::admin::TaskRequest;
 
 #[derive(Serialize)]
@@ -211,6 +213,15 @@ pub struct StatusUpdate<'a> {
     pub quality: Option<i16>,
     /// `OWP_ON_TIME_PER_POINT`: a delivery is on time within this per estimate point.
     pub on_time_per_point: Duration,
+    /// The GitHub web host PR links of GitHub repositories must be on.
+    pub github_host: &'a str,
+    /// `OWP_TIER_LEASE_TTL`: a renewed lease lasts at most this for the holder's tier.
+    pub tier_lease_ttl: &'a TierCaps<Duration>,
+    /// `OWP_MAX_ARTIFACTS_PER_LEASE`.
+    pub max_artifacts_per_lease: i64,
+    /// GitHub's word on a PR reported `merged` by GitHub (webhook, sync): whether the merge
+    /// earns the PR opener credit.
+    pub pr_evidence: Option<&'a PrEvidence>,
 }
 
 pub enum StatusResult {
@@ -228,9 +239,17 @@ pub enum StatusResult {
     Invalid {
         from: TaskStatus,
     },
-    /// The report's `pr_url` does not start with the repo's `pr_url_prefix`.
+    /// The report's `pr_url` is not a pull request of the task's repository (why).
     ForeignPrUrl {
-        prefix: String,
+        reason: String,
+    },
+    /// Another task holds this pull request (its id).
+    PrUrlTaken {
+        task_id: String,
+    },
+    /// The lease has recorded `OWP_MAX_ARTIFACTS_PER_LEASE` artifacts already.
+    TooManyArtifacts {
+        max: i64,
     },
 }
 
@@ -244,6 +263,11 @@ struct Locked {
     estimate_points: i32,
     repo: String,
     pr_url_prefix: Option<String>,
+    task_pr_url: Option<String>,
+    caller_tier: Option<i16>,
+    lease_artifacts: i64,
+    /// Earlier attempts of this task handed back with `released`.
+    releases: i64,
     expired: bool,
     prior_id: Option<String>,
     prior_report: Option<String>,
@@ -262,13 +286,6 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
     let Some(t) = lock_task(&mut tx, u.task_id, worker_id).await? else {
         return Ok(StatusResult::NotFound);
     };
-    if let (Some(url), Some(prefix)) = (&u.artifact.pr_url, &t.pr_url_prefix) {
-        if !url.starts_with(prefix.as_str()) {
-            return Ok(StatusResult::ForeignPrUrl {
-                prefix: prefix.clone(),
-            });
-        }
-    }
     let view = TaskView {
         status: t.status,
         holder: t.worker_id.as_deref(),
@@ -282,20 +299,90 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         server_ended_earlier: t.server_ended_earlier,
     });
     let verdict = transition::decide(&view, u.actor, u.report, u.lease_id, prior.as_ref());
+    if !matches!(verdict, Verdict::Apply | Verdict::Repeat) {
+        let result = match verdict {
+            Verdict::LeaseLost => StatusResult::LeaseLost,
+            Verdict::Forbidden => StatusResult::Forbidden,
+            Verdict::Invalid => StatusResult::Invalid { from: t.status },
+            Verdict::LeaseIdRequired => StatusResult::LeaseIdRequired,
+            _ => StatusResult::Updated {
+                status: u.report,
+                lease_expires_at: None,
+            },
+        };
+        tx.commit().await?;
+        return Ok(result);
+    }
+    // PR provenance (domain::pr_link): a link of this task's repository, in one spelling
+    let link = match &u.artifact.pr_url {
+        None => None,
+        Some(raw) => {
+            let rule = PrRule::for_repo(&t.repo, t.pr_url_prefix.as_deref(), u.github_host);
+            match pr_link::check(raw, rule) {
+                Ok(link) => Some(link),
+                Err(reason) => return Ok(StatusResult::ForeignPrUrl { reason }),
+            }
+        }
+    };
+    if let Some(link) = &link {
+        if let Some(other) = pr_holder(&mut tx, &link.key, u.task_id).await? {
+            return Ok(StatusResult::PrUrlTaken { task_id: other });
+        }
+    }
+    if !u.artifact.is_empty() && t.lease_artifacts >= u.max_artifacts_per_lease {
+        return Ok(StatusResult::TooManyArtifacts {
+            max: u.max_artifacts_per_lease,
+        });
+    }
+    let ttl = u
+        .tier_lease_ttl
+        .apply(t.caller_tier.unwrap_or(0), u.lease_ttl);
+    // an untrusted worker's `completed` with no PR link to show is not evidence of work:
+    // it counts toward nothing (PROTOCOL.md "Reputation")
+    let unproven_completion = u.report == Report::Rest(TaskStatus::Completed)
+        && t.caller_tier == Some(TrustTier::Untrusted.level())
+        && link.is_none()
+        && t.task_pr_url.is_none();
+    let foreign_merge = match u.pr_evidence {
+        Some(ev) if u.report == Report::Rest(TaskStatus::Merged) => {
+            let (handle, granted_at) = pr_opener(&mut tx, u.task_id).await?;
+            !granted_at.is_some_and(|g| ev.credits(handle.as_deref(), g))
+        }
+        _ => false,
+    };
+    let uncredited = unproven_completion || foreign_merge;
+    let artifact = Artifact {
+        pr_url: link.as_ref().map(|l| l.url.clone()),
+        commit_sha: u.artifact.commit_sha.clone(),
+        patch_url: u.artifact.patch_url.clone(),
+        extra: u.artifact.extra.clone(),
+    };
+    // a release is free once; after that the task waits out the retry backoff like a
+    // failed attempt (PROTOCOL.md "Retries"), so claim/release cannot loop
+    let backoff_after = match u.report {
+        Report::Released if t.releases > 0 => Some(i32::try_from(t.releases).unwrap_or(i32::MAX)),
+        _ => None,
+    };
+    let written = Written {
+        backoff_after,
+        ttl,
+        pr_key: link.as_ref().map(|l| l.key.as_str()),
+        artifact: &artifact,
+        uncredited,
+    };
     // the outcome of an applied transition, kept for the metrics after commit
     let mut applied = None;
     let result = match verdict {
-        Verdict::LeaseLost => StatusResult::LeaseLost,
-        Verdict::Forbidden => StatusResult::Forbidden,
-        Verdict::Invalid => StatusResult::Invalid { from: t.status },
-        Verdict::LeaseIdRequired => StatusResult::LeaseIdRequired,
-        Verdict::AlreadyApplied => StatusResult::Updated {
-            status: u.report,
-            lease_expires_at: None,
-        },
         Verdict::Repeat => {
-            let expires = renew_lease(&mut tx, u).await?;
-            record_artifact(&mut tx, u, worker_id, t.lease_id.as_deref()).await?;
+            let expires = renew_lease(&mut tx, u.task_id, ttl).await?;
+            record_artifact(
+                &mut tx,
+                u.task_id,
+                &artifact,
+                worker_id,
+                t.lease_id.as_deref(),
+            )
+            .await?;
             StatusResult::Updated {
                 status: Report::Rest(t.status),
                 lease_expires_at: expires,
@@ -309,14 +396,22 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
                 repo: &t.repo,
                 lease_id: t.lease_id.as_deref(),
             };
-            let expires = apply(&mut tx, u, worker_id, &from, &out).await?;
-            record_artifact(&mut tx, u, worker_id, t.lease_id.as_deref()).await?;
+            let expires = apply(&mut tx, u, &written, worker_id, &from, &out).await?;
+            record_artifact(
+                &mut tx,
+                u.task_id,
+                &artifact,
+                worker_id,
+                t.lease_id.as_deref(),
+            )
+            .await?;
             applied = Some(out);
             StatusResult::Updated {
                 status: Report::Rest(out.status),
                 lease_expires_at: expires,
             }
         }
+        _ => unreachable!("every other verdict returned above"),
     };
     tx.commit().await?;
     if let Some(out) = applied {
@@ -325,6 +420,38 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         crate::metrics::lease_renewed();
     }
     Ok(result)
+}
+
+/// The GitHub handle of the worker whose lease opened the task's PR (its newest lease),
+/// and when that lease was granted.
+async fn pr_opener(
+    tx: &mut PgConnection,
+    task_id: &str,
+) -> StoreResult<(Option<String>, Option<DateTime<Utc>>)> {
+    let row = sqlx::query!(
+        "select w.github_handle, l.granted_at from leases l join workers w on w.id = l.worker_id
+         where l.task_id = $1 order by l.seq desc limit 1",
+        task_id
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map_or((None, None), |r| (r.github_handle, Some(r.granted_at))))
+}
+
+/// The other task that holds this PR (not back in the queue, not given up), if any. The
+/// unique index `tasks_pr_key_held` settles a race between two reports of one link.
+async fn pr_holder(tx: &mut PgConnection, key: &str, task_id: &str) -> StoreResult<Option<String>> {
+    let other = sqlx::query_scalar!(
+        "select id from tasks
+         where pr_key = $1 and id <> $2
+           and status in ('leased', 'in_progress', 'blocked', 'pr_opened', 'completed', 'merged')
+         limit 1",
+        key,
+        task_id
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(other)
 }
 
 /// Locks the task row, which serialises every report on this task and its requeue by the
@@ -339,6 +466,10 @@ async fn lock_task(
         r#"select t.status as "status: TaskStatus", t.worker_id, t.lease_id, t.attempt, t.max_attempts,
                   t.estimate_points, t.repo,
                   (select r.pr_url_prefix from repositories r where r.repo = t.repo) as pr_url_prefix,
+                  t.pr_url as task_pr_url,
+                  (select w.trust_tier from workers w where w.id = $2) as caller_tier,
+                  (select count(*) from artifacts a where a.lease_id = coalesce(t.lease_id, p.id)) as "lease_artifacts!",
+                  (select count(*) from leases r where r.task_id = t.id and r.end_reason = 'released') as "releases!",
                   coalesce(t.lease_expires_at < now(), false) as "expired!",
                   p.id as "prior_id?", p.last_report as "prior_report?",
                   coalesce(p.end_reason in ('lease_expired', 'worker_offline', 'requeued', 'cancelled', 'worker_revoked'), false) as "prior_revoked!",
@@ -363,14 +494,15 @@ async fn lock_task(
 /// A repeat is a sign of progress: it renews a live lease, nothing else.
 async fn renew_lease(
     tx: &mut PgConnection,
-    u: &StatusUpdate<'_>,
+    task_id: &str,
+    ttl: Duration,
 ) -> StoreResult<Option<DateTime<Utc>>> {
     let expires = sqlx::query_scalar!(
         "update tasks set lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
          where id = $1 and status in ('leased', 'in_progress', 'blocked')
          returning lease_expires_at",
-        u.task_id,
-        u.lease_ttl.as_secs_f64()
+        task_id,
+        ttl.as_secs_f64()
     )
     .fetch_optional(tx)
     .await?
@@ -386,18 +518,36 @@ struct Snapshot<'a> {
     lease_id: Option<&'a str>,
 }
 
+/// What a report writes beyond its status, decided after the checks.
+struct Written<'a> {
+    /// A release that waits out the retry backoff as after this many lost attempts.
+    backoff_after: Option<i32>,
+    /// The lease's TTL for the holder's tier.
+    ttl: Duration,
+    /// The PR's key (domain::pr_link), when the report carries a link.
+    pr_key: Option<&'a str>,
+    /// The artifact, its PR link normalised.
+    artifact: &'a Artifact,
+    /// The lease counts for nothing in its worker's reputation.
+    uncredited: bool,
+}
+
 /// Writes an allowed transition in one statement: the task, its lease (the live one, or
 /// the one that opened the PR), the status event and, on a requeue, its event (I7).
 async fn apply(
     tx: &mut PgConnection,
     u: &StatusUpdate<'_>,
+    w: &Written<'_>,
     worker_id: Option<&str>,
     from: &Snapshot<'_>,
     out: &transition::Outcome,
 ) -> StoreResult<Option<DateTime<Utc>>> {
     let message = u.message.map(|m| serde_json::json!({ "message": m }));
     // the attempt just lost is the `out.attempt`-th
-    let delay = out.backs_off.then(|| u.backoff.after(out.attempt));
+    let delay = match w.backoff_after {
+        Some(n) => Some(u.backoff.after(n)),
+        None => out.backs_off.then(|| u.backoff.after(out.attempt)),
+    };
     let expires = sqlx::query_scalar!(
         r#"with t as (
                update tasks set
@@ -407,6 +557,7 @@ async fn apply(
                    lease_expires_at = case when $5 then null else now() + make_interval(secs => $7) end,
                    holds_area_lock = holds_area_lock and not $6,
                    pr_url = coalesce($8, pr_url),
+                   pr_key = coalesce($20, pr_key),
                    pr_opened_at = case when $3 = 'pr_opened' then coalesce(pr_opened_at, now()) end,
                    -- retry backoff: withheld_from is the holder before this update
                    retry_at = now() + make_interval(secs => $15),
@@ -424,6 +575,7 @@ async fn apply(
                        then now() - granted_at <= make_interval(secs => $18)
                        else on_time end,
                    quality = coalesce($19, quality),
+                   credited = credited and not $21,
                    -- repository analytics: review wait ends here
                    pr_decided_at = case when $9 in ('merged', 'closed') then now() else pr_decided_at end
                -- the task's current lease by its id; after pr_opened (no current lease) the
@@ -444,8 +596,8 @@ async fn apply(
         out.attempt,
         out.ends_lease,
         out.frees_slot,
-        u.lease_ttl.as_secs_f64(),
-        u.artifact.pr_url,
+        w.ttl.as_secs_f64(),
+        w.artifact.pr_url,
         u.report.as_str(),
         worker_id,
         from.repo,
@@ -458,6 +610,8 @@ async fn apply(
         // on time within estimate_points x OWP_ON_TIME_PER_POINT
         u.on_time_per_point.as_secs_f64() * f64::from(from.estimate_points),
         u.quality,
+        w.pr_key,
+        w.uncredited,
     )
     .fetch_one(tx)
     .await?;
@@ -466,14 +620,14 @@ async fn apply(
 
 async fn record_artifact(
     tx: &mut PgConnection,
-    u: &StatusUpdate<'_>,
+    task_id: &str,
+    a: &Artifact,
     worker_id: Option<&str>,
     lease_id: Option<&str>,
 ) -> StoreResult<()> {
-    if u.artifact.is_empty() {
+    if a.is_empty() {
         return Ok(());
     }
-    let a = &u.artifact;
     // a retried or repeated report carries the same artifact again: keep one row (the
     // task row is locked, so two reports cannot both miss each other's row)
     sqlx::query!(
@@ -485,7 +639,7 @@ async fn record_artifact(
                and a.lease_id is not distinct from $3 and a.pr_url is not distinct from $4
                and a.commit_sha is not distinct from $5 and a.patch_url is not distinct from $6
                and a.extra is not distinct from $7)",
-        u.task_id,
+        task_id,
         worker_id,
         lease_id,
         a.pr_url,

@@ -66,13 +66,35 @@ pub async fn list_tasks(pool: &PgPool, f: &TaskFilter<'_>) -> StoreResult<Vec<Ta
 pub struct TaskRecord {
     pub task: TaskView,
     pub description: String,
+    /// The newest `limit` leases, oldest first, and how many there are in all.
     pub leases: Vec<LeaseView>,
+    pub leases_total: i64,
+    /// The newest `limit` artifacts, oldest first, and how many there are in all.
     pub artifacts: Vec<ArtifactView>,
+    pub artifacts_total: i64,
     pub events: Vec<AuditEvent>,
     pub offer_rejections: Vec<(String, i64)>,
 }
 
-pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<TaskRecord>> {
+/// Whose history a task's reader sees.
+#[derive(Clone, Copy)]
+pub enum Reader<'a> {
+    /// An admin: every lease, artifact and event.
+    Admin,
+    /// A worker: only its own leases, artifacts and events, never a later holder's.
+    Worker(&'a str),
+}
+
+pub async fn task_detail(
+    pool: &PgPool,
+    task_id: &str,
+    reader: Reader<'_>,
+    limit: i64,
+) -> StoreResult<Option<TaskRecord>> {
+    let only = match reader {
+        Reader::Admin => None,
+        Reader::Worker(w) => Some(w),
+    };
     let mut tx = super::begin(pool).await?;
     sqlx::query!("set transaction isolation level repeatable read, read only")
         .execute(&mut *tx)
@@ -92,21 +114,37 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
     else {
         return Ok(None);
     };
-    let leases = sqlx::query_as!(
+    let mut leases = sqlx::query_as!(
         LeaseView,
         "select id as lease_id, worker_id, attempt, granted_at, ended_at, end_reason
-         from leases where task_id = $1 order by seq",
-        task_id
+         from leases where task_id = $1 and ($2::text is null or worker_id = $2)
+         order by seq desc limit $3",
+        task_id,
+        only,
+        limit
     )
     .fetch_all(&mut *tx)
     .await?;
-    let artifacts = sqlx::query_as!(
+    leases.reverse();
+    let mut artifacts = sqlx::query_as!(
         ArtifactView,
         "select worker_id, lease_id, pr_url, commit_sha, patch_url, extra, created_at
-         from artifacts where task_id = $1 order by id",
-        task_id
+         from artifacts where task_id = $1 and ($2::text is null or worker_id = $2)
+         order by id desc limit $3",
+        task_id,
+        only,
+        limit
     )
     .fetch_all(&mut *tx)
+    .await?;
+    artifacts.reverse();
+    let totals = sqlx::query!(
+        r#"select (select count(*) from leases where task_id = $1 and ($2::text is null or worker_id = $2)) as "leases!",
+                  (select count(*) from artifacts where task_id = $1 and ($2::text is null or worker_id = $2)) as "artifacts!""#,
+        task_id,
+        only
+    )
+    .fetch_one(&mut *tx)
     .await?;
     let trail = AuditFilter {
         target: Some(task_id),
@@ -114,6 +152,11 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
         ..AuditFilter::default()
     };
     let mut events = page_of_events(&mut tx, &trail).await?;
+    if let Some(w) = only {
+        // a worker reads its own part of the trail: not a later holder's leases or messages
+        let me = format!("worker:{w}");
+        events.retain(|e| e.actor.as_deref() == Some(me.as_str()));
+    }
     events.reverse();
     let offer_rejections = super::offers::rejections(&mut tx, task_id).await?;
     tx.commit().await?;
@@ -142,7 +185,9 @@ pub async fn task_detail(pool: &PgPool, task_id: &str) -> StoreResult<Option<Tas
         },
         description: row.description,
         leases,
+        leases_total: totals.leases,
         artifacts,
+        artifacts_total: totals.artifacts,
         events,
         offer_rejections,
     }))
@@ -269,6 +314,7 @@ pub async fn repos_in(
                where status in ('ready', 'offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
                group by repo)
            select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix, r.github_write_back,
+                  r.max_open_prs_per_worker,
                   coalesce(c.open, 0) as "open_slots!", coalesce(c.ready, 0) as "ready!",
                   coalesce(c.areas, '{}') as "held_areas!: Vec<String>",
                   coalesce(c.stale, 0) as "stale_prs!", r.created_at, r.updated_at

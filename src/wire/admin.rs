@@ -23,6 +23,12 @@ pub struct RepoRequest {
     /// leased, get a PR, are merged or fail for good (needs OWP_GITHUB_TOKEN). Omitted
     /// keeps the current choice (default false).
     pub github_write_back: Option<bool>,
+    /// Most open tasks (leased to `pr_opened`) one worker may have here at once, so one
+    /// fast contributor cannot fill the whole review budget: 1-10,000; 0 falls back to
+    /// the server's OWP_MAX_OPEN_PRS_PER_WORKER; omitted keeps the current value.
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 0, maximum = 10000)]
+    pub max_open_prs_per_worker: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

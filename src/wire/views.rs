@@ -97,13 +97,25 @@ pub struct TaskDetail {
     pub task: TaskView,
     pub description: String,
     pub current_lease: Option<LeaseView>,
-    /// Every lease, oldest first.
+    /// The newest leases (`limit`, default 100), oldest first; a worker sees only its own.
     pub leases: Vec<LeaseView>,
+    /// How many leases there are in all (of the worker's own, for a worker).
+    pub leases_total: i64,
+    /// The newest artifacts (`limit`), oldest first; a worker sees only its own.
     pub artifacts: Vec<ArtifactView>,
+    pub artifacts_total: i64,
     /// The task's audit trail, oldest first (the newest 500).
     pub events: Vec<AuditEvent>,
     /// How often workers rejected offers of this task, by reason (see `RejectReason`).
     pub offer_rejections: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TaskDetailQuery {
+    /// Most leases and most artifacts in the answer, the newest: 1-500, default 100.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
@@ -168,6 +180,9 @@ pub struct RepoView {
     pub pr_url_prefix: Option<String>,
     /// Progress is written back to the GitHub issues the repo's tasks came from.
     pub github_write_back: bool,
+    /// The repository's own cap on one worker's open tasks (null: the server's
+    /// OWP_MAX_OPEN_PRS_PER_WORKER applies).
+    pub max_open_prs_per_worker: Option<i32>,
     /// Open slots in use: leased, in_progress, blocked or pr_opened tasks.
     pub open_slots: i64,
     pub ready: i64,

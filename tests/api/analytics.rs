@@ -112,7 +112,11 @@ async fn figures_of_a_scripted_history(pool: PgPool) {
         .await
         .expect(StatusCode::OK);
     take(closed.clone()).await;
-    app.report(&w, &closed, pr).await.expect(StatusCode::OK);
+    // another PR: one pull request earns credit for one task
+    let second_pr = json!({"status": "pr_opened", "pr_url": "https://github.com/acme/r/pull/2"});
+    app.report(&w, &closed, second_pr)
+        .await
+        .expect(StatusCode::OK);
     app.report(&w, &closed, json!({"status": "closed"}))
         .await
         .expect(StatusCode::OK);

@@ -11,6 +11,7 @@ mod dashboard;
 mod db_down;
 mod errors;
 mod github;
+mod hostile;
 mod limits;
 mod long_poll;
 mod offers;

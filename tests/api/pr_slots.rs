@@ -104,9 +104,14 @@ async fn stale_prs_are_reported_and_closed_in_bulk_freeing_their_slots(pool: PgP
     let w = app.register("w", &[], 10, 3).await;
     assert_eq!(app.poll(&w).await.len(), 3);
     for (i, t) in tasks.iter().enumerate() {
-        open_pr(&app, &w, t, &format!("https://github.com/acme/r/pull/{i}"))
-            .await
-            .expect(StatusCode::OK);
+        open_pr(
+            &app,
+            &w,
+            t,
+            &format!("https://github.com/acme/r/pull/{}", i + 1),
+        )
+        .await
+        .expect(StatusCode::OK);
     }
     // two PRs opened 15 days ago (default OWP_PR_STALE_AFTER is 14 days), one today
     sqlx::query("update tasks set pr_opened_at = now() - interval '15 days' where id = any($1)")

@@ -85,14 +85,26 @@ async fn metrics_follow_a_scripted_history(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    report_ok(&app, &w, &t, json!({"status": "completed"})).await;
+    report_ok(
+        &app,
+        &w,
+        &t,
+        json!({"status": "completed", "pr_url": pr_link("acme/r")}),
+    )
+    .await;
     // 3: failed
     let t = take_one(&app, &w).await;
     report_ok(&app, &w, &t, json!({"status": "failed"})).await;
     // the failed task is ready again and first in line: the other worker takes it
     let retried = take_one(&app, &other).await;
     assert_eq!(retried, t);
-    report_ok(&app, &other, &retried, json!({"status": "completed"})).await;
+    report_ok(
+        &app,
+        &other,
+        &retried,
+        json!({"status": "completed", "pr_url": pr_link("acme/r")}),
+    )
+    .await;
     // 4: the lease expires
     let t = take_one(&app, &w).await;
     sqlx::query("update tasks set lease_expires_at = now() - interval '1 second' where id = $1")
@@ -103,7 +115,13 @@ async fn metrics_follow_a_scripted_history(pool: PgPool) {
     run_leader_duties(&app).await;
     let again = take_one(&app, &other).await;
     assert_eq!(again, t);
-    report_ok(&app, &other, &again, json!({"status": "completed"})).await;
+    report_ok(
+        &app,
+        &other,
+        &again,
+        json!({"status": "completed", "pr_url": pr_link("acme/r")}),
+    )
+    .await;
     // 5: a PR closed unmerged (by the worker's own report)
     let t = take_one(&app, &w).await;
     report_ok(
@@ -261,7 +279,14 @@ async fn deliver(app: &TestApp, w: &Worker, n: usize) {
             )
             .await;
         assert_eq!(take_one(app, w).await, t);
-        report_ok(app, w, &t, json!({"status": "pr_opened", "pr_url": pr(i)})).await;
+        let _ = i;
+        report_ok(
+            app,
+            w,
+            &t,
+            json!({"status": "pr_opened", "pr_url": pr_link("acme/warmup")}),
+        )
+        .await;
         app.admin(
             Method::POST,
             &format!("/v1/tasks/{t}/status"),

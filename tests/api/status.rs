@@ -9,7 +9,7 @@ use crate::support::*;
 const PR: &str = "https://github.com/acme/w/pull/7";
 
 fn body(status: &str) -> Value {
-    json!({"status": status, "pr_url": PR, "message": "note"})
+    json!({"status": status, "pr_url": pr_link("acme/w"), "message": "note"})
 }
 
 /// A fresh task leased to `w` and moved to `from`.

@@ -101,6 +101,9 @@ pub struct RepoFields {
     /// needs OWP_GITHUB_TOKEN).
     #[arg(long)]
     pub github_write_back: Option<bool>,
+    /// Most open tasks one worker may have here (0: the server's default).
+    #[arg(long)]
+    pub max_open_prs_per_worker: Option<i64>,
 }
 
 #[derive(Subcommand)]
@@ -294,6 +297,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                 area_locks_enabled: f.area_locks,
                 pr_url_prefix: f.pr_url_prefix,
                 github_write_back: f.github_write_back,
+                max_open_prs_per_worker: f.max_open_prs_per_worker,
             };
             let created = client.upsert_repo(&req).await?;
             done(
@@ -324,6 +328,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                 area_locks_enabled: Some(f.area_locks.unwrap_or(now.area_locks_enabled)),
                 pr_url_prefix: f.pr_url_prefix,
                 github_write_back: f.github_write_back,
+                max_open_prs_per_worker: f.max_open_prs_per_worker,
             };
             client.upsert_repo(&req).await?;
             done(

@@ -487,7 +487,8 @@ async fn simulate(sim: &Simulation, lease: &Lease) -> Outcome {
             pause,
             rng.gen_bool(sim.fail_rate.clamp(0.0, 1.0)),
             rng.gen_bool(sim.pr_rate.clamp(0.0, 1.0)),
-            rng.gen_range(1..100_000u32),
+            // wide: one PR earns credit for one task, so simulated numbers must not repeat
+            rng.gen_range(1..1_000_000_000u32),
         )
     };
     tokio::time::sleep(pause).await;

@@ -289,6 +289,8 @@ async fn simulate(
                 continue; // this worker already drives this lease
             }
             let path = |t: &str| format!("{base}/v1/tasks/{t}/status");
+            // one PR per attempt, of the task's own repository (a PR earns one task credit)
+            let pr_url = super::pr_link(l["repo"].as_str().unwrap());
             let steps: &[&str] = match rng.gen_range(0..100) {
                 0..=44 => &["in_progress", "completed"],
                 45..=59 => &["in_progress", "pr_opened", "merged"],
@@ -303,7 +305,7 @@ async fn simulate(
                     .post(path(&task))
                     .header("authorization", &auth)
                     .json(&json!({"status": step, "lease_id": lease_id,
-                                  "pr_url": "https://github.com/o/r/pull/1"}))
+                                  "pr_url": pr_url}))
                     .send()
                     .await
                     .unwrap();

@@ -27,6 +27,15 @@ use tokio::sync::oneshot;
 
 pub const ADMIN: &str = "test-admin-token";
 
+/// A new pull request link of `repo` (owner/name) on GitHub: each call a new number, since
+/// one PR earns credit for one task.
+pub fn pr_link(repo: &str) -> String {
+    // far above the small numbers tests spell out themselves
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000_000);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("https://github.com/{repo}/pull/{n}")
+}
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
@@ -81,6 +90,10 @@ pub fn test_settings() -> Settings {
         replica_id: "test-replica".into(),
         // most tests fail a task and claim it again at once; the backoff tests set their own
         retry_backoff: Duration::ZERO,
+        // the tier caps have tests of their own (hostile.rs); elsewhere a worker's
+        // declaration and OWP_LEASE_TTL count in full
+        tier_max_concurrent: Default::default(),
+        tier_lease_ttl: Default::default(),
         ..Settings::defaults()
     }
 }
