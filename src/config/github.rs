@@ -58,7 +58,7 @@ impl GithubSettings {
     /// The web host PR links of GitHub repositories are on (`github.com`, or an
     /// Enterprise server's host).
     pub fn web_host(&self) -> String {
-        crate::domain::pr_link::github_host_for_api(&self.github_api_url)
+        github_host_for_api(&self.github_api_url)
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -99,5 +99,31 @@ impl GithubSettings {
             .iter()
             .map(Secret::expose)
             .filter(|s| !s.is_empty())
+    }
+}
+
+/// The GitHub web host for an API base: `api.github.com` -> `github.com`,
+/// `https://HOST/api/v3` (Enterprise) -> HOST; anything else (a test double) -> github.com.
+pub fn github_host_for_api(api: &str) -> String {
+    match url::Url::parse(api) {
+        Ok(u) if u.path().trim_end_matches('/').ends_with("/api/v3") => {
+            u.host_str().unwrap_or("github.com").to_string()
+        }
+        _ => "github.com".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod web_host_tests {
+    use super::*;
+
+    #[test]
+    fn the_web_host_follows_the_api() {
+        assert_eq!(github_host_for_api("https://api.github.com"), "github.com");
+        assert_eq!(
+            github_host_for_api("https://ghe.example.com/api/v3/"),
+            "ghe.example.com"
+        );
+        assert_eq!(github_host_for_api("http://127.0.0.1:9/"), "github.com");
     }
 }

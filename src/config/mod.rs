@@ -6,15 +6,16 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::domain::trust::TierCaps;
 use clap::{Args, FromArgMatches, ValueEnum};
 
 mod github;
 mod http_limits;
 mod secrets;
+mod tier_caps;
 pub use github::GithubSettings;
 pub use http_limits::{parse_cidr, Cidr, HttpLimits};
 pub use secrets::{DatabaseUrl, Secret};
+pub use tier_caps::TierCaps;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -450,7 +451,7 @@ fn parse_tier_durations(s: &str) -> Result<TierCaps<Duration>, String> {
     })
 }
 
-fn parse_trust_level(s: &str) -> Result<i16, String> {
+pub(crate) fn parse_trust_level(s: &str) -> Result<i16, String> {
     const NAMES: [&str; 4] = ["untrusted", "basic", "trusted", "core"];
     let s = s.trim();
     NAMES

@@ -204,17 +204,6 @@ fn under_prefix(u: &Url, prefix: &str) -> bool {
     }
 }
 
-/// The GitHub web host for an API base: `api.github.com` -> `github.com`,
-/// `https://HOST/api/v3` (Enterprise) -> HOST; anything else (a test double) -> github.com.
-pub fn github_host_for_api(api: &str) -> String {
-    match Url::parse(api) {
-        Ok(u) if u.path().trim_end_matches('/').ends_with("/api/v3") => {
-            u.host_str().unwrap_or("github.com").to_string()
-        }
-        _ => "github.com".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,15 +315,5 @@ mod tests {
         assert!(!ev("alice", "2026-12-01T09:00:00Z").credits(Some("alice"), granted));
         assert!(!ev("alice", "2026-12-01T10:05:00Z").credits(None, granted));
         assert!(!PrEvidence::default().credits(Some("alice"), granted));
-    }
-
-    #[test]
-    fn the_web_host_follows_the_api() {
-        assert_eq!(github_host_for_api("https://api.github.com"), "github.com");
-        assert_eq!(
-            github_host_for_api("https://ghe.example.com/api/v3/"),
-            "ghe.example.com"
-        );
-        assert_eq!(github_host_for_api("http://127.0.0.1:9/"), "github.com");
     }
 }

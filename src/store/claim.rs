@@ -24,10 +24,10 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool};
 
 use super::StoreResult;
+use crate::config::TierCaps;
 use crate::domain::ids::{LeaseId, OfferId};
 use crate::domain::reputation::Counts;
 use crate::domain::status::{TaskStatus, WorkerStatus};
-use crate::domain::trust::TierCaps;
 use crate::wire::work::Lease;
 
 pub struct ClaimRequest<'a> {

@@ -11,9 +11,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
 use super::StoreResult;
+use crate::config::TierCaps;
 use crate::domain::ids::LeaseId;
 use crate::domain::status::RejectReason;
-use crate::domain::trust::TierCaps;
 use crate::wire::offers::OfferView;
 
 /// The offers with these ids, in the given order.

@@ -7,13 +7,14 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use super::StoreResult;
+use crate::config::TierCaps;
 use crate::domain::ids::TaskId;
 use crate::domain::input::{self, Checked, Invalid};
 use crate::domain::pr_link::{self, PrEvidence, PrRule};
 use crate::domain::retry::Backoff;
 use crate::domain::status::{Report, TaskStatus};
 use crate::domain::transition::{self, Actor, PriorLease, TaskView, Verdict};
-use crate::domain::trust::{TierCaps, TrustTier};
+use crate::domain::trust::TrustTier;
 use crate::wire::admin::TaskRequest;
 
 #[derive(Serialize)]

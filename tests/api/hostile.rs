@@ -458,7 +458,7 @@ async fn one_worker_never_holds_more_than_its_share_of_a_review_budget(pool: PgP
 async fn a_tier_caps_what_a_workers_own_declaration_can_claim(pool: PgPool) {
     let mut s = test_settings();
     s.tier_max_concurrent = "untrusted:2".parse_caps();
-    s.tier_lease_ttl = owp_pool::domain::trust::TierCaps::parse("untrusted:60s", |v| {
+    s.tier_lease_ttl = owp_pool::config::TierCaps::parse("untrusted:60s", |v| {
         humantime::parse_duration(v).map_err(|e| e.to_string())
     })
     .unwrap();
@@ -519,15 +519,13 @@ async fn a_tier_caps_what_a_workers_own_declaration_can_claim(pool: PgPool) {
 }
 
 trait ParseCaps {
-    fn parse_caps(self) -> owp_pool::domain::trust::TierCaps<i32>;
+    fn parse_caps(self) -> owp_pool::config::TierCaps<i32>;
 }
 
 impl ParseCaps for &str {
-    fn parse_caps(self) -> owp_pool::domain::trust::TierCaps<i32> {
-        owp_pool::domain::trust::TierCaps::parse(self, |v| {
-            v.parse::<i32>().map_err(|e| e.to_string())
-        })
-        .unwrap()
+    fn parse_caps(self) -> owp_pool::config::TierCaps<i32> {
+        owp_pool::config::TierCaps::parse(self, |v| v.parse::<i32>().map_err(|e| e.to_string()))
+            .unwrap()
     }
 }
 
