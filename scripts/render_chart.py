@@ -25,9 +25,12 @@ CONFIGS = {
         "database": {"maxConnections": 300},
         "podDisruptionBudget": {"enabled": True},
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+        "config": {"trustedProxies": "10.0.0.0/8"},
         "networkPolicy": {"enabled": True, "ingressFrom": [{"podSelector": {"matchLabels": {"role": "lb"}}}],
                           "metricsFrom": [{"podSelector": {"matchLabels": {"app": "prometheus"}}}]},
         "imagePullSecrets": [{"name": "regcred"}],
+        "ingress": {"enabled": True, "className": "nginx",
+                    "tls": [{"hosts": ["pool.example.org"], "secretName": "pool-tls"}]},
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "podAnnotations": {"example.com/team": "pool"},
     },
@@ -76,6 +79,18 @@ def main() -> int:
         if "connection budget" not in str(e):
             print(f"over budget failed for another reason: {e}")
             failed = True
+    # ... and to put an ingress in front without believing its X-Forwarded-For
+    blind_ingress = {**CREDS, "ingress": {"enabled": True}}
+    try:
+        chart.render(blind_ingress, name="owp", namespace="pool", is_install=True)
+        print("rendering an ingress without trustedProxies should fail")
+        failed = True
+    except helm_python.HelmError as e:
+        if "trustedProxies" not in str(e):
+            print(f"ingress without trustedProxies failed for another reason: {e}")
+            failed = True
+    opted_out = {**CREDS, "ingress": {"enabled": True, "allowUntrustedClientAddresses": True}}
+    chart.render(opted_out, name="owp", namespace="pool", is_install=True)
     return 1 if failed else 0
 
 
