@@ -23,7 +23,7 @@ cargo build --locked --quiet
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 # the fuzzer is one client sending as fast as it can: lift the per-client limits (they are
 # tested in tests/api/limits.rs), or most of its cases would only see 429
-DATABASE_URL="postgres://owp:owp@$PGHOST_ADDR:$PGPORT_NUM/owp_schemathesis" OWP_ADMIN_TOKEN=ci OWP_OPEN_REGISTRATION=true \
+DATABASE_URL="postgres://owp:owp@$PGHOST_ADDR:$PGPORT_NUM/owp_schemathesis" OWP_ADMIN_TOKEN=ci-admin-token-0123456789 OWP_OPEN_REGISTRATION=true \
   OWP_IP_RATE=1000000 OWP_IP_BURST=1000000 OWP_WORKER_RATE=1000000 OWP_WORKER_BURST=1000000 \
   OWP_HOST=127.0.0.1 OWP_PORT=$port RUST_LOG=warn target/debug/owp serve &
 server_pid=$!
@@ -32,8 +32,8 @@ trap 'kill $server_pid 2>/dev/null || true; rm -f "$log"' EXIT
 u=http://127.0.0.1:$port
 for _ in $(seq 1 100); do curl -sf "$u/readyz" >/dev/null && break; sleep 0.1; done
 # a repo, tasks and a worker, so that generated requests reach real rows
-curl -sf -H 'x-admin-token: ci' "$u/v1/admin/repos" -d '{"repo":"st/repo","max_open_prs":50}' >/dev/null
-curl -sf -H 'x-admin-token: ci' "$u/v1/admin/tasks" -d '[{"repo":"st/repo","title":"a"},{"repo":"st/repo","title":"b"}]' >/dev/null
+curl -sf -H 'x-admin-token: ci-admin-token-0123456789' "$u/v1/admin/repos" -d '{"repo":"st/repo","max_open_prs":50}' >/dev/null
+curl -sf -H 'x-admin-token: ci-admin-token-0123456789' "$u/v1/admin/tasks" -d '[{"repo":"st/repo","title":"a"},{"repo":"st/repo","title":"b"}]' >/dev/null
 token=$(curl -sf "$u/v1/workers/register" -d '{"name":"schemathesis"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 
 # The state stream never ends, so it is left out here; tests/api/admin.rs reads it.
@@ -41,7 +41,7 @@ token=$(curl -sf "$u/v1/workers/register" -d '{"name":"schemathesis"}' | python3
 # race ("AST constructor recursion depth mismatch", cpython#106905) that fails the run
 # with a tool error, not an API finding.
 "$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml run "$u/openapi.json" --url "$u" \
-  -H "Authorization: Bearer $token" -H "X-Admin-Token: ci" \
+  -H "Authorization: Bearer $token" -H "X-Admin-Token: ci-admin-token-0123456789" \
   --exclude-path /v1/admin/state/stream \
   --checks all --max-examples "${SCHEMATHESIS_EXAMPLES:-30}" --workers 1 --seed 1 \
   --max-time "${SCHEMATHESIS_MAX_TIME:-120}" --request-timeout 10 --no-color > "$log" 2>&1 || {

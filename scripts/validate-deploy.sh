@@ -53,14 +53,14 @@ ensure_postgres
 pg_admin -c 'drop database if exists owp_metrics_check with (force)' -c 'create database owp_metrics_check owner owp' >/dev/null
 cargo build --locked --quiet --bin owp
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-DATABASE_URL="postgres://owp:owp@$PGHOST_ADDR:$PGPORT_NUM/owp_metrics_check" OWP_ADMIN_TOKEN=ci OWP_OPEN_REGISTRATION=true OWP_HOST=127.0.0.1 \
+DATABASE_URL="postgres://owp:owp@$PGHOST_ADDR:$PGPORT_NUM/owp_metrics_check" OWP_ADMIN_TOKEN=ci-admin-token-0123456789 OWP_OPEN_REGISTRATION=true OWP_HOST=127.0.0.1 \
   OWP_PORT=$port OWP_ELECTION_INTERVAL=200ms OWP_SWEEP_INTERVAL=200ms OWP_GAUGES_INTERVAL=200ms RUST_LOG=warn target/debug/owp serve &
 server_pid=$!
 u=http://127.0.0.1:$port
 for _ in $(seq 1 100); do curl -sf "$u/readyz" >/dev/null && break; sleep 0.1; done
 # some traffic, so every family has samples: a repo, tasks, a worker, a lifecycle, errors
-curl -sf -H 'x-admin-token: ci' "$u/v1/admin/repos" -d '{"repo":"ci/repo","max_open_prs":5}' >/dev/null
-curl -sf -H 'x-admin-token: ci' "$u/v1/admin/tasks" -d '[{"repo":"ci/repo","title":"a"},{"repo":"ci/repo","title":"b"}]' >/dev/null
+curl -sf -H 'x-admin-token: ci-admin-token-0123456789' "$u/v1/admin/repos" -d '{"repo":"ci/repo","max_open_prs":5}' >/dev/null
+curl -sf -H 'x-admin-token: ci-admin-token-0123456789' "$u/v1/admin/tasks" -d '[{"repo":"ci/repo","title":"a"},{"repo":"ci/repo","title":"b"}]' >/dev/null
 token=$(curl -sf "$u/v1/workers/register" -d '{"name":"ci"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 task=$(curl -sf -H "authorization: Bearer $token" "$u/v1/work" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leases"][0]["task_id"])')
 curl -sf -H "authorization: Bearer $token" "$u/v1/tasks/$task/status" -d '{"status":"completed"}' >/dev/null

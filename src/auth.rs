@@ -42,21 +42,14 @@ impl TokenSet {
     /// `name=token` or `token` entries (OWP_ADMIN_TOKEN). A name is 1-64 letters, digits,
     /// `_`, `.` or `-`; anything else before an `=` is part of the token.
     pub fn named<S: AsRef<str>>(entries: impl IntoIterator<Item = S>) -> Self {
-        let is_name = |n: &str| {
-            (1..=64).contains(&n.len())
-                && n.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-        };
         Self {
             entries: entries
                 .into_iter()
                 .map(|e| e.as_ref().trim().to_string())
                 .filter(|e| !e.is_empty())
-                .map(|e| match e.split_once('=') {
-                    Some((name, token)) if is_name(name) && !token.trim().is_empty() => {
-                        (Some(name.to_string()), digest(token.trim()))
-                    }
-                    _ => (None, digest(&e)),
+                .map(|e| {
+                    let (name, token) = split_named(&e);
+                    (name.map(str::to_string), digest(token))
                 })
                 .collect(),
         }
@@ -87,6 +80,26 @@ impl TokenSet {
         found
     }
 }
+
+/// An `OWP_ADMIN_TOKEN` entry as (name, token): `alice=<token>` or a bare token.
+pub fn split_named(entry: &str) -> (Option<&str>, &str) {
+    let is_name = |n: &str| {
+        (1..=64).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    };
+    let entry = entry.trim();
+    match entry.split_once('=') {
+        Some((name, token)) if is_name(name) && !token.trim().is_empty() => {
+            (Some(name), token.trim())
+        }
+        _ => (None, entry),
+    }
+}
+
+/// The shortest admin token the server starts with: a guessable one is an open door to
+/// every admin route (limits slow guessing, they do not stop it).
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// Who may register a worker. The default is closed: a pool open to anyone on the
 /// network must be opened on purpose.

@@ -190,6 +190,11 @@ impl Limits {
         }
     }
 
+    /// The peer is one of `OWP_TRUSTED_PROXIES`: its forwarding headers are believed.
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|c| c.contains(peer))
+    }
+
     /// The client's address: the peer, or, when the peer is a trusted proxy, the nearest
     /// address in `X-Forwarded-For` that is not one (proxies append, so the right end is
     /// the part a trusted proxy wrote; anything left of it the client could forge).

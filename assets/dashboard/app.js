@@ -343,16 +343,21 @@ async function taskView(id) {
       act("Cancel", `/v1/tasks/${t.task_id}/cancel`, {}, `Cancel ${t.task_id} for good?`, "danger")),
     h("p", { id: "notice", role: "status" }),
     t.description ? h("pre", { class: "desc" }, t.description) : null,
-    h("h3", {}, "Leases"),
+    h("h3", {}, shownOf("Leases", t.leases.length, t.leases_total)),
     table(["lease", "worker", "attempt", "granted", "ended", "end"], t.leases.map((l) => h("tr", {},
       h("td", { class: "mono" }, l.lease_id), h("td", { class: "mono" }, l.worker_id), h("td", { class: "num" }, l.attempt),
       h("td", {}, fmtTime(l.granted_at)), h("td", {}, fmtTime(l.ended_at)), h("td", {}, l.end_reason ?? "live")))),
-    h("h3", {}, "Artifacts"),
+    h("h3", {}, shownOf("Artifacts", t.artifacts.length, t.artifacts_total)),
     table(["pull request", "commit", "by", "at"], t.artifacts.map((a) => h("tr", {},
       h("td", {}, a.pr_url ?? "–"), h("td", { class: "mono" }, a.commit_sha ?? "–"), h("td", { class: "mono" }, a.worker_id ?? "–"),
       h("td", {}, fmtTime(a.created_at))))),
     h("h3", {}, "History"),
     feed([...t.events].reverse()));
+}
+
+// The server answers a task's newest leases and artifacts; say so when there are more.
+function shownOf(title, shown, total) {
+  return total > shown ? `${title} (the newest ${shown} of ${total})` : title;
 }
 
 // ---------- workers ----------

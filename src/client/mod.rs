@@ -53,14 +53,52 @@ pub struct Client {
     credentials: Credentials,
 }
 
+/// Set to allow `http://` to a host that is not this machine (tokens then cross the
+/// network in clear text).
+pub const ALLOW_HTTP: &str = "OWP_ALLOW_INSECURE_HTTP";
+
+/// Tokens travel in headers: plain HTTP is for this machine only, unless allowed.
+fn refuse_cleartext(base: &str, allowed: bool) -> ClientResult<()> {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return Err(ClientError::Setup(format!("{base:?} is not a URL")));
+    };
+    let local = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() == "http" && !local && !allowed {
+        return Err(ClientError::Setup(format!(
+            "{base} is plain http to another machine: tokens would cross the network in clear text; use https (or set {ALLOW_HTTP}=1 on a network you trust)"
+        )));
+    }
+    Ok(())
+}
+
 /// How long an ordinary request may take; a long poll adds its `wait`.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Client {
     pub fn new(base: &str, credentials: Credentials) -> ClientResult<Self> {
+        refuse_cleartext(base, std::env::var_os(ALLOW_HTTP).is_some())?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("owp/", env!("CARGO_PKG_VERSION")))
+            // reqwest drops Authorization on a cross-host redirect, but not X-Admin-Token or
+            // X-Registration-Token: follow redirects within the same origin only
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let same_origin = attempt.previous().first().is_some_and(|first| {
+                    first.scheme() == attempt.url().scheme()
+                        && first.host_str() == attempt.url().host_str()
+                        && first.port_or_known_default() == attempt.url().port_or_known_default()
+                });
+                if attempt.previous().len() >= 5 || !same_origin {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            }))
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(Self::with_http(http, base, credentials))
@@ -321,4 +359,24 @@ fn segment(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_for_this_machine_only() {
+        for local in [
+            "http://127.0.0.1:8787",
+            "http://localhost:1",
+            "http://[::1]:9",
+            "https://pool.example.org",
+        ] {
+            assert!(refuse_cleartext(local, false).is_ok(), "{local}");
+        }
+        let err = refuse_cleartext("http://pool.example.org", false).unwrap_err();
+        assert!(err.to_string().contains(ALLOW_HTTP), "{err}");
+        assert!(refuse_cleartext("http://10.1.2.3", true).is_ok());
+    }
 }

@@ -21,6 +21,9 @@ pub enum GhError {
     Transport(String),
     #[error("GitHub's answer cannot be read: {0}")]
     Decode(String),
+    /// Not a GitHub `owner/name`: never put into an API path.
+    #[error("{0:?} is not a GitHub repository name (owner/name)")]
+    BadRepo(String),
 }
 
 impl GhError {
@@ -29,7 +32,7 @@ impl GhError {
         match self {
             GhError::RateLimited { .. } | GhError::Transport(_) => true,
             GhError::Status { status, .. } => *status >= 500,
-            GhError::Decode(_) => false,
+            GhError::Decode(_) | GhError::BadRepo(_) => false,
         }
     }
 }
@@ -191,6 +194,7 @@ impl GitHub {
         max_wait: Duration,
         mut on_wait: impl FnMut(Duration),
     ) -> GhResult<Vec<GhIssue>> {
+        let repo = repo_path(repo)?;
         let mut url = self.url(&format!("/repos/{repo}/issues"))?;
         url.query_pairs_mut()
             .append_pair("state", "open")
@@ -219,12 +223,14 @@ impl GitHub {
     }
 
     pub async fn pull(&self, repo: &str, number: u64) -> GhResult<GhPull> {
+        let repo = repo_path(repo)?;
         let url = self.url(&format!("/repos/{repo}/pulls/{number}"))?;
         let (_, body) = self.send(self.request(reqwest::Method::GET, url)).await?;
         Self::decode(&body)
     }
 
     pub async fn comment(&self, repo: &str, number: u64, body: &str) -> GhResult<()> {
+        let repo = repo_path(repo)?;
         let url = self.url(&format!("/repos/{repo}/issues/{number}/comments"))?;
         let req = self
             .request(reqwest::Method::POST, url)
@@ -235,6 +241,7 @@ impl GitHub {
     /// Whether a comment of the issue's (the newest 100) contains `marker`: a comment whose
     /// delivery had no clear answer may have landed, and must not land twice.
     pub async fn has_comment_with(&self, repo: &str, number: u64, marker: &str) -> GhResult<bool> {
+        let repo = repo_path(repo)?;
         let mut url = self.url(&format!("/repos/{repo}/issues/{number}/comments"))?;
         url.query_pairs_mut()
             .append_pair("per_page", "100")
@@ -248,6 +255,7 @@ impl GitHub {
     }
 
     pub async fn add_labels(&self, repo: &str, number: u64, labels: &[String]) -> GhResult<()> {
+        let repo = repo_path(repo)?;
         let url = self.url(&format!("/repos/{repo}/issues/{number}/labels"))?;
         let req = self
             .request(reqwest::Method::POST, url)
@@ -257,6 +265,7 @@ impl GitHub {
 
     /// Removes a label; one the issue does not have is already removed.
     pub async fn remove_label(&self, repo: &str, number: u64, label: &str) -> GhResult<()> {
+        let repo = repo_path(repo)?;
         let mut url = self.url(&format!("/repos/{repo}/issues/{number}/labels"))?;
         url.path_segments_mut()
             .map_err(|_| GhError::Transport("bad GitHub API URL".into()))?
@@ -265,6 +274,24 @@ impl GitHub {
             Err(GhError::Status { status: 404, .. }) => Ok(()),
             other => other.map(|_| ()),
         }
+    }
+}
+
+/// `owner/name` as GitHub spells names (letters, digits, `-`, `_`, `.`; not `.` or `..`),
+/// checked before it goes into an API path: a name from a task or an issue key must not
+/// reach another endpoint through `..`, `?` or `#`.
+pub fn repo_path(repo: &str) -> GhResult<&str> {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 100
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    match repo.split_once('/') {
+        Some((owner, name)) if ok(owner) && ok(name) => Ok(repo),
+        _ => Err(GhError::BadRepo(repo.chars().take(200).collect())),
     }
 }
 
@@ -308,6 +335,16 @@ pub fn next_link(headers: &HeaderMap) -> Option<reqwest::Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_owner_name_reaches_an_api_path() {
+        assert_eq!(repo_path("acme/widgets.rs").unwrap(), "acme/widgets.rs");
+        for bad in [
+            "acme", "acme/..", "../x", "a/b/c", "a/b?x=1", "a/b#c", "a/ b", "/b", "a/",
+        ] {
+            assert!(repo_path(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_next_link_is_found_among_others() {

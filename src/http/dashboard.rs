@@ -11,7 +11,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::extract::{header_str, session_cookie, ApiJson, ApiQuery, AuthAdmin, SESSION_COOKIE};
+use super::extract::{
+    session_cookie, ApiJson, ApiQuery, AuthAdmin, ForwardedTls, SESSION_COOKIE, SESSION_COOKIE_TLS,
+};
 use crate::app::AppContext;
 use crate::auth;
 use crate::error::ApiError;
@@ -95,7 +97,7 @@ pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn sign_in(
     State(app): State<AppContext>,
-    headers: HeaderMap,
+    ForwardedTls(tls): ForwardedTls,
     ApiJson(req): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
     let Some(name) = app.admin.identify(req.admin_token.trim()) else {
@@ -115,13 +117,19 @@ pub async fn sign_in(
         ttl,
     )
     .await?;
-    // Secure when the browser reached us over TLS (a TLS-terminating proxy says so)
-    let tls = header_str(&headers, "x-forwarded-proto") == Some("https");
-    let cookie = format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        ttl.as_secs(),
-        if tls { "; Secure" } else { "" }
-    );
+    // over TLS (a trusted proxy says so) the cookie is `__Host-` and Secure; plain HTTP is
+    // for local use only
+    let cookie = if tls {
+        format!(
+            "{SESSION_COOKIE_TLS}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}; Secure",
+            ttl.as_secs()
+        )
+    } else {
+        format!(
+            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+            ttl.as_secs()
+        )
+    };
     let info = SessionInfo {
         signed_in: true,
         actor: Some(actor),
@@ -180,12 +188,16 @@ pub async fn sign_out(
     if let Some(token) = session_cookie(&headers) {
         sessions::delete(&app.pool, &auth::digest(token)).await?;
     }
-    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&clear).map_err(|_| ApiError::Internal)?,
-    );
+    for clear in [
+        format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        format!("{SESSION_COOKIE_TLS}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Secure"),
+    ] {
+        resp.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&clear).map_err(|_| ApiError::Internal)?,
+        );
+    }
     Ok(resp)
 }
 

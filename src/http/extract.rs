@@ -173,6 +173,9 @@ impl FromRequestParts<AppContext> for AuthWorker {
 pub struct AuthAdmin {
     /// For the audit log: `admin:<name>` for a named token, else `admin`.
     pub actor: String,
+    /// The dashboard session's digest, when the admin came by its cookie: a long-lived
+    /// answer (the state stream) must end when the session does.
+    pub session: Option<[u8; 32]>,
 }
 
 impl FromRequestParts<AppContext> for AuthAdmin {
@@ -188,19 +191,45 @@ impl FromRequestParts<AppContext> for AuthAdmin {
     }
 }
 
-/// The dashboard's session cookie.
+/// The dashboard's session cookie over plain HTTP (local use).
 pub const SESSION_COOKIE: &str = "owp_session";
+/// The session cookie over TLS: `__Host-` makes the browser refuse it unless it is
+/// `Secure`, `Path=/` and host-only, so no sibling subdomain can set or shadow it.
+pub const SESSION_COOKIE_TLS: &str = "__Host-owp_session";
 /// Actions made with the cookie carry the session's CSRF value in this header.
 pub const CSRF_HEADER: &str = "x-owp-csrf";
 
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(SESSION_COOKIE)?.strip_prefix('='))
-        .filter(|t| !t.is_empty())
+    let value = |name: &str| {
+        headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
+            .filter(|t| !t.is_empty())
+    };
+    value(SESSION_COOKIE_TLS).or_else(|| value(SESSION_COOKIE))
+}
+
+/// The browser reached the pool over TLS: a TLS-terminating proxy in
+/// `OWP_TRUSTED_PROXIES` said so with `X-Forwarded-Proto: https`. Anyone else's header is
+/// ignored, as for `X-Forwarded-For`.
+pub struct ForwardedTls(pub bool);
+
+impl FromRequestParts<AppContext> for ForwardedTls {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let trusted = peer.is_some_and(|ip| app.limits.is_trusted_proxy(ip));
+        let https = header_str(&parts.headers, "x-forwarded-proto")
+            .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+        Ok(Self(trusted && https))
+    }
 }
 
 /// A dashboard session: live, from an admin token still configured, and for anything but
@@ -240,6 +269,7 @@ async fn verify_session(
         }
     }
     Ok(AuthAdmin {
+        session: Some(key),
         actor: session.actor,
     })
 }
@@ -248,7 +278,10 @@ fn verify_admin(headers: &HeaderMap, app: &AppContext) -> Result<AuthAdmin, ApiE
     let presented = header_str(headers, ADMIN_HEADER);
     if let Some(name) = presented.and_then(|t| app.admin.identify(t)) {
         let actor = name.map_or_else(|| "admin".to_string(), |n| format!("admin:{n}"));
-        return Ok(AuthAdmin { actor });
+        return Ok(AuthAdmin {
+            actor,
+            session: None,
+        });
     }
     crate::metrics::auth_failure("admin");
     Err(ApiError::Auth(if presented.is_some() {

@@ -60,6 +60,9 @@ const ANONYMOUS_ROUTES: &[&str] = &[
 enum Credential {
     Admin,
     Known(TokenKey),
+    /// A worker token or session not seen to authenticate here yet: looked up, unless its
+    /// address is penalised; if it fails, the failure is charged to the address.
+    Unverified,
     Anonymous,
 }
 
@@ -88,16 +91,20 @@ fn credential(app: &AppContext, req: &Request) -> Credential {
     let presented = bearer(headers).or_else(|| session_cookie(headers));
     match presented.map(auth::digest) {
         Some(key) if app.limits.is_known(&key) => Credential::Known(key),
-        _ => Credential::Anonymous,
+        Some(_) => Credential::Unverified,
+        None => Credential::Anonymous,
     }
 }
 
 /// Keys every limit by what authenticated. A worker token that authenticated here has its
 /// own rate and in-flight slots, and its address's penalty does not refuse it; an admin
-/// token is not limited. Everything else (no credential, one that has not authenticated
-/// here yet, a wrong one, any request to an anonymous route) pays its address's rate. A
-/// 401 answer counts against the address, and an address over its rate is refused before
-/// its next credentials are even looked up.
+/// token is not limited. A request with no credential, a wrong admin token, or to an
+/// anonymous route (whatever headers it carries) pays its address's rate. A worker token or
+/// session not yet seen here is looked up without a charge (a fleet's first requests to a
+/// restarted replica all come at once, often from one NAT address), but a 401 counts
+/// against the address, and an address over its rate is refused before its next
+/// credentials are even looked up. No per-token state exists for a token that never
+/// authenticated.
 pub async fn limit_clients(State(app): State<AppContext>, req: Request, next: Next) -> Response {
     let ip = client_ip(&app, &req);
     let is_session = bearer(req.headers()).is_none() && session_cookie(req.headers()).is_some();
@@ -113,6 +120,12 @@ pub async fn limit_clients(State(app): State<AppContext>, req: Request, next: Ne
                 Ok(slot) => Some(slot),
                 Err(r) => return refused(r),
             }
+        }
+        Credential::Unverified => {
+            if let Err(r) = app.limits.penalty(ip) {
+                return refused(r);
+            }
+            None
         }
         Credential::Anonymous => {
             if let Err(r) = app.limits.anonymous_request(ip) {

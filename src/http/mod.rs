@@ -151,8 +151,14 @@ pub fn router(app: AppContext) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/health", get(ops::health))
         .route("/openapi.json", get(openapi::openapi_json))
-        // interactive API docs over /openapi.json, assets served from the binary
-        .merge(SwaggerUi::new("/docs").config(Config::new(["/openapi.json"])))
+        // interactive API docs over /openapi.json, assets served from the binary, with the
+        // dashboard's framing and sniffing rules (Swagger UI styles elements inline)
+        .merge(
+            Router::<AppContext>::from(
+                SwaggerUi::new("/docs").config(Config::new(["/openapi.json"])),
+            )
+            .layer(middleware::map_response(docs_headers)),
+        )
         // with OWP_METRICS_PORT set, /metrics lives only there (see metrics_router)
         .merge(match app.settings.metrics_port {
             None => Router::new().route("/metrics", get(ops::metrics)),
@@ -218,6 +224,30 @@ fn cors(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer::util
             .expose_headers([REQUEST_ID, header::RETRY_AFTER])
             .max_age(Duration::from_secs(600)),
     )
+}
+
+/// `/docs`: no framing (clickjacking of "Try it out" with a pasted token), no sniffing,
+/// only our own scripts.
+async fn docs_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+             form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
 }
 
 /// A router with only `/metrics`, for the separate metrics listener.

@@ -105,7 +105,7 @@ async fn read_overview(app: &AppContext) -> Result<StateResponse, ApiError> {
 pub async fn stream_state(
     State(app): State<AppContext>,
     Extension(feed): Extension<StateFeed>,
-    _admin: AuthAdmin,
+    admin: AuthAdmin,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let slot = feed
         .slots
@@ -138,11 +138,46 @@ pub async fn stream_state(
     );
     let stopped = {
         let app = app.clone();
-        async move { app.stopped().await }
+        async move {
+            tokio::select! {
+                () = app.stopped() => {}
+                () = session_ended(&app, admin.session) => {}
+            }
+        }
     };
     let events = events.take_until(stopped);
     // comment lines keep idle proxies from closing the connection between events
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(STREAM_HEARTBEAT)))
+}
+
+/// How often a stream opened with a dashboard session checks that the session still holds.
+const SESSION_RECHECK: Duration = Duration::from_secs(5);
+
+/// Resolves when the stream's dashboard session ends: signed out (on any replica), expired,
+/// or its admin token rotated out (`store::sessions::find` and the configured tokens). A
+/// stream opened with an admin token never resolves here: rotating tokens restarts the
+/// replica, which ends its streams.
+async fn session_ended(app: &AppContext, session: Option<[u8; 32]>) {
+    let Some(digest) = session else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(SESSION_RECHECK).await;
+        match crate::store::sessions::find(&app.pool, &digest).await {
+            Ok(Some(s)) => {
+                let still_admin = <[u8; 32]>::try_from(s.admin_digest.as_slice())
+                    .ok()
+                    .and_then(|d| app.admin.identify_digest(&d))
+                    .is_some();
+                if !still_admin {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            // the database is away: keep streaming what the reader has; check again
+            Err(_) => {}
+        }
+    }
 }
 
 fn to_event(item: &Option<FeedItem>) -> Option<Event> {

@@ -120,12 +120,13 @@ async fn run_turns_each_lease_into_a_command_and_reports_its_outcome(pool: PgPoo
         r#"echo "$OWP_TASK_ID|$OWP_LEASE_ID|$OWP_REPO|$OWP_TITLE|$OWP_SKILLS|$OWP_AREA|$OWP_ESTIMATE_POINTS" > {out_dir}/$OWP_TASK_ID.env
 cat > {out_dir}/$OWP_TASK_ID.json
 case "$OWP_TITLE" in
-  "opens a pr") echo "working"; echo "OWP_PR_URL=https://github.com/acme/widgets/pull/42" ;;
+  "opens a pr") echo "working"; echo "OWP_PR_URL=https://github.com/evil/x/pull/1"; echo "https://github.com/acme/widgets/pull/42" > "$OWP_PR_URL_FILE"; env > {out_dir}/$OWP_TASK_ID.fullenv ;;
   fails) echo "compiling"; echo "error: it broke" >&2; exit 3 ;;
   *) echo "done" ;;
 esac"#
     );
-    let out = cli::run(
+    // the worker's own environment holds the pool's tokens; its commands must not see them
+    let out = cli::owp(
         &dir.0,
         &[
             "worker",
@@ -138,8 +139,17 @@ esac"#
             "2s",
         ],
     )
-    .await;
+    .env("OWP_ADMIN_TOKEN", "admin-secret-in-the-env")
+    .env("OWP_REGISTRATION_TOKEN", "registration-secret-in-the-env")
+    .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), out)
+        .await
+        .expect("owp finished within 60 s")
+        .expect("owp runs");
     let summary = cli::ok(&out);
+    let seen_env = std::fs::read_to_string(dir.path(&format!("{pr}.fullenv"))).unwrap();
+    assert!(!seen_env.contains("secret-in-the-env"), "{seen_env}");
+    assert!(seen_env.contains("OWP_PR_URL_FILE="));
     assert!(
         summary.contains("1 completed, 1 PRs opened, 1 failed"),
         "{summary}"

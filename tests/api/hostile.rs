@@ -587,3 +587,184 @@ async fn releasing_again_backs_off_like_a_failure(pool: PgPool) {
             .unwrap();
     assert!(retry_at.is_some_and(|r| r > Utc::now()));
 }
+
+#[test]
+fn the_server_refuses_to_start_with_a_guessable_admin_token() {
+    for token in ["a", "ops=short-token"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_owp"))
+            .arg("serve")
+            .env("DATABASE_URL", "postgres://owp:owp@127.0.0.1:1/none")
+            .env("OWP_ADMIN_TOKEN", token)
+            .env("OWP_PORT", "0")
+            .output()
+            .expect("the owp binary runs");
+        assert!(!out.status.success(), "started with {token:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("shorter than 16 characters"), "{err}");
+        assert!(
+            !err.contains("short-token"),
+            "the token is never echoed: {err}"
+        );
+    }
+}
+
+/// Signs in to the dashboard; the `Set-Cookie` line.
+async fn sign_in(app: &TestApp, forwarded_proto: Option<&str>) -> String {
+    let mut req = app
+        .http
+        .post(format!("{}/v1/dashboard/session", app.base))
+        .json(&json!({"admin_token": ADMIN}));
+    if let Some(p) = forwarded_proto {
+        req = req.header("x-forwarded-proto", p);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    resp.headers()["set-cookie"].to_str().unwrap().to_string()
+}
+
+#[sqlx::test]
+async fn the_session_cookie_is_secure_only_on_a_trusted_proxys_word(pool: PgPool) {
+    // from an untrusted peer, X-Forwarded-Proto is ignored: a plain local cookie
+    let app = spawn_app(pool.clone()).await;
+    let plain = sign_in(&app, Some("https")).await;
+    assert!(
+        plain.starts_with("owp_session=") && !plain.contains("Secure"),
+        "{plain}"
+    );
+    // behind a trusted TLS-terminating proxy: __Host- and Secure, and it signs in
+    let mut s = test_settings();
+    s.limits.trusted_proxies = vec![owp_pool::config::parse_cidr("127.0.0.1").unwrap()];
+    let behind = spawn_app_with(pool, s).await;
+    let secure = sign_in(&behind, Some("https")).await;
+    assert!(secure.starts_with("__Host-owp_session="), "{secure}");
+    assert!(secure.contains("; Secure") && secure.contains("Path=/") && !secure.contains("Domain"));
+    let cookie = secure.split(';').next().unwrap().to_string();
+    let state = behind
+        .call(Method::GET, "/v1/admin/state", &[("cookie", &cookie)], None)
+        .await;
+    assert_eq!(state.status, StatusCode::OK);
+}
+
+#[sqlx::test]
+async fn a_state_stream_ends_when_its_session_does(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let cookie = sign_in(&app, None).await;
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let mut stream = app
+        .http
+        .get(format!("{}/v1/admin/state/stream", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+        .await
+        .expect("a first event")
+        .unwrap();
+    assert!(first.is_some());
+    let out = app
+        .http
+        .delete(format!("{}/v1/dashboard/session", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    // the stream ends within the recheck (5 s), though its heartbeat would go on forever
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(_chunk) = stream.chunk().await.unwrap_or(None) {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+}
+
+#[tokio::test]
+async fn the_client_never_carries_an_admin_token_to_another_host() {
+    use std::sync::{Arc, Mutex};
+    // the other host (`localhost`, not `127.0.0.1`): records what reaches it
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = seen.clone();
+    let other = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let record = record.clone();
+        async move {
+            let token = headers
+                .get("x-admin-token")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default();
+            record.lock().unwrap().push(token);
+            "{}"
+        }
+    });
+    let other_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_port = other_listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(other_listener, other).await });
+    // the pool's address answers with a redirect there
+    let redirecting = axum::Router::new().fallback(move || async move {
+        axum::response::Redirect::temporary(&format!(
+            "http://localhost:{other_port}/v1/admin/repos"
+        ))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, redirecting).await });
+
+    let client = owp_pool::client::Client::new(
+        &base,
+        owp_pool::client::Credentials::Admin("secret-admin-token".into()),
+    )
+    .unwrap();
+    assert!(client.list_repos().await.is_err());
+    assert!(
+        seen.lock().unwrap().iter().all(|t| t.is_empty()),
+        "the admin token went to another host"
+    );
+}
+
+#[sqlx::test]
+async fn the_api_docs_cannot_be_framed_or_sniffed(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for path in ["/docs/", "/docs/swagger-initializer.js"] {
+        let resp = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let h = resp.headers();
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+    }
+}
+
+#[sqlx::test]
+async fn a_fleet_meeting_a_fresh_replica_is_not_limited_by_its_shared_address(pool: PgPool) {
+    // the fleet registers through one replica ...
+    let first = spawn_app(pool.clone()).await;
+    let mut fleet = Vec::new();
+    for i in 0..30 {
+        fleet.push(first.register(&format!("w{i}"), &[], 5, 1).await);
+    }
+    // ... and all of it reaches another, new one at once, from one (NAT) address
+    let mut s = test_settings();
+    s.limits.ip_rate = 1;
+    s.limits.ip_burst = 5;
+    let fresh = spawn_app_with(pool, s).await;
+    let beats = fleet
+        .iter()
+        .map(|w| fresh.as_worker(w, Method::POST, "/v1/workers/heartbeat", None));
+    for a in futures::future::join_all(beats).await {
+        a.expect(StatusCode::OK);
+    }
+    // their tokens now have limits of their own there
+    assert!(fresh
+        .ctx
+        .limits
+        .is_known(&owp_pool::auth::digest(&fleet[0].token)));
+}

@@ -121,12 +121,10 @@ async fn an_address_over_its_rate_gets_429_and_failed_tokens_stop_costing_lookup
         app.pool.clone(),
         limited(|l| {
             l.ip_rate = 1;
-            l.ip_burst = 6;
+            l.ip_burst = 3;
         }),
     )
     .await;
-    // a token that has not authenticated pays its address's rate, and failing costs again:
-    // two units each
     let mut statuses = Vec::new();
     for i in 0..8 {
         let r = app2

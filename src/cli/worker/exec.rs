@@ -1,7 +1,9 @@
 //! One lease's shell command: started in its own process group with the task in its
 //! environment and as JSON on stdin; its output echoed (prefixed with the task id) and its
-//! tail kept for a failure message; `OWP_PR_URL=<url>` on stdout names the PR it opened.
-//! Ending it ends the whole group, so the tools it started go too.
+//! tail kept for a failure message. The PR it opened is what it writes into the file
+//! `$OWP_PR_URL_FILE` (a directory of its own, 0700): not a line of its output, which an
+//! agent echoing a stranger's issue text could forge. It never sees the pool's tokens in its
+//! environment. Ending it ends the whole group, so the tools it started go too.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
@@ -35,10 +37,57 @@ pub struct Exit {
 #[derive(Default)]
 struct Captured {
     tail: VecDeque<String>,
-    pr_url: Option<String>,
+}
+
+/// Variables a command must not inherit from the worker: the pool's credentials and where
+/// they are kept.
+const WITHHELD_ENV: &[&str] = &[
+    "OWP_ADMIN_TOKEN",
+    "OWP_REGISTRATION_TOKEN",
+    "OWP_WORKER_CONFIG",
+    "OWP_ADMIN_CONFIG",
+];
+
+/// The longest PR link read from `$OWP_PR_URL_FILE`.
+const MAX_PR_URL: u64 = 4096;
+
+/// A private directory for one command's result file, removed with it.
+struct ResultDir(std::path::PathBuf);
+
+impl ResultDir {
+    fn new() -> std::io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!("owp-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(Self(dir))
+    }
+
+    fn pr_url_file(&self) -> std::path::PathBuf {
+        self.0.join("pr_url")
+    }
+
+    /// The first line of the result file, if the command wrote one.
+    fn pr_url(&self) -> Option<String> {
+        use std::io::Read;
+        let mut text = String::new();
+        std::fs::File::open(self.pr_url_file())
+            .ok()?
+            .take(MAX_PR_URL)
+            .read_to_string(&mut text)
+            .ok()?;
+        let url = text.lines().next()?.trim();
+        (!url.is_empty()).then(|| url.to_string())
+    }
+}
+
+impl Drop for ResultDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 pub struct Process {
+    result: ResultDir,
     child: Child,
     pgid: Option<i32>,
     captured: Arc<Mutex<Captured>>,
@@ -72,10 +121,16 @@ impl Process {
         lease: &Lease,
         env: Vec<(&'static str, String)>,
     ) -> std::io::Result<Self> {
-        let mut child = Command::new("sh")
+        let result = ResultDir::new()?;
+        let mut command = Command::new("sh");
+        for name in WITHHELD_ENV {
+            command.env_remove(name);
+        }
+        let mut child = command
             .arg("-c")
             .arg(cmd)
             .envs(env)
+            .env("OWP_PR_URL_FILE", result.pr_url_file())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -87,20 +142,10 @@ impl Process {
         let captured = Arc::new(Mutex::new(Captured::default()));
         let mut readers = vec![];
         if let Some(stdout) = child.stdout.take() {
-            readers.push(read_lines(
-                stdout,
-                lease.task_id.clone(),
-                captured.clone(),
-                true,
-            ));
+            readers.push(read_lines(stdout, lease.task_id.clone(), captured.clone()));
         }
         if let Some(stderr) = child.stderr.take() {
-            readers.push(read_lines(
-                stderr,
-                lease.task_id.clone(),
-                captured.clone(),
-                false,
-            ));
+            readers.push(read_lines(stderr, lease.task_id.clone(), captured.clone()));
         }
         if let Some(mut stdin) = child.stdin.take() {
             let task = serde_json::to_vec(lease).unwrap_or_default();
@@ -111,6 +156,7 @@ impl Process {
             });
         }
         Ok(Self {
+            result,
             child,
             pgid,
             captured,
@@ -137,7 +183,7 @@ impl Process {
         Ok(Exit {
             success: status.success(),
             how,
-            pr_url: captured.pr_url.clone(),
+            pr_url: self.result.pr_url(),
             tail: tail_text(&captured.tail),
         })
     }
@@ -183,18 +229,12 @@ fn read_lines(
     stream: impl AsyncRead + Unpin + Send + 'static,
     task_id: String,
     captured: Arc<Mutex<Captured>>,
-    is_stdout: bool,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(stream).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             eprintln!("[{task_id}] {line}");
             let mut c = captured.lock().expect("output lock");
-            if is_stdout {
-                if let Some(url) = line.trim().strip_prefix("OWP_PR_URL=") {
-                    c.pr_url = Some(url.trim().to_string());
-                }
-            }
             if c.tail.len() == TAIL_LINES {
                 c.tail.pop_front();
             }

@@ -104,8 +104,9 @@ pub struct RegisterArgs {
 #[derive(Args)]
 pub struct RunArgs {
     /// The command run (by `sh -c`) once per lease; the task is in OWP_* variables and as
-    /// JSON on stdin. Exit 0 reports `completed`, or `pr_opened` when it printed a line
-    /// `OWP_PR_URL=<url>`; any other exit reports `failed` with the end of its output.
+    /// JSON on stdin. Exit 0 reports `completed`, or `pr_opened` when it wrote the PR's
+    /// link into the file $OWP_PR_URL_FILE; any other exit reports `failed` with the end of
+    /// its output.
     #[arg(long)]
     pub exec: String,
     /// Leases worked on at once [default: the worker's max_concurrent_tasks].
