@@ -3,11 +3,14 @@
 //! - `cli`, `config`: the command line and every setting (flag + env)
 //! - `app`: shared state built once; `server`: listeners, background services, shutdown
 //! - `http`: routes, extractors, handlers; `error`: failures as PROTOCOL.md answers
-//! - `domain`: pure rules (statuses, transitions, input); `store`: every SQL statement
-//! - `scheduler`: leader election and the periodic duties
+//! - `wire`: request and response bodies (server, client, tests); `client`: the typed client
+//! - `domain`: pure rules (statuses, transitions, input, PR provenance); `store`: every SQL
+//!   statement, the invariant checker (`store::invariants`, docs/invariants.md) among them
+//! - `scheduler`: leader election and the periodic duties; `github`: the GitHub API
+//! - `wakeups`: long polls waiting for work on this replica
 //! - `auth`: tokens and digests; `limits`: what one client may use (rates, in-flight)
 //! - `metrics`, `telemetry`: what operators see
-//! - `bench`, `checker`: the load benchmark and the invariant checker it shares with tests
+//! - `bench`, `bench_lists`: the load benchmarks
 
 pub mod app;
 pub mod auth;

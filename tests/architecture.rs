@@ -117,3 +117,79 @@ fn the_scanner_sees_grouped_and_plain_uses() {
         ["http", "metrics", "store"]
     );
 }
+
+/// Repository paths a document names: `src/…`, `tests/…`, `scripts/…`, `migrations/…`,
+/// `docs/…`, `deploy/…`, `helm/…`, `assets/…`, `examples/…` (a trailing `/` names a
+/// directory; `…` and `*` placeholders are skipped).
+fn named_paths(text: &str) -> Vec<String> {
+    const ROOTS: &[&str] = &[
+        "src/",
+        "tests/",
+        "scripts/",
+        "migrations/",
+        "docs/",
+        "deploy/",
+        "helm/",
+        "assets/",
+        "examples/",
+    ];
+    let mut out = Vec::new();
+    for (i, _) in text.char_indices() {
+        let rest = &text[i..];
+        let starts_word = i == 0
+            || !text[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '/' | '.' | '-'));
+        if !starts_word || !ROOTS.iter().any(|r| rest.starts_with(r)) {
+            continue;
+        }
+        let path: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '/' | '.' | '-'))
+            .collect();
+        let path = path.trim_end_matches(['.', ',']).to_string();
+        if path.contains("...") || rest[path.len()..].starts_with(['…', '*', '{', '<']) {
+            continue;
+        }
+        out.push(path);
+    }
+    out
+}
+
+#[test]
+fn every_path_the_documents_name_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "md") {
+            docs.push(p);
+        }
+    }
+    let mut missing = Vec::new();
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for path in named_paths(&text) {
+            if !root.join(&path).exists() {
+                missing.push(format!(
+                    "{} names {path}",
+                    doc.strip_prefix(root).unwrap().display()
+                ));
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "stale paths:\n{}", missing.join("\n"));
+}
+
+#[test]
+fn the_path_scanner_reads_paths_in_prose_and_code() {
+    let text = "see `src/store/claim.rs`, src/http/ and (docs/invariants.md). A url \
+                https://x/src/nope.rs and my-src/x are not ours; src/… is a placeholder.";
+    assert_eq!(
+        named_paths(text),
+        ["src/store/claim.rs", "src/http/", "docs/invariants.md"]
+    );
+}

@@ -1,4 +1,5 @@
-//! Maintainer endpoints: repositories with review budgets, tasks, and the pool overview.
+//! Maintainer endpoints: repositories with review budgets and tasks (the pool overview is
+//! `overview.rs`).
 
 use super::extract::{parse_value, ApiJson, ApiJsonAny, AuthAdmin};
 use crate::app::AppContext;

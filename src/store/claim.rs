@@ -117,8 +117,9 @@ pub async fn make_offers(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<V
 async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<Reserved> {
     // Locks the worker row for the rest of the poll (I2, I8): `no key update` conflicts with
     // itself, so this worker's polls run one at a time, yet lets FK checks (key share) pass.
-    // Locking, not updating: last_heartbeat is indexed, so an update per poll would write a
-    // new row version and index entries every time.
+    // Locking, not updating: an update per poll would write a new row version (a HOT one
+    // since migration 0011 dropped the last_heartbeat index, still WAL and a dead tuple)
+    // every time.
     let w = sqlx::query!(
         r#"select skills, capacity_points, max_concurrent_tasks, status as "status: WorkerStatus", trust_tier,
                   paused_by_admin,

@@ -1,6 +1,6 @@
 -- The invariant checker: one row per violation, (label, offending row). Run inside a
 -- repeatable-read, read-only transaction, so every check sees one committed state.
--- Each label names the invariant of DESIGN.md it checks. The I7 checks ask for complete
+-- Each label names the invariant of docs/invariants.md it checks. The I7 checks ask for complete
 -- history only after the retention horizon (scheduler_state.pruned_before): older events
 -- may have been pruned (OWP_RETENTION).
 select 'I1 task with more than one live lease' as label, item from (
