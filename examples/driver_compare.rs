@@ -3,7 +3,7 @@
 //! are in docs/BENCHMARKS.md.
 //!
 //! ```sh
-//! cargo run --release --example driver_compare -- --database-url postgres://... [--tasks 20000] [--connections 20]
+//! cargo run --release --features driver-compare --example driver_compare -- --database-url postgres://... [--tasks 20000] [--connections 20]
 //! ```
 //!
 //! Three kinds of work, each on a scratch copy of `tasks` (`store::ceiling`):
