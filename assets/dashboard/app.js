@@ -12,6 +12,9 @@ let csrf = null;
 let stream = null;
 let lastState = null;
 let refreshTimer = null;
+// What the last action said, on which view, and when: kept across re-renders for a while.
+let lastNotice = null;
+const NOTICE_KEEP_MS = 10000;
 const main = () => document.getElementById("main");
 
 // ---------- DOM helpers ----------
@@ -48,8 +51,16 @@ function table(headers, rows, caption) {
 function show(...nodes) {
   const m = main();
   m.replaceChildren(...nodes);
+  // a live refresh right after an action must not wipe the action's answer
+  if (lastNotice && lastNotice.hash === location.hash && Date.now() - lastNotice.at < NOTICE_KEEP_MS) {
+    paintNotice(lastNotice.text, lastNotice.isError);
+  }
 }
 function notice(text, isError) {
+  lastNotice = { text, isError, hash: location.hash, at: Date.now() };
+  paintNotice(text, isError);
+}
+function paintNotice(text, isError) {
   const el = document.getElementById("notice");
   if (el) {
     el.className = isError ? "error" : "notice";

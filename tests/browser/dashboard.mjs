@@ -133,6 +133,10 @@ await page.screenshot({ path: `${SHOTS}/task.png`, fullPage: true });
 step("requeue from the page reaches the database");
 await page.click("button:has-text('Requeue')");
 await page.waitForSelector("#notice:has-text('Requeue: done')");
+// the requeue changes the pool, so the page refreshes itself from the state stream within
+// about a second; the action's answer must survive that refresh
+await page.waitForTimeout(2000);
+assert.match(await page.textContent("#notice"), /Requeue: done/, "the notice outlives a live refresh");
 const detail = await api(B, "GET", `/v1/tasks/${leased}`);
 assert.equal(detail.status, "ready");
 assert.ok(detail.events.some((e) => e.event_type === "task_requeued" && e.actor === "admin"), "audited as the admin");
