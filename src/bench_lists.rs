@@ -33,7 +33,7 @@ pub struct BenchListsArgs {
 }
 
 pub async fn run(args: BenchListsArgs) -> anyhow::Result<()> {
-    let pool = sqlx::PgPool::connect(&args.database_url)
+    let pool = crate::bench::quiet_pool(&args.database_url, 10)
         .await
         .context("connecting to --database-url")?;
     if !args.no_seed {
