@@ -33,7 +33,7 @@ pub struct BenchListsArgs {
 }
 
 pub async fn run(args: BenchListsArgs) -> anyhow::Result<()> {
-    let pool = crate::bench::quiet_pool(&args.database_url, 10)
+    let pool = crate::store::tool_pool(&args.database_url, 10)
         .await
         .context("connecting to --database-url")?;
     if !args.no_seed {

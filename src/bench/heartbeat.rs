@@ -39,7 +39,7 @@ pub struct BenchHeartbeatArgs {
 }
 
 pub async fn run(args: BenchHeartbeatArgs) -> anyhow::Result<()> {
-    let pool = super::quiet_pool(&args.database_url, 10).await?;
+    let pool = crate::store::tool_pool(&args.database_url, 10).await?;
     let prefix = format!("hb{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
     let seeded = Instant::now();
     crate::store::seed::workers_with_tokens(&pool, &prefix, args.workers as i64).await?;

@@ -92,7 +92,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
     let idle_started = Instant::now();
     let mut busy_connections = 0;
     if let Some(url) = &args.database_url {
-        let pool = super::quiet_pool(url, 10).await?;
+        let pool = crate::store::tool_pool(url, 10).await?;
         let deadline = idle_started + args.idle;
         while Instant::now() < deadline {
             busy_connections =

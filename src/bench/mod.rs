@@ -227,7 +227,7 @@ async fn register_workers(anonymous: &Client, args: &BenchArgs) -> anyhow::Resul
 async fn raw_sql_ceiling(url: &str, workers: usize, tasks: usize) -> anyhow::Result<f64> {
     let workers = workers.max(1);
     use crate::store::ceiling;
-    let pool = quiet_pool(url, u32::try_from(workers).unwrap_or(u32::MAX)).await?;
+    let pool = crate::store::tool_pool(url, u32::try_from(workers).unwrap_or(u32::MAX)).await?;
     ceiling::prepare(&pool, tasks as i64).await?;
     let started = Instant::now();
     let loops = (0..workers).map(|w| {
@@ -308,18 +308,8 @@ pub(crate) fn print_latencies(stats: &Stats) {
     );
 }
 
-/// A pool for the benchmark's own statements, which never logs SQL (a slow checker run
-/// logged its whole text at WARN).
-pub async fn quiet_pool(url: &str, connections: u32) -> anyhow::Result<sqlx::PgPool> {
-    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
-    Ok(sqlx::postgres::PgPoolOptions::new()
-        .max_connections(connections)
-        .connect_with(sqlx::ConnectOptions::disable_statement_logging(options))
-        .await?)
-}
-
 async fn check_invariants(url: &str) -> anyhow::Result<()> {
-    let pool = quiet_pool(url, 2).await?;
+    let pool = crate::store::tool_pool(url, 2).await?;
     let violations = crate::store::invariants::check(&pool).await?;
     if violations.is_empty() {
         println!("invariant checker: OK (I1-I7 hold over the whole database and audit log)");

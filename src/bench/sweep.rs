@@ -56,7 +56,7 @@ pub struct BenchSweepArgs {
 type Sample = (DateTime<Utc>, Duration);
 
 pub async fn run(args: BenchSweepArgs) -> anyhow::Result<()> {
-    let pool = super::quiet_pool(&args.database_url, 10).await?;
+    let pool = crate::store::tool_pool(&args.database_url, 10).await?;
     let prefix = format!("sw{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     let bases = super::base_urls(&args.url)?;
     let http = reqwest::Client::builder()

@@ -194,6 +194,17 @@ pub async fn migrations_current(pool: &PgPool) -> StoreResult<bool> {
         .all(|m| applied.binary_search(&m.version).is_ok()))
 }
 
+/// A pool for the tools' own statements (benchmarks, their seeding and the invariant
+/// checker), which never logs SQL, like the server's (a slow checker run logged its whole
+/// text at WARN).
+pub async fn tool_pool(url: &str, connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    PgPoolOptions::new()
+        .max_connections(connections)
+        .connect_with(options.disable_statement_logging())
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::{classify, Class};
