@@ -109,7 +109,7 @@ fn github_parts(u: &Url, host: &str) -> Option<(String, u64)> {
 }
 
 /// GitHub's owner and repository names: letters, digits, `-`, `_`, `.` (not `.`/`..`).
-fn is_name(s: &str) -> bool {
+pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
         && s != "."

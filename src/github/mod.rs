@@ -281,16 +281,9 @@ impl GitHub {
 /// checked before it goes into an API path: a name from a task or an issue key must not
 /// reach another endpoint through `..`, `?` or `#`.
 pub fn repo_path(repo: &str) -> GhResult<&str> {
-    let ok = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 100
-            && s != "."
-            && s != ".."
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
+    use crate::domain::pr_link::is_name;
     match repo.split_once('/') {
-        Some((owner, name)) if ok(owner) && ok(name) => Ok(repo),
+        Some((owner, name)) if is_name(owner) && is_name(name) => Ok(repo),
         _ => Err(GhError::BadRepo(repo.chars().take(200).collect())),
     }
 }

@@ -35,15 +35,23 @@ fn version() -> &'static str {
     })
 }
 
+/// The dashboard's policy: only our own scripts and styles.
+const DASHBOARD_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'self'";
+
 /// Headers every dashboard answer carries: no framing, no sniffing, only our own scripts.
-fn secured(mut resp: Response) -> Response {
+fn secured(resp: Response) -> Response {
+    with_page_headers(resp, DASHBOARD_CSP)
+}
+
+/// What every page the server renders for a browser carries (the dashboard, `/docs`): its
+/// content policy, no framing, no sniffing, no referrer.
+pub fn with_page_headers(mut resp: Response, csp: &'static str) -> Response {
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
+        HeaderValue::from_static(csp),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -226,28 +226,15 @@ fn cors(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer::util
     )
 }
 
-/// `/docs`: no framing (clickjacking of "Try it out" with a pasted token), no sniffing,
-/// only our own scripts.
-async fn docs_headers(mut resp: axum::response::Response) -> axum::response::Response {
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-             img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
-             form-action 'self'",
-        ),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    resp
+/// `/docs`: the dashboard's page headers (no framing of "Try it out" with a pasted token);
+/// Swagger UI styles elements inline.
+async fn docs_headers(resp: axum::response::Response) -> axum::response::Response {
+    dashboard::with_page_headers(
+        resp,
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+         form-action 'self'",
+    )
 }
 
 /// A router with only `/metrics`, for the separate metrics listener.
