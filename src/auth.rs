@@ -2,7 +2,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rand::rngs::OsRng;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -10,7 +9,8 @@ use subtle::ConstantTimeEq;
 /// A new bearer token: 256 random bits, URL-safe base64 (43 chars).
 pub fn generate_token() -> String {
     let mut bytes = [0u8; 32];
-    OsRng.fill_bytes(&mut bytes);
+    // ThreadRng is a CSPRNG seeded and periodically reseeded from the OS
+    rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 

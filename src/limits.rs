@@ -165,12 +165,8 @@ impl Limits {
         match ip {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => IpAddr::V4(v4),
-                None => {
-                    let mask = u128::MAX
-                        .checked_shl(128 - u32::from(self.ipv6_prefix))
-                        .unwrap_or(0);
-                    IpAddr::V6((u128::from(v6) & mask).into())
-                }
+                None => ipnet::Ipv6Net::new(v6, self.ipv6_prefix)
+                    .map_or(ip, |net| IpAddr::V6(net.network())),
             },
             v4 => v4,
         }

@@ -246,19 +246,19 @@ async fn create_repos(admin: &Client, run_id: &str) -> anyhow::Result<Vec<String
 }
 
 async fn create_tasks(admin: &Client, repos: &[String], n: usize) -> anyhow::Result<()> {
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     let requests: Vec<TaskRequest> = (0..n)
         .map(|i| {
             let (plan, repo) = (&REPOS[i % REPOS.len()], &repos[i % REPOS.len()]);
-            let skills = plan.skills[rng.gen_range(0..plan.skills.len())];
-            let area = (!plan.areas.is_empty() && rng.gen_bool(0.7))
-                .then(|| plan.areas[rng.gen_range(0..plan.areas.len())].to_string());
+            let skills = plan.skills[rng.random_range(0..plan.skills.len())];
+            let area = (!plan.areas.is_empty() && rng.random_bool(0.7))
+                .then(|| plan.areas[rng.random_range(0..plan.areas.len())].to_string());
             TaskRequest {
                 repo: repo.clone(),
                 title: format!("{} task {}", plan.name, i / REPOS.len() + 1),
                 required_skills: Some(skills.iter().map(|s| s.to_string()).collect()),
-                estimate_points: Some(rng.gen_range(1..=3)),
-                priority: Some(rng.gen_range(1..=20)),
+                estimate_points: Some(rng.random_range(1..=3)),
+                priority: Some(rng.random_range(1..=20)),
                 area,
                 ..TaskRequest::default()
             }
@@ -289,7 +289,7 @@ async fn maintain(admin: Client, repos: Vec<String>, delay: Duration) {
                 if seen.elapsed() < delay {
                     continue;
                 }
-                let merged = rand::thread_rng().gen_bool(0.9);
+                let merged = rand::rng().random_bool(0.9);
                 let req = StatusRequest::to(if merged { "merged" } else { "closed" });
                 if let Err(e) = admin.report(&t.task_id, &req).await {
                     tracing::warn!(task = %t.task_id, error = %e, "the maintainer's decision failed");

@@ -31,7 +31,7 @@ impl Backoff {
             .first
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
             .min(self.max);
-        let jittered = rand::thread_rng().gen_range(ceiling / 2..=ceiling);
+        let jittered = rand::rng().random_range(ceiling / 2..=ceiling);
         jittered.max(err.retry_after().unwrap_or_default())
     }
 }

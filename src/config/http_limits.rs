@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::Args;
+use ipnet::IpNet;
 
 use super::{duration_in, in_range, HOUR, MS, SECOND};
 
@@ -94,10 +95,7 @@ impl HttpLimits {
 
 /// An address block, `10.0.0.0/8` or a single address, for OWP_TRUSTED_PROXIES.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -106,41 +104,21 @@ impl Cidr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 
 pub fn parse_cidr(s: &str) -> Result<Cidr, String> {
     let s = s.trim();
-    let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
-    let net: IpAddr = addr
-        .parse()
-        .map_err(|_| format!("not an address or CIDR: {s}"))?;
-    let max = if net.is_ipv4() { 32 } else { 128 };
-    let prefix = if prefix.is_empty() {
-        max
-    } else {
-        prefix
-            .parse::<u8>()
-            .ok()
-            .filter(|p| *p <= max)
-            .ok_or_else(|| format!("bad prefix length in {s}"))?
-    };
-    Ok(Cidr { net, prefix })
+    if s.contains('/') {
+        return s
+            .parse::<IpNet>()
+            .map(Cidr)
+            .map_err(|_| format!("not an address block (bad address or prefix length): {s}"));
+    }
+    s.parse::<IpAddr>()
+        .map(|a| Cidr(IpNet::from(a)))
+        .map_err(|_| format!("not an address or CIDR: {s}"))
 }
 
 #[cfg(test)]

@@ -477,18 +477,18 @@ async fn run_shell(
 
 async fn simulate(sim: &Simulation, lease: &Lease) -> Outcome {
     let (pause, fails, opens_pr, n) = {
-        let mut rng = rand::thread_rng();
+        let mut rng = rand::rng();
         let pause = if sim.max > sim.min {
-            rng.gen_range(sim.min..=sim.max)
+            rng.random_range(sim.min..=sim.max)
         } else {
             sim.min
         };
         (
             pause,
-            rng.gen_bool(sim.fail_rate.clamp(0.0, 1.0)),
-            rng.gen_bool(sim.pr_rate.clamp(0.0, 1.0)),
+            rng.random_bool(sim.fail_rate.clamp(0.0, 1.0)),
+            rng.random_bool(sim.pr_rate.clamp(0.0, 1.0)),
             // wide: one PR earns credit for one task, so simulated numbers must not repeat
-            rng.gen_range(1..1_000_000_000u32),
+            rng.random_range(1..1_000_000_000u32),
         )
     };
     tokio::time::sleep(pause).await;
@@ -589,5 +589,5 @@ async fn sleep_or_stop(pause: Duration, stop: &mut watch::Receiver<Stop>) {
 
 /// `d` give or take 10 %, so a fleet does not beat in step.
 fn jittered(d: Duration) -> Duration {
-    d.mul_f64(rand::thread_rng().gen_range(0.9..1.1))
+    d.mul_f64(rand::rng().random_range(0.9..1.1))
 }
