@@ -7,7 +7,8 @@
 //! - `domain`: pure rules (statuses, transitions, input, PR provenance); `store`: every SQL
 //!   statement, the invariant checker (`store::invariants`, docs/invariants.md) among them
 //! - `scheduler`: leader election and the periodic duties; `github`: the GitHub API
-//! - `wakeups`: long polls waiting for work on this replica
+//! - `long_poll`: long polls waiting for work, and what wakes them
+//! - `supervisor`: every background task, one stop signal, a shutdown that waits
 //! - `auth`: tokens and digests; `limits`: what one client may use (rates, in-flight)
 //! - `metrics`, `telemetry`: what operators see
 //! - `bench`, `bench_lists`: the load benchmarks
@@ -24,10 +25,11 @@ pub mod error;
 pub mod github;
 pub mod http;
 pub mod limits;
+pub mod long_poll;
 pub mod metrics;
 pub mod scheduler;
 pub mod server;
 pub mod store;
+pub mod supervisor;
 pub mod telemetry;
-pub mod wakeups;
 pub mod wire;

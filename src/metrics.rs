@@ -46,6 +46,8 @@ pub const OFFERS_ENDED: &str = "owp_offers_ended_total";
 pub const GITHUB_WEBHOOKS: &str = "owp_github_webhooks_total";
 pub const GITHUB_OUTBOX: &str = "owp_github_outbox_total";
 pub const GITHUB_OUTBOX_PENDING: &str = "owp_github_outbox_pending";
+pub const DUTY_RUNS: &str = "owp_duty_runs_total";
+pub const DUTY_LAST_SUCCESS: &str = "owp_duty_last_success_timestamp_seconds";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -150,6 +152,15 @@ fn describe() {
         "Duration of one scheduler sweep, by duty."
     );
     describe_histogram!(SWEEP_ROWS, "Rows changed by one scheduler sweep, by duty.");
+    describe_counter!(
+        DUTY_RUNS,
+        "Runs of each leader duty, by duty and result (ok, error)."
+    );
+    describe_gauge!(
+        DUTY_LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of each leader duty's last successful run on this replica."
+    );
     describe_gauge!(
         LAST_SWEEP,
         Unit::Seconds,
@@ -281,6 +292,21 @@ pub fn set_leader(is_leader: bool) {
 pub fn sweep(duty: &'static str, rows: u64, elapsed: Duration) {
     histogram!(SWEEP_DURATION, "duty" => duty).record(elapsed.as_secs_f64());
     histogram!(SWEEP_ROWS, "duty" => duty).record(rows as f64);
+}
+
+/// One run of a leader duty ended, well or not.
+pub fn duty_run(duty: &'static str, ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    counter!(DUTY_RUNS, "duty" => duty, "result" => result).increment(1);
+    if ok {
+        gauge!(DUTY_LAST_SUCCESS, "duty" => duty).set(unix_now());
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 pub fn sweep_completed(unix_secs: f64) {

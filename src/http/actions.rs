@@ -64,7 +64,7 @@ async fn one(
     match act.run(app, &task_id, actor).await? {
         TaskAction::Done(status) => {
             // the task is ready again, or its slot and area are free
-            app.work_ready(1);
+            app.long_poll.work_ready(1);
             Ok(Json(TaskActionResponse {
                 ok: true,
                 task_id,
@@ -105,7 +105,7 @@ async fn bulk(
             }),
         }
     }
-    app.work_ready(out.done.len());
+    app.long_poll.work_ready(out.done.len());
     Ok(Json(out))
 }
 
@@ -221,7 +221,7 @@ pub async fn resume_worker(
     checked_id(&worker_id)?;
     let a = admin_actions::set_paused(&app.pool, &worker_id, false, &admin.actor).await?;
     worker_done(a)?;
-    app.work_ready(1);
+    app.long_poll.work_ready(1);
     Ok(worker_ok(worker_id))
 }
 
@@ -326,7 +326,7 @@ pub async fn patch_task(
         .await?
         .ok_or(ApiError::NotFound("task"))?;
     // new skills, tier or area may make it claimable for someone waiting
-    app.work_ready(1);
+    app.long_poll.work_ready(1);
     Ok(Json(detail.task))
 }
 
@@ -363,7 +363,7 @@ pub async fn set_trust_tier(
         admin_actions::set_trust_tier(&app.pool, &worker_id, tier.level(), &reason, &admin.actor)
             .await?;
     worker_done(a)?;
-    app.work_ready(1);
+    app.long_poll.work_ready(1);
     Ok(Json(TrustTierResponse {
         worker_id,
         trust_tier: tier,

@@ -55,7 +55,8 @@ pub async fn upsert_repo(
         Upserted::AreasOpenTwice(areas) => return Err(ApiError::AreasOpenTwice(areas)),
     };
     // a larger budget or area locks turned off may free slots
-    app.work_ready(settings.max_open_prs.max(1) as usize);
+    app.long_poll
+        .work_ready(settings.max_open_prs.max(1) as usize);
     Ok((
         status,
         Json(RepoResponse {
@@ -111,7 +112,7 @@ pub async fn create_tasks(
     };
     let created = ids.iter().filter(|(_, new)| *new).count();
     crate::metrics::tasks_created(created);
-    app.work_ready(created);
+    app.long_poll.work_ready(created);
     Ok(if bulk {
         let task_ids = ids.into_iter().map(|(t, _)| t.0).collect();
         (

@@ -215,7 +215,7 @@ async fn decide_pr(
     Ok(match tasks::update_status(&app.pool, &update).await? {
         StatusResult::Updated { .. } => {
             // the repo's review slot (and the area) is free
-            app.work_ready(1);
+            app.long_poll.work_ready(1);
             Outcome::Applied(format!("{} {}", report.as_str(), task.id))
         }
         StatusResult::Invalid { from } if from.as_str() == report.as_str() => {
@@ -246,7 +246,7 @@ async fn issues(app: &AppContext, e: IssuesEvent) -> Result<Outcome, ApiError> {
                     "ignored: no open task from {key}"
                 )));
             }
-            app.work_ready(cancelled.len());
+            app.long_poll.work_ready(cancelled.len());
             Ok(Outcome::Applied(format!(
                 "cancelled {}",
                 cancelled.join(", ")
@@ -305,7 +305,7 @@ async fn import(
     };
     let created = ids.iter().filter(|(_, new)| *new).count();
     crate::metrics::tasks_created(created);
-    app.work_ready(created);
+    app.long_poll.work_ready(created);
     Ok(ids.into_iter().map(|(id, new)| (id.0, new)).collect())
 }
 

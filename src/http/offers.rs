@@ -132,7 +132,7 @@ pub async fn reject_offer(
     })?;
     match offers::reject(&app.pool, &offer_id, worker.id.as_str(), reason).await? {
         Answered::Rejected { task_id } => {
-            app.work_ready(1);
+            app.long_poll.work_ready(1);
             Ok(Json(RejectResponse {
                 ok: true,
                 offer_id,

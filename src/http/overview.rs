@@ -215,11 +215,8 @@ impl StateFeed {
             wake: Arc::new(Notify::new()),
             max,
         };
-        tokio::spawn(read_loop(
-            app,
-            Arc::downgrade(&feed.latest),
-            feed.wake.clone(),
-        ));
+        let reader = read_loop(app.clone(), Arc::downgrade(&feed.latest), feed.wake.clone());
+        app.tasks.spawn("state_stream", reader);
         feed
     }
 
@@ -271,7 +268,7 @@ async fn read_loop(
             () = tokio::time::sleep(STREAM_POLL) => {}
             // work changed here or on another replica (PostgreSQL NOTIFY): read soon, with
             // a short gap so a burst of changes costs one read, not one each
-            () = app.state_changed.notified() => tokio::time::sleep(NUDGE_GAP).await,
+            () = app.long_poll.changed() => tokio::time::sleep(NUDGE_GAP).await,
             () = app.stopped() => return,
         }
     }

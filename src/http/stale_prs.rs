@@ -116,6 +116,6 @@ pub async fn close_stale_prs(
             }),
         }
     }
-    app.work_ready(out.closed.len());
+    app.long_poll.work_ready(out.closed.len());
     Ok(Json(out))
 }

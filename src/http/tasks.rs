@@ -124,7 +124,7 @@ pub async fn report_status(
                 Report::Rest(TaskStatus::InProgress | TaskStatus::Blocked)
             ) {
                 // capacity, a slot or the task itself is free again
-                app.work_ready(1);
+                app.long_poll.work_ready(1);
             }
             Ok(Json(StatusResponse {
             ok: true,

@@ -1,5 +1,5 @@
 //! Polling for work: claim up to free capacity, answer with every live lease; long polls
-//! wait for a wake-up (`wakeups`) between claims.
+//! wait for a wake-up between claims (`long_poll` owns the waiting).
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,9 @@ use super::extract::{ApiQuery, AuthWorker};
 use crate::app::AppContext;
 use crate::domain::input;
 use crate::error::ApiError;
+use crate::long_poll::{Attempt, Poll};
 use crate::store::claim::{self, ClaimRequest, Grant};
+use crate::wire::work::Lease;
 use crate::wire::work::{WorkParams, WorkResponse};
 use crate::wire::ErrorBody;
 
@@ -35,70 +37,36 @@ pub async fn claim_work(
         },
         caps: &app.claim_caps,
     };
-    let deadline = Instant::now() + Duration::from_secs(u64::from(wait.unsigned_abs()));
     let long = wait > 0 && max_new > 0;
-    let me = worker.id.as_str();
-    // queued before any claim, so a wake that comes while it runs is not missed
-    let mut waiter = long.then(|| app.wakeups.wait());
-    // nothing could have become claimable since this worker's last empty claim here (an
-    // idle fleet re-polling after each `wait`): skip the claim transaction
-    let mut unclaimed = None;
-    if long && app.nothing_new_for(me) {
-        unclaimed = claim::poll_without_claim(&app.pool, me).await?;
-    }
-    // once woken: how many more times a wake that finds nothing may be passed on
-    let mut relays_left: Option<u8> = None;
-    let leases = loop {
-        let leases = match unclaimed.take() {
-            Some(leases) => leases,
-            None => {
-                let epoch = app.work_epoch();
-                let claimed = claim(&app, &req).await?;
-                if !long {
-                    break claimed.leases;
-                }
-                if claimed.new > 0 || !claimed.can_take_more {
-                    app.claimed_something(me);
-                    if claimed.new > 0 && relays_left.is_some() {
-                        // more may be there: the next waiting poll looks too
-                        app.wake_waiters(1, "relay");
-                    }
-                    break claimed.leases;
-                }
-                app.claimed_nothing(me, epoch);
-                if let Some(r) = relays_left.filter(|r| *r > 0) {
-                    // the work may be for someone else: pass the wake on, a few times at most
-                    let woken = app.wakeups.wake(1, r - 1);
-                    app.count_wakes("relay", woken);
-                }
-                claimed.leases
-            }
-        };
-        let Some(w) = waiter.as_mut() else {
-            break leases;
-        };
-        let wake = tokio::select! {
-            wake = w.woken() => wake,
-            () = tokio::time::sleep_until(deadline.into()) => None,
-            () = app.stopped() => None,
-        };
-        let Some(wake) = wake else {
-            break leases;
-        };
-        waiter = Some(app.wakeups.wait());
-        relays_left = Some(wake.relays_left);
+    let poll = Poll {
+        worker_id: worker.id.as_str(),
+        wait_until: long
+            .then(|| Instant::now() + Duration::from_secs(u64::from(wait.unsigned_abs()))),
     };
+    let leases = app
+        .long_poll
+        .poll(
+            poll,
+            app.stopped(),
+            || async { Ok(claim::poll_without_claim(&app.pool, worker.id.as_str()).await?) },
+            || claim(&app, &req),
+        )
+        .await?;
     Ok(Json(WorkResponse {
         worker_id: worker.id.0,
         leases,
     }))
 }
 
-async fn claim(app: &AppContext, req: &ClaimRequest<'_>) -> Result<claim::Claimed, ApiError> {
+async fn claim(app: &AppContext, req: &ClaimRequest<'_>) -> Result<Attempt<Vec<Lease>>, ApiError> {
     let started = Instant::now();
     let claimed = claim::claim_leases(&app.pool, req).await?;
     crate::metrics::claim_duration(started.elapsed());
-    Ok(claimed)
+    Ok(Attempt {
+        answer: claimed.leases,
+        new: claimed.new,
+        can_take_more: claimed.can_take_more,
+    })
 }
 
 /// The same call as `GET /v1/work`.

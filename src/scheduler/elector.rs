@@ -21,7 +21,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
-use tokio::sync::watch;
 
 use crate::app::AppContext;
 use crate::store::leader_lock::LockSession;
@@ -44,7 +43,8 @@ struct Elector {
     sit_out_until: Option<Instant>,
 }
 
-pub async fn run(app: AppContext, db: PgConnectOptions, mut stop: watch::Receiver<bool>) {
+/// Runs until the replica stops, then releases leadership.
+pub async fn run(app: AppContext, db: PgConnectOptions) {
     let mut e = Elector {
         interval: app.settings.election_interval,
         replica: app.settings.replica_id.clone(),
@@ -55,11 +55,12 @@ pub async fn run(app: AppContext, db: PgConnectOptions, mut stop: watch::Receive
         failed_sweeps: 0,
         sit_out_until: None,
     };
-    while !*stop.borrow() {
+    let app = e.app.clone();
+    while !app.tasks.is_stopping() {
         let nap = e.tick().await;
         tokio::select! {
             () = tokio::time::sleep(nap) => {}
-            _ = stop.changed() => {}
+            () = app.stopped() => {}
         }
     }
     if e.leading() {

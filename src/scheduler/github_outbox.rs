@@ -12,9 +12,6 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
 use crate::app::AppContext;
 use crate::domain::github_writeback::{marker, plan, Event, Occurrence, Step};
 use crate::domain::pr_link::{self, PrRule};
@@ -28,9 +25,10 @@ const BATCH: i64 = 20;
 const HOLD: Duration = Duration::from_secs(120);
 const MAX_BACKOFF: Duration = Duration::from_secs(1800);
 
-/// Delivers on every tick while this replica leads and a token is configured.
-pub fn spawn(app: AppContext, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
+/// Delivers on every tick while this replica leads and a token is configured, until the
+/// replica stops.
+pub async fn run_service(app: AppContext) {
+    {
         let gh = app
             .settings
             .github
@@ -42,10 +40,7 @@ pub fn spawn(app: AppContext, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(app.settings.github.github_outbox_interval) => {}
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
-                break;
+                () = app.stopped() => break,
             }
             if !app.is_leader.load(Ordering::Relaxed) || tokio::time::Instant::now() < paused_until
             {
@@ -74,7 +69,7 @@ pub fn spawn(app: AppContext, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
                 }
             }
         }
-    })
+    }
 }
 
 /// One run: claims due rows and delivers them. `Some(wait)` when GitHub's rate limit

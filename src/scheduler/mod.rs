@@ -1,5 +1,6 @@
-//! Background services. Every replica runs the elector and refreshes its pool gauges; the
-//! replica holding the advisory lock runs the periodic duties. Leadership is an
+//! Background services. Every replica runs the elector, its pool gauges, the open-count
+//! compaction and the GitHub outbox loop (`start`); the replica holding the advisory lock
+//! runs the periodic duties (`Duty`). Leadership is an
 //! optimisation, not the correctness guarantee: every duty locks what it changes and
 //! skips locked rows, so two leaders at once would do no harm.
 
@@ -13,51 +14,126 @@ pub mod pool_gauges;
 pub mod reputation;
 pub mod retention;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::app::AppContext;
+use crate::store::StoreError;
 
 /// Rows one duty changes per transaction: short transactions never stall claims.
 pub const BATCH: i64 = 1000;
 
-/// Starts the elector; it runs until `stop` turns true, then releases leadership.
-pub fn spawn(
-    app: AppContext,
-    leader_db: PgConnectOptions,
-    stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(elector::run(app, leader_db, stop))
+/// Starts the replica's scheduler services under the supervisor (`AppContext::tasks`):
+/// the elector (which runs the leader duties below), the pool gauges, the open-count
+/// compaction and the GitHub outbox. Each ends on the replica's stop signal.
+pub fn start(app: &AppContext, leader_db: PgConnectOptions) {
+    spawn_elector(app, leader_db);
+    app.tasks
+        .spawn("pool_gauges", pool_gauges::run(app.clone()));
+    app.tasks
+        .spawn("open_counts", open_counts::run(app.clone()));
+    app.tasks
+        .spawn("github_outbox", github_outbox::run_service(app.clone()));
 }
 
-/// When each duty is next due; every duty has its own interval.
+/// Starts the elector alone (tests start the other services as they need them).
+pub fn spawn_elector(app: &AppContext, leader_db: PgConnectOptions) -> tokio::task::JoinHandle<()> {
+    app.tasks
+        .spawn("elector", elector::run(app.clone(), leader_db))
+}
+
+/// The leader's periodic duties. Each has its own interval and its own metrics
+/// (`owp_duty_runs_total`, `owp_duty_last_success_timestamp_seconds`, and the duty's
+/// `owp_sweep_*` figures); the elector runs those due after proving it holds the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Duty {
+    LeaseExpiry,
+    OfferExpiry,
+    OfflineWorkers,
+    Retention,
+    Reputation,
+}
+
+impl Duty {
+    pub const ALL: [Duty; 5] = [
+        Duty::LeaseExpiry,
+        Duty::OfferExpiry,
+        Duty::OfflineWorkers,
+        Duty::Retention,
+        Duty::Reputation,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Duty::LeaseExpiry => "lease_expiry",
+            Duty::OfferExpiry => "offer_expiry",
+            Duty::OfflineWorkers => "offline_workers",
+            Duty::Retention => "retention",
+            Duty::Reputation => "reputation",
+        }
+    }
+
+    /// How long after a run the duty is due again.
+    pub fn interval(self, app: &AppContext) -> Duration {
+        let s = &app.settings;
+        match self {
+            Duty::LeaseExpiry | Duty::OfferExpiry => s.lease_expiry_interval(),
+            Duty::OfflineWorkers => s.offline_workers_interval(),
+            Duty::Retention => s.retention_interval,
+            Duty::Reputation => s.reputation_interval,
+        }
+    }
+
+    /// Runs once, adding what it did to `report`. Work it made claimable wakes polls.
+    async fn run(self, app: &AppContext, report: &mut SweepReport) -> Result<(), StoreError> {
+        match self {
+            Duty::LeaseExpiry => {
+                let r = lease_expiry::run(&app.pool, app.backoff()).await?;
+                app.long_poll.work_ready(r.requeued as usize);
+                report.expired = r;
+            }
+            Duty::OfferExpiry => {
+                let n = offer_expiry::run(&app.pool).await?;
+                app.long_poll.work_ready(n as usize);
+                report.offers_expired = n;
+            }
+            Duty::OfflineWorkers => {
+                let r =
+                    offline_workers::run(&app.pool, app.settings.heartbeat_timeout, app.backoff())
+                        .await?;
+                app.long_poll.work_ready(r.requeued as usize);
+                report.offline = r;
+            }
+            Duty::Retention => {
+                report.pruned = retention::run(&app.pool, app.settings.retention).await?;
+            }
+            Duty::Reputation => report.reputation = reputation::run(app).await?,
+        }
+        Ok(())
+    }
+
+    /// Off by configuration: `OWP_RETENTION=0` keeps everything.
+    fn is_off(self, app: &AppContext) -> bool {
+        self == Duty::Retention && app.settings.retention.is_zero()
+    }
+}
+
+/// When each duty is next due.
 pub struct Schedule {
-    next_expiry: Instant,
-    next_offline: Instant,
-    next_retention: Instant,
-    next_reputation: Instant,
+    next: [Instant; Duty::ALL.len()],
 }
 
 impl Schedule {
     /// Everything due now (a new leader sweeps at once).
     pub fn now() -> Self {
-        let now = Instant::now();
         Self {
-            next_expiry: now,
-            next_offline: now,
-            next_retention: now,
-            next_reputation: now,
+            next: [Instant::now(); Duty::ALL.len()],
         }
     }
 
     pub fn next_due(&self) -> Instant {
-        self.next_expiry
-            .min(self.next_offline)
-            .min(self.next_retention)
-            .min(self.next_reputation)
+        self.next.iter().copied().min().expect("duties exist")
     }
 }
 
@@ -67,54 +143,19 @@ impl Schedule {
 pub async fn sweep_due(app: &AppContext, schedule: &mut Schedule) -> Option<SweepReport> {
     let started = Instant::now();
     let mut report = SweepReport::default();
-    if started >= schedule.next_expiry {
-        match lease_expiry::run(&app.pool, app.backoff()).await {
-            Ok(r) => {
-                app.work_ready(r.requeued as usize);
-                report.expired = r;
-            }
-            Err(e) => report.failed.push(("lease_expiry", e)),
+    for (i, duty) in Duty::ALL.into_iter().enumerate() {
+        if started < schedule.next[i] {
+            continue;
         }
-        report.ran += 1;
-        match offer_expiry::run(&app.pool).await {
-            Ok(n) => {
-                app.work_ready(n as usize);
-                report.offers_expired = n;
-            }
-            Err(e) => report.failed.push(("offer_expiry", e)),
-        }
-        report.ran += 1;
-        schedule.next_expiry = Instant::now() + app.settings.lease_expiry_interval();
-    }
-    if started >= schedule.next_offline {
-        match offline_workers::run(&app.pool, app.settings.heartbeat_timeout, app.backoff()).await {
-            Ok(r) => {
-                app.work_ready(r.requeued as usize);
-                report.offline = r;
-            }
-            Err(e) => report.failed.push(("offline_workers", e)),
-        }
-        report.ran += 1;
-        schedule.next_offline = Instant::now() + app.settings.offline_workers_interval();
-    }
-    // OWP_RETENTION=0 keeps everything
-    if started >= schedule.next_retention {
-        if !app.settings.retention.is_zero() {
-            match retention::run(&app.pool, app.settings.retention).await {
-                Ok(r) => report.pruned = r,
-                Err(e) => report.failed.push(("retention", e)),
+        if !duty.is_off(app) {
+            let result = duty.run(app, &mut report).await;
+            crate::metrics::duty_run(duty.name(), result.is_ok());
+            if let Err(e) = result {
+                report.failed.push((duty.name(), e));
             }
             report.ran += 1;
         }
-        schedule.next_retention = Instant::now() + app.settings.retention_interval;
-    }
-    if started >= schedule.next_reputation {
-        match reputation::run(app).await {
-            Ok(r) => report.reputation = r,
-            Err(e) => report.failed.push(("reputation", e)),
-        }
-        report.ran += 1;
-        schedule.next_reputation = Instant::now() + app.settings.reputation_interval;
+        schedule.next[i] = Instant::now() + duty.interval(app);
     }
     report.elapsed = started.elapsed();
     (report.ran > 0).then_some(report)
@@ -131,7 +172,7 @@ pub struct SweepReport {
     /// Duties that ran.
     pub ran: usize,
     /// Duties that failed, with why.
-    pub failed: Vec<(&'static str, crate::store::StoreError)>,
+    pub failed: Vec<(&'static str, StoreError)>,
 }
 
 impl SweepReport {

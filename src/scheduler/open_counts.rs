@@ -5,32 +5,24 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
 use crate::app::AppContext;
 use crate::store::open_counts;
 
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Compacts every second until `stop` turns true.
-pub fn spawn(app: AppContext, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(e) = open_counts::compact(&app.pool).await {
-                        // the changes stay and are folded next time; only the read grows
-                        tracing::warn!(error = %e, "open counts: compaction failed");
-                    }
+/// Compacts every second until the replica stops.
+pub async fn run(app: AppContext) {
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = open_counts::compact(&app.pool).await {
+                    // the changes stay and are folded next time; only the read grows
+                    tracing::warn!(error = %e, "open counts: compaction failed");
                 }
-                _ = stop.changed() => {}
             }
-            if *stop.borrow() {
-                break;
-            }
+            () = app.stopped() => return,
         }
-    })
+    }
 }

@@ -4,9 +4,6 @@
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-
 use crate::app::AppContext;
 use crate::domain::status::TaskStatus;
 use crate::store::overview;
@@ -14,21 +11,16 @@ use crate::store::overview;
 /// A read slower than this counts as the database being down, for `owp_db_up`.
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Refreshes at once, then every interval, until `stop` turns true.
-pub fn spawn(app: AppContext, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(app.settings.gauges_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => refresh(&app).await,
-                _ = stop.changed() => {}
-            }
-            if *stop.borrow() {
-                break;
-            }
+/// Refreshes at once, then every interval, until the replica stops.
+pub async fn run(app: AppContext) {
+    let mut tick = tokio::time::interval(app.settings.gauges_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => refresh(&app).await,
+            () = app.stopped() => return,
         }
-    })
+    }
 }
 
 /// One refresh: the overview in one read, bounded.

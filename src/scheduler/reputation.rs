@@ -36,8 +36,8 @@ pub async fn run(app: &AppContext) -> StoreResult<Outcome> {
         );
     }
     let mut promoted = 0;
-    if let Some(rule) = app.promotion_rule() {
-        let ids = reputation::promote_basic(&app.pool, &rule).await?;
+    if let Some(rule) = &app.promotion {
+        let ids = reputation::promote_basic(&app.pool, rule).await?;
         promoted = ids.len();
         crate::metrics::promoted("basic", promoted);
         for id in &ids {

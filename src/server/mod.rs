@@ -1,5 +1,5 @@
-//! `owp serve`: connect, migrate, bind listeners, start background services, and shut down
-//! gracefully. `serve_on` takes its listener and shutdown signal, so tests start real apps.
+//! `owp serve`: connect, migrate, bind listeners, start background services (each under
+//! `AppContext::tasks`, the supervisor), and shut down gracefully. `serve_on` takes its listener and shutdown signal, so tests start real apps.
 
 pub mod activity;
 pub mod listener;
@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 use crate::app::{pool_settings, AppContext};
 use crate::auth::{self, Registration, TokenSet};
@@ -37,10 +36,14 @@ pub async fn serve_on(
         max_connections: app.settings.limits.max_connections,
     };
     let router = http::router(app.clone());
-    // ends with the app (`stopped`)
-    work_signals::spawn(app.clone());
+    app.tasks
+        .spawn("work_signals", work_signals::run(app.clone()));
     let stopping = async move {
-        shutdown.await;
+        // the caller's signal, or the replica's own stop
+        tokio::select! {
+            () = shutdown => {}
+            () = app.stopped() => {}
+        }
         app.stop();
     };
     listener::serve(listener, router, limits, stopping).await;
@@ -58,13 +61,7 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
 pub struct Running {
     pub addr: SocketAddr,
     pub app: AppContext,
-    stop_tx: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    elector: tokio::task::JoinHandle<()>,
-    gauges: tokio::task::JoinHandle<()>,
-    open_counts: tokio::task::JoinHandle<()>,
-    github_outbox: tokio::task::JoinHandle<()>,
-    metrics_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     shutdown_timeout: Duration,
 }
 
@@ -106,34 +103,24 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let listener_addr = listener.local_addr()?;
     tracing::info!(addr = %listener_addr, replica = %app.settings.replica_id, "listening");
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let metrics_server = match cfg.settings.metrics_port {
-        Some(port) => {
-            Some(serve_metrics(&app, SocketAddr::new(cfg.host, port), stop_rx.clone()).await?)
-        }
-        None => None,
-    };
+    if let Some(port) = cfg.settings.metrics_port {
+        serve_metrics(&app, SocketAddr::new(cfg.host, port)).await?;
+    }
     let leader_db: sqlx::postgres::PgConnectOptions = cfg
         .leader_database_url()
         .expose()
         .parse()
         .context("OWP_LEADER_DATABASE_URL is not a valid PostgreSQL URL")?;
-    let elector = scheduler::spawn(app.clone(), leader_db, stop_rx.clone());
-    let gauges = scheduler::pool_gauges::spawn(app.clone(), stop_rx.clone());
-    let open_counts = scheduler::open_counts::spawn(app.clone(), stop_rx.clone());
-    let github_outbox = scheduler::github_outbox::spawn(app.clone(), stop_rx.clone());
-    let server = tokio::spawn(serve_on(app.clone(), listener, stopped(stop_rx)));
+    scheduler::start(&app, leader_db);
+    let server = app.tasks.spawn(
+        "api_server",
+        serve_on(app.clone(), listener, std::future::pending()),
+    );
 
     Ok(Running {
         addr: listener_addr,
         app,
-        stop_tx,
         server,
-        elector,
-        gauges,
-        open_counts,
-        github_outbox,
-        metrics_server,
         shutdown_timeout: cfg.shutdown_timeout,
     })
 }
@@ -144,53 +131,31 @@ impl Running {
     pub async fn shutdown(self) {
         let Running {
             app,
-            stop_tx,
             server,
-            elector,
-            gauges,
-            open_counts,
-            github_outbox,
-            metrics_server,
             shutdown_timeout,
             ..
         } = self;
         tracing::info!(timeout = ?shutdown_timeout, "shutting down: draining in-flight requests");
-        let _ = stop_tx.send(true);
-        match tokio::time::timeout(shutdown_timeout, server).await {
-            Ok(Ok(Ok(()))) => tracing::info!("in-flight requests finished"),
-            Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error during shutdown"),
-            Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-            Err(_) => tracing::warn!("shutdown timeout reached; abandoning in-flight requests"),
+        // one signal stops everything; the server drains, the scheduler finishes its sweep
+        // and releases leadership, the services end their loops
+        let left = app.tasks.shut_down(shutdown_timeout).await;
+        if server.is_finished() {
+            match server.await {
+                Ok(Ok(())) => tracing::info!("in-flight requests finished"),
+                Ok(Err(e)) => tracing::error!(error = %e, "server error during shutdown"),
+                Err(e) => tracing::error!(error = %e, "server task failed"),
+            }
         }
-        // the scheduler finishes its sweep and releases leadership, bounded by the same timeout
-        if tokio::time::timeout(shutdown_timeout, elector)
-            .await
-            .is_err()
-        {
-            tracing::warn!("scheduler did not stop in time");
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(2), gauges).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), open_counts).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), github_outbox).await;
-        if let Some(m) = metrics_server {
-            let _ = tokio::time::timeout(Duration::from_secs(2), m).await;
+        if !left.is_empty() {
+            tracing::warn!(still_running = ?left, "shutdown timeout reached; abandoning what is still running");
         }
         app.pool.close().await;
         tracing::info!("stopped");
     }
 }
 
-/// Resolves once `stop` turns true.
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|s| *s).await;
-}
-
 /// Serves `/metrics` alone on its own listener until `stop`.
-async fn serve_metrics(
-    app: &AppContext,
-    addr: SocketAddr,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+async fn serve_metrics(app: &AppContext, addr: SocketAddr) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -202,10 +167,11 @@ async fn serve_metrics(
         // scrapers are few; the cap keeps a flood of them off the API's file descriptors
         max_connections: 64,
     };
-    Ok(tokio::spawn(async move {
-        listener::serve(listener, router, limits, stopped(stop)).await;
-        Ok(())
-    }))
+    let stop = app.tasks.stop_token();
+    let serving =
+        async move { listener::serve(listener, router, limits, stop.cancelled_owned()).await };
+    app.tasks.spawn("metrics_server", serving);
+    Ok(())
 }
 
 fn admin_tokens(cfg: &ServeConfig) -> anyhow::Result<Vec<Secret>> {

@@ -88,7 +88,7 @@ pub async fn requeue(
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(TaskAction::Done(TaskStatus::Ready))
 }
 
@@ -128,7 +128,7 @@ pub async fn cancel(pool: &PgPool, task_id: &str, actor: &str) -> StoreResult<Ta
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(TaskAction::Done(TaskStatus::Cancelled))
 }
 
@@ -214,7 +214,7 @@ pub async fn revoke(pool: &PgPool, worker_id: &str, actor: &str) -> StoreResult<
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(WorkerAction::Done)
 }
 
@@ -340,7 +340,7 @@ pub async fn edit(pool: &PgPool, task_id: &str, e: &TaskEdit, actor: &str) -> St
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(Edited::Done)
 }
 
@@ -376,6 +376,6 @@ pub async fn set_trust_tier(
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(WorkerAction::Done)
 }

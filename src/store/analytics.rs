@@ -114,6 +114,6 @@ pub async fn repo_figures(
     )
     .fetch_optional(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(f)
 }

@@ -94,7 +94,7 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
     let mut tx = super::begin(pool).await?;
     let granted = claim_in(&mut tx, req).await?;
     let leases = live_leases(&mut tx, req.worker_id).await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     crate::metrics::leases_claimed(granted.ids.len());
     Ok(Claimed {
         leases,
@@ -108,7 +108,7 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
 pub async fn make_offers(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Vec<String>> {
     let mut tx = super::begin(pool).await?;
     let offers = claim_in(&mut tx, req).await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(offers.ids)
 }
 

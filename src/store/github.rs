@@ -253,7 +253,7 @@ pub async fn give_up(pool: &PgPool, row: &OutboxRow, error: &str) -> StoreResult
         },
     )
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(())
 }
 

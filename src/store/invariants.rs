@@ -15,7 +15,7 @@ pub async fn check(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
     let rows = sqlx::query_file!("src/store/invariants.sql")
         .fetch_all(&mut *tx)
         .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     // one sentence per invariant, listing its rows, in the file's order
     let mut found: Vec<(String, Vec<String>)> = Vec::new();
     for r in rows {

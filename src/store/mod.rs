@@ -133,6 +133,18 @@ pub async fn begin(
     tx
 }
 
+/// Commits `tx`, cancel-safe like [`begin`]: sqlx's `commit` dropped while COMMIT is in
+/// flight still counts the transaction as open and sends a ROLLBACK after it (PostgreSQL
+/// warns "there is no transaction in progress"), and one dropped before COMMIT is sent
+/// rolls back work the handler had decided to keep. In a task of its own, a commit once
+/// started always finishes, and the connection goes back to the pool in the state the
+/// pool believes it is in. (The test `a_cancelled_commit_...` fails without this.)
+pub async fn commit(tx: sqlx::Transaction<'static, sqlx::Postgres>) -> Result<(), sqlx::Error> {
+    tokio::spawn(tx.commit()).await.map_err(|e| {
+        sqlx::Error::Protocol(format!("the task committing a transaction failed: {e}"))
+    })?
+}
+
 /// Pool settings that keep a SKIP LOCKED queue healthy: bounded statements, no idle
 /// transactions left holding row locks, and a bounded wait for a connection so a down
 /// database answers 503 quickly instead of hanging requests.

@@ -127,7 +127,7 @@ async fn open_answer(
     match lock_open(&mut tx, offer_id, worker_id).await? {
         Ok(o) => Ok(Ok((tx, o))),
         Err(answer) => {
-            tx.commit().await?;
+            super::commit(tx).await?;
             Ok(Err(answer))
         }
     }
@@ -181,7 +181,7 @@ pub async fn accept(
         tracing::warn!(offer_id, task_id = %o.task_id, "open offer on a task not reserved under it");
         return Ok(Answered::Expired);
     };
-    tx.commit().await?;
+    super::commit(tx).await?;
     crate::metrics::offers_ended("accepted", 1);
     crate::metrics::leases_claimed(1);
     Ok(Answered::Accepted {
@@ -212,7 +212,7 @@ pub async fn reject(
         &actor,
     )
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(Answered::Rejected { task_id: o.task_id })
 }
 
@@ -272,7 +272,7 @@ pub async fn expire_overdue(pool: &PgPool, batch: i64) -> StoreResult<u64> {
         return Ok(0);
     }
     let n = end_offers(&mut tx, &ids, "expired", None, "system").await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(n)
 }
 

@@ -79,7 +79,7 @@ pub async fn read_overview(
             stale_prs: r.stale_prs,
         })
         .collect();
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(PoolOverview {
         workers_by_trust_level: by_tier.into_iter().map(|r| (r.trust_tier, r.n)).collect(),
         workers_online: w.online,

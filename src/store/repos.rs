@@ -100,7 +100,7 @@ pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings, actor: &str) -> StoreR
         },
     )
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(if created {
         Upserted::Created
     } else {

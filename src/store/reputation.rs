@@ -111,7 +111,7 @@ pub async fn reconcile_batch(
     )
     .fetch_one(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     let r = Reconciled {
         checked: ids.len() as u64,
         repaired: repaired as u64,

@@ -79,7 +79,7 @@ pub async fn prune_batch(pool: &PgPool, older_than: Duration, batch: i64) -> Sto
     )
     .fetch_one(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(Pruned {
         audit_events: r.events as u64,
         leases: r.leases as u64,

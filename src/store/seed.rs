@@ -181,7 +181,7 @@ pub async fn expiring_leases(
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     sqlx::query!("analyze tasks, leases").execute(pool).await?;
     Ok(expires)
 }

@@ -40,7 +40,7 @@ pub async fn create(
     )
     .fetch_one(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(expires)
 }
 

@@ -71,7 +71,7 @@ pub async fn expire_overdue_leases(
     .fetch_all(&mut *tx)
     .await?;
     let ended = end_attempts(&mut tx, &victims, EndReason::LeaseExpired, backoff).await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(ended)
 }
 
@@ -142,7 +142,7 @@ pub async fn end_offline_workers_leases(
     .fetch_all(&mut *tx)
     .await?;
     let ended = end_attempts(&mut tx, &victims, EndReason::WorkerOffline, backoff).await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(ended)
 }
 

@@ -178,7 +178,7 @@ pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask], actor: &str) -> Stor
             );
         }
     }
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(Created::Ok(out))
 }
 
@@ -311,7 +311,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
                 lease_expires_at: None,
             },
         };
-        tx.commit().await?;
+        super::commit(tx).await?;
         return Ok(result);
     }
     // PR provenance (domain::pr_link): a link of this task's repository, in one spelling
@@ -414,7 +414,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         }
         _ => unreachable!("every other verdict returned above"),
     };
-    tx.commit().await?;
+    super::commit(tx).await?;
     if let Some(out) = applied {
         crate::metrics::transition(u.report.as_str(), out.ends_lease, out.requeued);
     } else if verdict == Verdict::Repeat && t.status.is_live() {

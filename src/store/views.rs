@@ -58,7 +58,7 @@ pub async fn list_tasks(pool: &PgPool, f: &TaskFilter<'_>) -> StoreResult<Vec<Ta
     )
     .fetch_all(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(rows)
 }
 
@@ -159,7 +159,7 @@ pub async fn task_detail(
     }
     events.reverse();
     let offer_rejections = super::offers::rejections(&mut tx, task_id).await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(Some(TaskRecord {
         task: TaskView {
             task_id: row.task_id,
@@ -249,7 +249,7 @@ pub async fn list_workers(pool: &PgPool, f: &WorkerFilter<'_>) -> StoreResult<Ve
     )
     .fetch_all(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(rows)
 }
 
@@ -367,7 +367,7 @@ pub async fn list_events(
     )
     .fetch_one(&mut *tx)
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok((events, total))
 }
 

@@ -51,7 +51,7 @@ pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
         },
     )
     .await?;
-    tx.commit().await?;
+    super::commit(tx).await?;
     Ok(())
 }
 

@@ -142,13 +142,13 @@ async fn contributor(i: usize, w: Worker, seen: Arc<Seen>) {
             }
         }
         if leases.is_empty() {
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(20..60))).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(20..60))).await;
         }
         for l in leases {
             if !driven.insert(l.lease_id.clone()) {
                 continue;
             }
-            let steps: &[&'static str] = match rng.gen_range(0..100) {
+            let steps: &[&'static str] = match rng.random_range(0..100) {
                 0..=59 => &["in_progress", "completed"],
                 60..=74 => &["in_progress", "failed"],
                 75..=84 => &["released"],

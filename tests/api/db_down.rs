@@ -26,8 +26,8 @@ async fn a_database_outage_answers_503_and_heals_by_itself() {
         ..test_settings()
     };
     let app = spawn_app_with(pool, settings).await;
-    let (_stop_gauges, stop) = tokio::sync::watch::channel(false);
-    owp_pool::scheduler::pool_gauges::spawn(app.ctx.clone(), stop);
+    let gauges = owp_pool::scheduler::pool_gauges::run(app.ctx.clone());
+    app.ctx.tasks.spawn("pool_gauges", gauges);
     let w = app.register("survivor", &[], 5, 2).await;
     app.create_repo("r", 3, false).await;
 

@@ -616,8 +616,10 @@ async fn only_the_leader_delivers_write_back_and_it_does_so_on_its_own(pool: PgP
     let api = fake.start().await;
     let app = app_with_github(pool, &api).await;
     write_back_repo_with_issue(&app, 3).await;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let duty = github_outbox::spawn(app.ctx.clone(), stop_rx);
+    let duty = app
+        .ctx
+        .tasks
+        .spawn("github_outbox", github_outbox::run_service(app.ctx.clone()));
     let w = app.register("w", &[], 5, 2).await;
     assert_eq!(app.poll(&w).await.len(), 1);
     // a replica that does not lead delivers nothing
@@ -635,7 +637,7 @@ async fn only_the_leader_delivers_write_back_and_it_does_so_on_its_own(pool: PgP
         },
     )
     .await;
-    stop_tx.send(true).unwrap();
+    app.ctx.stop();
     tokio::time::timeout(Duration::from_secs(5), duty)
         .await
         .expect("the duty stops with the replica")

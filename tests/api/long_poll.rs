@@ -10,6 +10,8 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
+use owp_pool::long_poll::WakeCause;
+
 use crate::support::eventually::eventually;
 use crate::support::*;
 
@@ -34,7 +36,7 @@ async fn until_waiting(app: &TestApp, n: usize) {
     eventually(
         &format!("{n} polls waiting"),
         Duration::from_secs(20),
-        || async { app.ctx.wakeups.waiting() == n },
+        || async { app.ctx.long_poll.waiting() == n },
     )
     .await;
 }
@@ -97,7 +99,8 @@ async fn one_task_wakes_a_few_polls_not_the_fleet(pool: PgPool) {
     .await;
     let mut polls: Vec<_> = ws.iter().map(|w| long_poll(&app, w, 30)).collect();
     until_waiting(&app, 40).await;
-    let woken_before = app.ctx.wakes("local") + app.ctx.wakes("relay");
+    let woken_before =
+        app.ctx.long_poll.wakes(WakeCause::Local) + app.ctx.long_poll.wakes(WakeCause::Relay);
     let t = app
         .create_task(json!({"repo": "acme/r", "title": "one"}))
         .await;
@@ -108,11 +111,13 @@ async fn one_task_wakes_a_few_polls_not_the_fleet(pool: PgPool) {
     // the others go back to waiting
     until_waiting(&app, 39).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let woken = app.ctx.wakes("local") + app.ctx.wakes("relay") - woken_before;
+    let woken = app.ctx.long_poll.wakes(WakeCause::Local)
+        + app.ctx.long_poll.wakes(WakeCause::Relay)
+        - woken_before;
     // the creation wakes one, the winner passes it on, a poll that finds nothing passes it
     // on a few times: far from 40
     assert!(
-        (1..=2 + owp_pool::wakeups::RELAYS as u64).contains(&woken),
+        (1..=2 + owp_pool::long_poll::RELAYS as u64).contains(&woken),
         "{woken} polls woken for one task"
     );
     assert_eq!(polls.iter().filter(|p| p.is_finished()).count(), 1);
@@ -143,7 +148,7 @@ async fn work_made_on_another_replica_or_in_sql_reaches_a_waiting_poll(pool: PgP
     // a few (each round's task is completed, so the next poll waits again)
     let mut heard = false;
     for round in 0..5 {
-        let before = b.ctx.wakes("remote");
+        let before = b.ctx.long_poll.wakes(WakeCause::Remote);
         let poll = long_poll(&b, &w, 30);
         until_waiting(&b, 1).await;
         let t = a
@@ -155,7 +160,7 @@ async fn work_made_on_another_replica_or_in_sql_reaches_a_waiting_poll(pool: PgP
         b.report(&w, &t, json!({"status": "completed"}))
             .await
             .expect(StatusCode::OK);
-        if b.ctx.wakes("remote") > before {
+        if b.ctx.long_poll.wakes(WakeCause::Remote) > before {
             heard = true;
             break;
         }
@@ -169,7 +174,7 @@ async fn work_made_on_another_replica_or_in_sql_reaches_a_waiting_poll(pool: PgP
     until_waiting(&b, 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     until_waiting(&b, 1).await;
-    let fallback_before = b.ctx.wakes("fallback");
+    let fallback_before = b.ctx.long_poll.wakes(WakeCause::Fallback);
     sqlx::raw_sql(
         "insert into tasks (id, repo, title, estimate_points) values ('t_sql', 'acme/r', 'from psql', 1);
          insert into audit_events (kind, task_id, repo, to_status, actor)
@@ -180,7 +185,7 @@ async fn work_made_on_another_replica_or_in_sql_reaches_a_waiting_poll(pool: PgP
     .unwrap();
     let leases = poll.await.unwrap();
     assert!(leases.iter().any(|l| l["task_id"] == "t_sql"), "{leases:?}");
-    assert!(b.ctx.wakes("fallback") > fallback_before);
+    assert!(b.ctx.long_poll.wakes(WakeCause::Fallback) > fallback_before);
     assert_invariants(&pool).await;
 }
 

@@ -353,8 +353,7 @@ async fn a_leader_that_cannot_sweep_steps_down_for_a_healthy_replica(
         TokenSet::new([ADMIN]),
         owp_pool::auth::Registration::Closed,
     );
-    let (_stop_broken, rx) = tokio::sync::watch::channel(false);
-    owp_pool::scheduler::spawn(broken.clone(), conn.clone(), rx);
+    owp_pool::scheduler::spawn_elector(&broken, conn.clone());
     eventually(
         "the broken replica leads",
         Duration::from_secs(10),
@@ -369,8 +368,7 @@ async fn a_leader_that_cannot_sweep_steps_down_for_a_healthy_replica(
         TokenSet::new([ADMIN]),
         owp_pool::auth::Registration::Closed,
     );
-    let (_stop_healthy, rx) = tokio::sync::watch::channel(false);
-    owp_pool::scheduler::spawn(healthy.clone(), conn, rx);
+    owp_pool::scheduler::spawn_elector(&healthy, conn);
     eventually(
         "the healthy replica takes over",
         Duration::from_secs(20),
@@ -434,8 +432,7 @@ async fn a_failing_duty_does_not_stop_the_others(opts: PgPoolOptions, conn: PgCo
         .execute(&pool)
         .await
         .unwrap();
-    let (_stop, rx) = tokio::sync::watch::channel(false);
-    owp_pool::scheduler::spawn(app.ctx.clone(), conn, rx);
+    owp_pool::scheduler::spawn_elector(&app.ctx, conn);
     eventually(
         "the vanished worker's lease is requeued",
         Duration::from_secs(10),
@@ -520,7 +517,7 @@ async fn a_cancelled_begin_never_leaves_a_pooled_connection_in_a_transaction(
     for _ in 0..400 {
         // poll the BEGIN a random number of times, the database working in between, then
         // drop it: timers are too coarse (1 ms) to cut inside a sub-millisecond round trip
-        let polls = rand::thread_rng().gen_range(1..5);
+        let polls = rand::rng().random_range(1..5);
         let mut begin = Box::pin(owp_pool::store::begin(&pool));
         let mut done = false;
         for _ in 0..polls {
@@ -529,7 +526,7 @@ async fn a_cancelled_begin_never_leaves_a_pooled_connection_in_a_transaction(
                 break;
             }
             std::thread::sleep(std::time::Duration::from_micros(
-                rand::thread_rng().gen_range(0..60),
+                rand::rng().random_range(0..60),
             ));
             tokio::task::yield_now().await;
         }
@@ -552,4 +549,103 @@ async fn a_cancelled_begin_never_leaves_a_pooled_connection_in_a_transaction(
         cancelled > 50,
         "only {cancelled} begins were cancelled: the test cut too late"
     );
+}
+
+/// A handler dropped while its COMMIT is in flight (a client that hangs up, a request
+/// timeout) must neither lose the work it had decided to keep nor send a stray ROLLBACK
+/// after the COMMIT (sqlx's own `commit` does both). Cancels hundreds of commits at random
+/// points on a one-connection pool: every row lands, and the connection is never left in
+/// a transaction.
+#[sqlx::test]
+async fn a_cancelled_commit_still_lands_and_leaves_the_connection_clean(
+    _o: sqlx::postgres::PgPoolOptions,
+    conn: sqlx::postgres::PgConnectOptions,
+) {
+    use rand::Rng;
+    // PostgreSQL's notices reach the log through sqlx: a stray ROLLBACK shows there
+    let log = Captured::default();
+    let sink = log.clone();
+    let _log = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || sink.clone())
+            .finish(),
+    );
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(conn)
+        .await
+        .unwrap();
+    sqlx::query("create table kept (n int primary key)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut cancelled = 0;
+    for n in 0..300 {
+        let mut tx = owp_pool::store::begin(&pool).await.unwrap();
+        sqlx::query("insert into kept values ($1)")
+            .bind(n)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let polls = rand::rng().random_range(1..4);
+        let mut commit = Box::pin(owp_pool::store::commit(tx));
+        let mut done = false;
+        for _ in 0..polls {
+            if futures::poll!(commit.as_mut()).is_ready() {
+                done = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(
+                rand::rng().random_range(0..60),
+            ));
+            tokio::task::yield_now().await;
+        }
+        drop(commit);
+        if !done {
+            cancelled += 1;
+        }
+        let now = || sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>("select now()");
+        let first = now().fetch_one(&pool).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        let second = now().fetch_one(&pool).await.unwrap();
+        assert_ne!(
+            first, second,
+            "a cancelled COMMIT left the connection in a transaction"
+        );
+        let kept: i64 = sqlx::query_scalar("select count(*) from kept")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(kept, i64::from(n) + 1, "a commit that had started was lost");
+    }
+    assert!(
+        cancelled > 50,
+        "only {cancelled} commits were cancelled: the test cut too late"
+    );
+    let log = log.text();
+    assert!(
+        !log.contains("no transaction in progress"),
+        "a ROLLBACK was sent after a COMMIT:\n{log}"
+    );
+}
+
+/// Log lines written by a test's own subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

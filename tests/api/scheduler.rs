@@ -7,7 +7,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use tokio::sync::watch;
 
 use owp_pool::scheduler::{lease_expiry, offline_workers};
 
@@ -19,7 +18,7 @@ async fn app_with_scheduler(
     conn: PgConnectOptions,
     ttl: Duration,
     hb: Duration,
-) -> (TestApp, watch::Sender<bool>) {
+) -> (TestApp, ()) {
     let pool = opts
         .max_connections(10)
         .connect_with(conn.clone())
@@ -34,9 +33,8 @@ async fn app_with_scheduler(
         ..test_settings()
     };
     let app = spawn_app_with(pool, settings).await;
-    let (tx, rx) = watch::channel(false);
-    owp_pool::scheduler::spawn(app.ctx.clone(), conn, rx);
-    (app, tx)
+    owp_pool::scheduler::spawn_elector(&app.ctx, conn);
+    (app, ())
 }
 
 #[sqlx::test]

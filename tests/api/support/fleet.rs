@@ -279,7 +279,7 @@ async fn simulate(
             }
         }
         if leases.is_empty() {
-            tokio::time::sleep(Duration::from_millis(rng.gen_range(2..10))).await;
+            tokio::time::sleep(Duration::from_millis(rng.random_range(2..10))).await;
             continue;
         }
         for l in leases {
@@ -291,7 +291,7 @@ async fn simulate(
             let path = |t: &str| format!("{base}/v1/tasks/{t}/status");
             // one PR per attempt, of the task's own repository (a PR earns one task credit)
             let pr_url = super::pr_link(l["repo"].as_str().unwrap());
-            let steps: &[&str] = match rng.gen_range(0..100) {
+            let steps: &[&str] = match rng.random_range(0..100) {
                 0..=44 => &["in_progress", "completed"],
                 45..=59 => &["in_progress", "pr_opened", "merged"],
                 60..=69 => &["pr_opened", "closed"],
@@ -300,7 +300,7 @@ async fn simulate(
                 _ => &["blocked", "in_progress", "completed"],
             };
             for step in steps {
-                tokio::time::sleep(Duration::from_micros(rng.gen_range(0..2000))).await;
+                tokio::time::sleep(Duration::from_micros(rng.random_range(0..2000))).await;
                 let r = http
                     .post(path(&task))
                     .header("authorization", &auth)
@@ -352,10 +352,10 @@ pub async fn seed_tasks(
                 _ => &[],
             };
             let area =
-                (areas > 0 && i % 3 != 0).then(|| format!("area-{}", rng.gen_range(0..areas)));
+                (areas > 0 && i % 3 != 0).then(|| format!("area-{}", rng.random_range(0..areas)));
             json!({"repo": format!("org/repo-{}", i % repos), "title": format!("task {i}"),
-                   "required_skills": skills, "estimate_points": rng.gen_range(1..=4),
-                   "priority": rng.gen_range(0..5), "area": area, "max_attempts": 5})
+                   "required_skills": skills, "estimate_points": rng.random_range(1..=4),
+                   "priority": rng.random_range(0..5), "area": area, "max_attempts": 5})
         })
         .collect();
     for chunk in all.chunks(250) {

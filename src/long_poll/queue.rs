@@ -1,10 +1,6 @@
-//! Long-poll wake-ups: polls that wait for work (`GET /v1/work?wait=N`) queue here, oldest
-//! first, holding no transaction and no database connection. Whatever may have made work
-//! claimable wakes a few of them (`wake`), never all at once for one task: a woken poll
-//! that claims something passes the wake on to the next one (more may be there), one that
-//! claims nothing passes it on only a few times (the work may be for someone else). The
-//! replica's signal service (`server::work_signals`) turns other replicas' notifications
-//! into `wake` calls here.
+//! The queue of waiting polls, oldest first: a waiter holds no transaction and no
+//! database connection. A wake goes to the oldest live waiter; one taken by a waiter that
+//! left before looking goes on to the next, so no wake is lost.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
