@@ -193,3 +193,32 @@ fn the_path_scanner_reads_paths_in_prose_and_code() {
         ["src/store/claim.rs", "src/http/", "docs/invariants.md"]
     );
 }
+
+/// Status classes are said by name in SQL (`task_is_live(status)`, migration
+/// `status_classes`), never spelled out as a list that can drift from the domain.
+#[test]
+fn no_statement_spells_a_status_list_out() {
+    let store = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+    let mut files = vec![];
+    rust_files(&store, &mut files);
+    files.push(store.join("invariants.sql"));
+    let mut found = vec![];
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap().to_lowercase();
+        for (i, _) in text.match_indices("status") {
+            let rest = text[i + "status".len()..].trim_start();
+            let rest = rest.strip_prefix("not").map_or(rest, str::trim_start);
+            if let Some(list) = rest.strip_prefix("in") {
+                if list.trim_start().starts_with("('") {
+                    let line = text[..i].lines().count();
+                    found.push(format!("{}:{line}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "status lists spelled out (use the class functions):\n{}",
+        found.join("\n")
+    );
+}

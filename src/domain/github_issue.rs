@@ -46,11 +46,16 @@ pub fn external_id(repo: &str, number: u64) -> String {
     format!("github:{repo}#{number}")
 }
 
-/// `github:owner/repo#42` -> (`owner/repo`, 42).
+/// `github:owner/repo#42` -> (`owner/repo`, 42): an owner and a name without `/` or `#`,
+/// and 1 to 18 digits (the outbox keeps the number as a bigint). SQL says the same rule (`github_issue_key`, which the write-back trigger
+/// uses); a test checks both agree.
 pub fn parse_external_id(id: &str) -> Option<(&str, u64)> {
-    let (repo, number) = id.strip_prefix("github:")?.rsplit_once('#')?;
-    let number = number.parse().ok()?;
-    (repo.split('/').filter(|p| !p.is_empty()).count() == 2).then_some((repo, number))
+    let (repo, number) = id.strip_prefix("github:")?.split_once('#')?;
+    let (owner, name) = repo.split_once('/')?;
+    let part_ok = |p: &str| !p.is_empty() && !p.contains(['/', '#']);
+    let digits = (1..=18).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit());
+    let number = number.parse().ok().filter(|_| digits)?;
+    (part_ok(owner) && part_ok(name)).then_some((repo, number))
 }
 
 pub fn to_task(issue: &Issue<'_>) -> IssueTask {

@@ -78,12 +78,38 @@ impl TaskStatus {
         self.holds_capacity() || self == Self::PrOpened
     }
 
+    /// Nothing moves it any more.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Completed | Self::Merged | Self::Failed | Self::Cancelled
-        )
+        self.has_outcome() || self == Self::Cancelled
     }
+
+    /// Ended by work (completed, merged, or failed for good), not withdrawn by an admin.
+    pub fn has_outcome(self) -> bool {
+        self.is_delivered() || self == Self::Failed
+    }
+
+    /// The work was delivered.
+    pub fn is_delivered(self) -> bool {
+        matches!(self, Self::Completed | Self::Merged)
+    }
+
+    /// Holds the PR link it reported: not back in the queue, not given up. At most one
+    /// such task per PR.
+    pub fn holds_pr(self) -> bool {
+        self.is_live() || self == Self::PrOpened || self.is_delivered()
+    }
+
+    /// Each class with the SQL function that says it in statements (migration
+    /// `status_classes`); a test checks both agree on every status.
+    pub const SQL_CLASSES: [(&'static str, fn(Self) -> bool); 7] = [
+        ("task_is_live", Self::is_live),
+        ("task_holds_capacity", Self::holds_capacity),
+        ("task_is_open", Self::is_open),
+        ("task_is_terminal", Self::is_terminal),
+        ("task_has_outcome", Self::has_outcome),
+        ("task_is_delivered", Self::is_delivered),
+        ("task_holds_pr", Self::holds_pr),
+    ];
 }
 
 named_enum! {

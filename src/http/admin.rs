@@ -4,9 +4,10 @@
 use super::extract::{parse_value, ApiJson, ApiJsonAny, AuthAdmin};
 use crate::app::AppContext;
 use crate::domain::input::{self, Invalid};
+use crate::domain::new_task::{self, NewTask};
 use crate::error::ApiError;
 use crate::store::repos::{self, RepoSettings, Upserted};
-use crate::store::tasks::{self, Created, NewTask};
+use crate::store::tasks::{self, Created};
 use crate::wire::admin::{
     RepoRequest, RepoResponse, TaskCreated, TaskRequest, TasksBody, TasksCreated, TasksCreatedBody,
     MAX_BULK,
@@ -101,10 +102,10 @@ pub async fn create_tasks(
             .into_response());
     }
     let tasks = if bulk {
-        tasks::check_batch(requests)?
+        new_task::check_batch(requests.iter().map(TaskRequest::fields))?
     } else {
-        let one = requests.into_iter().next().expect("one task request");
-        vec![NewTask::from_request(one)?]
+        let one = requests.first().expect("one task request");
+        vec![NewTask::check(one.fields())?]
     };
     let ids = match tasks::insert_tasks(&app.pool, &tasks, &admin.actor).await? {
         Created::Ok(ids) => ids,

@@ -17,12 +17,13 @@ use serde::Deserialize;
 use super::extract::{ApiQuery, AuthAdmin, RawBody};
 use crate::app::AppContext;
 use crate::domain::github_issue;
+use crate::domain::new_task::NewTask;
 use crate::domain::pr_link::{self, PrEvidence, PrRule};
 use crate::domain::status::{Report, TaskStatus};
 use crate::error::ApiError;
 use crate::github::{signature, GhError, GhIssue, GhLabel, GhUser, GitHub};
 use crate::store::github::{self as gh_store, TaskRef};
-use crate::store::tasks::{self, Artifact, Created, NewTask, StatusResult, StatusUpdate};
+use crate::store::tasks::{self, Artifact, Created, StatusResult, StatusUpdate};
 use crate::store::{admin_actions, repos};
 use crate::wire::admin::TaskRequest;
 use crate::wire::github::{OutboxList, OutboxQuery, SyncAnswer, WebhookAnswer};
@@ -296,8 +297,8 @@ async fn import(
         return Ok(vec![]);
     }
     let tasks = requests
-        .into_iter()
-        .map(NewTask::from_request)
+        .iter()
+        .map(|r| NewTask::check(r.fields()))
         .collect::<Result<Vec<_>, _>>()?;
     let ids = match tasks::insert_tasks(&app.pool, &tasks, actor).await? {
         Created::Ok(ids) => ids,

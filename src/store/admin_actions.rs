@@ -40,6 +40,7 @@ async fn lock(tx: &mut sqlx::PgConnection, task_id: &str) -> StoreResult<Option<
 /// Back to `ready` at once, for anyone: the live lease (if any) ends as `requeued`, the
 /// slot and area are freed. `attempt` is kept (below `max_attempts`, so a `failed` task
 /// gets one more try), or set to 0 with `reset_attempts`.
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn requeue(
     pool: &PgPool,
     task_id: &str,
@@ -94,6 +95,7 @@ pub async fn requeue(
 
 /// To the terminal `cancelled`, from any status that is not terminal: the live lease (if
 /// any) ends as `cancelled`, the slot and area are freed.
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn cancel(pool: &PgPool, task_id: &str, actor: &str) -> StoreResult<TaskAction> {
     let mut tx = super::begin(pool).await?;
     let Some(t) = lock(&mut tx, task_id).await? else {
@@ -175,6 +177,7 @@ pub async fn set_paused(
 /// Revokes a worker: its token stops working at once (every authentication reads it), its
 /// live leases end as `worker_revoked` (its open offers are withdrawn) and their tasks are ready again without counting a
 /// failed attempt; its opened PRs keep their slots (they await review).
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn revoke(pool: &PgPool, worker_id: &str, actor: &str) -> StoreResult<WorkerAction> {
     let mut tx = super::begin(pool).await?;
     let revoked = sqlx::query_scalar!(
@@ -192,7 +195,7 @@ pub async fn revoke(pool: &PgPool, worker_id: &str, actor: &str) -> StoreResult<
         r#"with w as (update workers set revoked_at = now() where id = $1 returning id),
            victims as (
                select id, status, lease_id, repo from tasks
-               where worker_id = $1 and status in ('offered', 'leased', 'in_progress', 'blocked')
+               where worker_id = $1 and task_holds_capacity(status)
                for update),
            t as (
                update tasks t set status = 'ready', worker_id = null, lease_id = null, offer_id = null,

@@ -89,7 +89,7 @@ pub async fn repo_figures(
            ts as (
                select count(*) filter (where t.created_at >= w.since) as created,
                       count(*) filter (where t.status = 'failed' and t.updated_at >= w.since) as failed,
-                      count(*) filter (where t.status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')) as open,
+                      count(*) filter (where task_is_open(t.status)) as open,
                       count(*) filter (where t.status = 'ready') as ready
                from t cross join w),
            -- offers_by_task per task

@@ -90,6 +90,7 @@ struct Budget {
 }
 
 /// `GET /v1/work`: leases up to the worker's free capacity, then every live lease it holds.
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
     let mut tx = super::begin(pool).await?;
     let granted = claim_in(&mut tx, req).await?;
@@ -105,6 +106,7 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
 
 /// `POST /v1/work/offers`: offers up to the worker's free capacity; the ids of the offers
 /// made (the worker's older open offers are not repeated).
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn make_offers(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Vec<String>> {
     let mut tx = super::begin(pool).await?;
     let offers = claim_in(&mut tx, req).await?;
@@ -161,7 +163,7 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
         r#"select coalesce(sum(estimate_points), 0)::int as "points!", count(*)::int as "leases!",
                   set_config('enable_sort', 'off', true) as "no_sort!",
                   set_config('plan_cache_mode', 'force_generic_plan', true) as "generic_plan!"
-           from tasks where worker_id = $1 and status in ('offered', 'leased', 'in_progress', 'blocked')"#,
+           from tasks where worker_id = $1 and task_holds_capacity(status)"#,
         req.worker_id
     )
     .fetch_one(&mut *tx)
@@ -492,7 +494,7 @@ async fn count_open(
                   count(*) filter (where worker_id = $2) as "worker_open!",
                   coalesce(array_agg(area) filter (where holds_area_lock), '{}') as "areas!: Vec<String>"
            from tasks
-           where repo = any($1) and status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
+           where repo = any($1) and task_is_open(status)
            group by repo"#,
         &locked as &[&str],
         worker_id
@@ -539,7 +541,7 @@ pub async fn live_leases(tx: &mut PgConnection, worker_id: &str) -> StoreResult<
                   priority, area, tier, required_skills, status as "status: TaskStatus", attempt,
                   lease_expires_at as "lease_expires_at!"
            from tasks
-           where worker_id = $1 and status in ('leased', 'in_progress', 'blocked')
+           where worker_id = $1 and task_is_live(status)
              and lease_expires_at > now()"#,
         worker_id
     )

@@ -53,7 +53,7 @@ pub async fn task_by_pr(pool: &PgPool, key: &str, url: &str) -> StoreResult<Opti
         TaskRef,
         r#"(select id as "id!", repo as "repo!", status as "status!: TaskStatus" from tasks
             where pr_key = $1
-              and status in ('leased', 'in_progress', 'blocked', 'pr_opened', 'completed', 'merged')
+              and task_holds_pr(status)
             limit 1)
            union all
            (select id, repo, status from tasks

@@ -9,7 +9,7 @@ select 'I1 task with more than one live lease' as label, item from (
 union all
 select 'I1 live task whose lease row is missing, ended or someone else''s' as label, item from (
   select t.id as item from tasks t left join leases l on l.id = t.lease_id
-  where t.status in ('leased', 'in_progress', 'blocked')
+  where task_is_live(t.status)
   and (l.id is null or l.ended_at is not null or l.worker_id <> t.worker_id or l.task_id <> t.id)
 ) v
 union all
@@ -32,7 +32,7 @@ union all
 select 'I2 worker over its capacity' as label, item from (
   select w.id || ' (' || sum(t.estimate_points) || '/' || w.capacity_points || ' points, '
   || count(*) || '/' || w.max_concurrent_tasks || ' leases)' as item
-  from workers w join tasks t on t.worker_id = w.id and t.status in ('offered', 'leased', 'in_progress', 'blocked')
+  from workers w join tasks t on t.worker_id = w.id and task_holds_capacity(t.status)
   group by w.id
   having sum(t.estimate_points) > w.capacity_points or count(*) > w.max_concurrent_tasks
 ) v
@@ -45,7 +45,7 @@ union all
 select 'I4 repo over its review budget' as label, item from (
   select r.repo || ' (' || count(t.id) || '/' || r.max_open_prs || ')' as item
   from repositories r join tasks t on t.repo = r.repo
-  and t.status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
+  and task_is_open(t.status)
   group by r.repo having count(t.id) > r.max_open_prs
 ) v
 union all
@@ -61,7 +61,7 @@ union all
 select 'I5 area with more than one open task' as label, item from (
   select t.repo || ':' || t.area as item from tasks t join repositories r on r.repo = t.repo
   where r.area_locks_enabled and t.area is not null
-  and t.status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
+  and task_is_open(t.status)
   group by t.repo, t.area having count(*) > 1
 ) v
 union all
@@ -103,7 +103,8 @@ select 'I7 requeue without its task_requeued event' as label, item from (
   left join audit_events a on a.target = t.id and a.kind = 'task_requeued'
   and a.reason in ('failed', 'closed', 'lease_expired', 'worker_offline')
   and a.id > coalesce(reset.id, 0)
-  where t.status not in ('failed', 'cancelled')
+  -- a failed task's last attempt, and a cancelled one's, never came back to the queue
+  where t.status <> 'failed' and t.status <> 'cancelled'
   group by t.id, reset.base having count(a.id) + coalesce(reset.base, 0) <> t.attempt
 ) v
 union all

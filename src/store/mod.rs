@@ -1,5 +1,24 @@
 //! Every SQL statement of the service, grouped by table or concern. Nothing above this
 //! module speaks SQL; nothing in here speaks HTTP.
+//!
+//! Status classes are said by name (`task_is_live(status)` and its siblings, migration
+//! `status_classes`, each the SQL twin of a `TaskStatus` method): never a spelled-out list.
+//!
+//! # What triggers write
+//! Triggers add rows that no statement here names; every function that changes a
+//! task's status or ends a lease fires them (its doc says "fires the status triggers"):
+//! - `tasks_open_change_*` (migration `repo_open_counts`): a task that starts or stops
+//!   being open appends a ±1 to `repo_open_changes`, folded into `repo_open_counts` every
+//!   second (`open_counts::compact`); a poll reads base + changes to skip full repos.
+//! - `tasks_github_outbox` (migrations `github`, `status_classes`): a task imported from a
+//!   GitHub issue whose repo writes back, moving to a written-back status
+//!   (`github_writeback_event`), appends a row to `github_outbox`, which the leader
+//!   delivers (`scheduler::github_outbox`).
+//! - `leases_count_reputation` (migrations `reputation`, `trust_that_holds`): a lease whose
+//!   outcome changes (`end_reason`, `on_time`, `last_report`, `quality`, `credited`) moves
+//!   its worker's counters in `worker_reputation` (credited leases only);
+//!   `leases_keep_pruned_reputation` carries them into `worker_reputation_pruned` when
+//!   retention deletes the lease.
 
 pub mod admin_actions;
 pub mod analytics;

@@ -135,6 +135,7 @@ async fn open_answer(
 
 /// Accepts an open offer: its task becomes `leased` to the worker under a new lease, with
 /// the lease's audit event (I7); the offer ends `accepted`.
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn accept(
     pool: &PgPool,
     offer_id: &str,
@@ -193,6 +194,7 @@ pub async fn accept(
 
 /// Rejects an open offer: its task is `ready` again (never offered to this worker again),
 /// the offer ends `rejected` with the reason.
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn reject(
     pool: &PgPool,
     offer_id: &str,
@@ -219,6 +221,7 @@ pub async fn reject(
 /// Ends open offers whose tasks the caller has locked: each task is `ready` again and
 /// gives up its slot, area and the worker's capacity; the offer ends with `outcome`, and
 /// an `offer_<outcome>` event records it (I7). Returns how many ended.
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn end_offers(
     tx: &mut PgConnection,
     offer_ids: &[String],
@@ -254,6 +257,7 @@ pub async fn end_offers(
 }
 
 /// Ends up to `batch` offers past their expiry (the leader's duty); how many.
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn expire_overdue(pool: &PgPool, batch: i64) -> StoreResult<u64> {
     let mut tx = super::begin(pool).await?;
     // offers_open_by_expiry; the task rows are locked first (skip locked: a task an answer

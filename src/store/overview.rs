@@ -104,7 +104,7 @@ pub async fn throughput(
            e as (
                select date_trunc('minute', at) as at,
                       count(*) filter (where kind = 'lease_granted') as claimed,
-                      count(*) filter (where to_status in ('completed', 'merged')) as finished
+                      count(*) filter (where task_is_delivered(to_status)) as finished
                from audit_events
                where at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)
                group by 1)

@@ -114,7 +114,7 @@ async fn areas_open_twice(tx: &mut PgConnection, repo: &str) -> StoreResult<Vec<
     let areas = sqlx::query_scalar!(
         r#"select area as "area!" from tasks
            where repo = $1 and area is not null
-             and status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
+             and task_is_open(status)
            group by area having count(*) > 1 order by area"#,
         repo
     )
@@ -131,7 +131,7 @@ async fn flag_area_holders(tx: &mut PgConnection, repo: &str, locks_on: bool) ->
         sqlx::query!(
             "update tasks set holds_area_lock = true
              where repo = $1 and area is not null and not holds_area_lock
-               and status in ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')",
+               and task_is_open(status)",
             repo
         )
         .execute(tx)

@@ -37,21 +37,21 @@ pub async fn prune_batch(pool: &PgPool, older_than: Duration, batch: i64) -> Sto
            art as (
                delete from artifacts where id in (
                    select a.id from artifacts a join tasks t on t.id = a.task_id, horizon h
-                   where a.created_at < h.at and t.status in ('completed', 'merged', 'failed')
+                   where a.created_at < h.at and task_has_outcome(t.status)
                    limit $2)
                returning 1),
            off as (
                delete from offers where id in (
                    select o.id from offers o join tasks t on t.id = o.task_id, horizon h
                    where o.created_at < h.at and o.ended_at < h.at
-                     and t.status in ('completed', 'merged', 'failed', 'cancelled')
+                     and task_is_terminal(t.status)
                    limit $2)
                returning 1),
            les as (
                delete from leases where id in (
                    select l.id from leases l join tasks t on t.id = l.task_id, horizon h
                    where l.granted_at < h.at and l.ended_at < h.at
-                     and t.status in ('completed', 'merged', 'failed')
+                     and task_has_outcome(t.status)
                    limit $2)
                returning 1),
            ev as (

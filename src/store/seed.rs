@@ -83,7 +83,7 @@ pub async fn bulk_history(
          from tasks t
          cross join lateral (select hashtext(t.id) & 1023 as i) h
          cross join lateral (select n from generate_series(0, 1) n) a
-         where t.id like 't_bench%' and t.status in ('completed', 'merged', 'failed')
+         where t.id like 't_bench%' and task_has_outcome(t.status)
            and (a.n = 1 or h.i % 7 = 0)
          on conflict do nothing"
     )
@@ -190,7 +190,7 @@ pub async fn expiring_leases(
 pub async fn live_leases_of_holder(pool: &PgPool, prefix: &str) -> StoreResult<i64> {
     let n = sqlx::query_scalar!(
         r#"select count(*) as "n!" from tasks
-           where worker_id = 'w_' || $1 || '_holder' and status in ('leased', 'in_progress', 'blocked')"#,
+           where worker_id = 'w_' || $1 || '_holder' and task_is_live(status)"#,
         prefix
     )
     .fetch_one(pool)

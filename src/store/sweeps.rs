@@ -51,6 +51,7 @@ struct Victim {
 }
 
 /// Ends up to `batch` leases that ran past their TTL.
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn expire_overdue_leases(
     pool: &PgPool,
     batch: i64,
@@ -62,7 +63,7 @@ pub async fn expire_overdue_leases(
     let victims = sqlx::query_as!(
         Victim,
         "select id, attempt, max_attempts from tasks
-         where status in ('leased', 'in_progress', 'blocked') and lease_expires_at < now()
+         where task_is_live(status) and lease_expires_at < now()
          order by lease_expires_at
          limit $1
          for update skip locked",
@@ -111,6 +112,7 @@ pub async fn mark_silent_workers_offline(
 
 /// Ends up to `batch` live leases held by offline workers. Their `pr_opened` tasks keep
 /// slot and area: the PR exists and still awaits review.
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn end_offline_workers_leases(
     pool: &PgPool,
     batch: i64,
@@ -129,12 +131,12 @@ pub async fn end_offline_workers_leases(
              select id from workers w
              where not online
                and exists (select 1 from tasks t where t.worker_id = w.id
-                           and t.status in ('leased', 'in_progress', 'blocked'))
+                           and task_is_live(t.status))
              limit $1
              for no key update skip locked)
          select t.id, t.attempt, t.max_attempts
          from tasks t
-         where t.worker_id in (select id from w) and t.status in ('leased', 'in_progress', 'blocked')
+         where t.worker_id in (select id from w) and task_is_live(t.status)
          limit $1
          for update of t skip locked",
         batch
@@ -188,7 +190,7 @@ async fn end_attempts(
                    withheld_from = case when i.retry_in is not null then t.worker_id end,
                    withheld_until = now() + make_interval(secs => i.withheld_for)
                from input i
-               where t.id = i.id and t.status in ('leased', 'in_progress', 'blocked')
+               where t.id = i.id and task_is_live(t.status)
                returning t.id, t.repo, t.status as new_status, t.attempt),
            ended as (
                update leases l set ended_at = now(), end_reason = $4

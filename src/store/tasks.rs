@@ -9,85 +9,12 @@ use sqlx::{PgConnection, PgPool};
 use super::StoreResult;
 use crate::config::TierCaps;
 use crate::domain::ids::TaskId;
-use crate::domain::input::{self, Checked, Invalid};
+use crate::domain::new_task::NewTask;
 use crate::domain::pr_link::{self, PrEvidence, PrRule};
 use crate::domain::retry::Backoff;
 use crate::domain::status::{Report, TaskStatus};
 use crate::domain::transition::{self, Actor, PriorLease, TaskView, Verdict};
 use crate::domain::trust::TrustTier;
-use crate::wire::admin::TaskRequest;
-
-#[derive(Serialize)]
-pub struct NewTask {
-    pub id: TaskId,
-    pub repo: String,
-    pub title: String,
-    pub description: String,
-    pub required_skills: Vec<String>,
-    pub estimate_points: i32,
-    pub priority: i32,
-    pub area: Option<String>,
-    pub tier: i32,
-    pub min_reputation: i32,
-    pub max_attempts: i32,
-    pub external_id: Option<String>,
-}
-
-impl NewTask {
-    /// A task request checked by the protocol's field rules (the server's and the CLI's
-    /// import both use this, so a file is refused before anything is sent).
-    pub fn from_request(req: TaskRequest) -> Checked<NewTask> {
-        Ok(NewTask {
-            id: TaskId::generate(),
-            repo: input::text("repo", &req.repo, 1, 200)?,
-            title: input::text("title", &req.title, 1, 300)?,
-            description: input::optional_text("description", req.description.as_deref(), 20_000)?
-                .unwrap_or_default(),
-            required_skills: input::skills(
-                "required_skills",
-                req.required_skills.as_deref().unwrap_or_default(),
-            )?,
-            estimate_points: input::int_in("estimate_points", req.estimate_points, 1, 1, 100)?,
-            priority: input::int_in(
-                "priority",
-                req.priority,
-                10,
-                i32::MIN.into(),
-                i32::MAX.into(),
-            )?,
-            area: input::optional_text("area", req.area.as_deref(), 100)?,
-            tier: input::int_in("tier", req.tier, 0, 0, 3)?,
-            min_reputation: input::int_in("min_reputation", req.min_reputation, 0, 0, 100)?,
-            max_attempts: input::int_in("max_attempts", req.max_attempts, 3, 1, 100)?,
-            external_id: match req.external_id.as_deref() {
-                None => None,
-                Some(key) => Some(input::text("external_id", key, 1, 200)?),
-            },
-        })
-    }
-}
-
-/// Checks a batch as a whole: every task by the field rules, and no `external_id` twice
-/// for one repo (the first failure, named by its index).
-pub fn check_batch(requests: Vec<TaskRequest>) -> Checked<Vec<NewTask>> {
-    let tasks = requests
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| NewTask::from_request(r).map_err(|e| e.at_index(i)))
-        .collect::<Checked<Vec<_>>>()?;
-    let mut seen = std::collections::HashMap::new();
-    for (i, t) in tasks.iter().enumerate() {
-        if let Some(key) = &t.external_id {
-            if let Some(first) = seen.insert((t.repo.as_str(), key.as_str()), i) {
-                return Err(Invalid::new(
-                    format!("[{i}].external_id"),
-                    format!("the same repo and external_id as [{first}]"),
-                ));
-            }
-        }
-    }
-    Ok(tasks)
-}
 
 pub enum Created {
     /// Per input, in order: the task's id and whether this call created it (false: a task
@@ -278,6 +205,7 @@ struct Locked {
 
 /// Applies one status report: locks the task row, decides with the domain rules, writes the
 /// task, its lease, artifact and audit events in one transaction (four round trips).
+/// Fires the status triggers (`store` docs: what triggers write).
 pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<StatusResult> {
     let worker_id = match u.actor {
         Actor::Worker(w) => Some(w),
@@ -445,7 +373,7 @@ async fn pr_holder(tx: &mut PgConnection, key: &str, task_id: &str) -> StoreResu
     let other = sqlx::query_scalar!(
         "select id from tasks
          where pr_key = $1 and id <> $2
-           and status in ('leased', 'in_progress', 'blocked', 'pr_opened', 'completed', 'merged')
+           and task_holds_pr(status)
          limit 1",
         key,
         task_id
@@ -500,7 +428,7 @@ async fn renew_lease(
 ) -> StoreResult<Option<DateTime<Utc>>> {
     let expires = sqlx::query_scalar!(
         "update tasks set lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
-         where id = $1 and status in ('leased', 'in_progress', 'blocked')
+         where id = $1 and task_is_live(status)
          returning lease_expires_at",
         task_id,
         ttl.as_secs_f64()

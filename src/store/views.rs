@@ -232,7 +232,7 @@ pub async fn list_workers(pool: &PgPool, f: &WorkerFilter<'_>) -> StoreResult<Ve
            left join lateral (
                select sum(estimate_points)::int8 as points,
                       count(*) filter (where t.status <> 'offered') as n from tasks t
-               where t.worker_id = w.id and t.status in ('offered', 'leased', 'in_progress', 'blocked')) l on true
+               where t.worker_id = w.id and task_holds_capacity(t.status)) l on true
            where ($1::bool is null
                   or $1 = (w.online and w.last_heartbeat > now() - make_interval(secs => $5)))
              and ($2::text is null or w.status = $2)
@@ -311,7 +311,7 @@ pub async fn repos_in(
                                        and pr_opened_at < now() - make_interval(secs => $1)) as stale,
                       coalesce(array_agg(area order by area) filter (where holds_area_lock), '{}') as areas
                from tasks
-               where status in ('ready', 'offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
+               where not task_is_terminal(status)
                group by repo)
            select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix, r.github_write_back,
                   r.max_open_prs_per_worker,

@@ -125,7 +125,7 @@ pub async fn heartbeat(
                select 'worker_status_changed', $1, prev.status, $2, 'worker:' || $1
                from prev where prev.status <> $2)
            select count(*) as "n!" from tasks
-           where worker_id = $1 and status in ('leased', 'in_progress', 'blocked')"#,
+           where worker_id = $1 and task_is_live(status)"#,
         id.as_str(),
         status.as_str(),
         note,

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::new_task::TaskFields;
+
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct RepoRequest {
     /// 1-200 characters, e.g. owner/name.
@@ -79,6 +81,25 @@ pub struct TaskRequest {
     /// its id is answered (`created: false`), so importing a source twice is harmless.
     #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
     pub external_id: Option<String>,
+}
+
+impl TaskRequest {
+    /// The fields to check (`domain::new_task`).
+    pub fn fields(&self) -> TaskFields<'_> {
+        TaskFields {
+            repo: &self.repo,
+            title: &self.title,
+            description: self.description.as_deref(),
+            required_skills: self.required_skills.as_deref().unwrap_or_default(),
+            estimate_points: self.estimate_points,
+            priority: self.priority,
+            area: self.area.as_deref(),
+            tier: self.tier,
+            min_reputation: self.min_reputation,
+            max_attempts: self.max_attempts,
+            external_id: self.external_id.as_deref(),
+        }
+    }
 }
 
 /// One task, or an array of up to 5,000 created in one transaction.

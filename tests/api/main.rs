@@ -26,6 +26,7 @@ mod retries;
 mod scheduler;
 mod shutdown;
 mod status;
+mod status_classes;
 mod support;
 mod trust;
 mod work;

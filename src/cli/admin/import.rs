@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::output;
 use crate::client::Client;
-use crate::store::tasks::check_batch;
+use crate::domain::new_task::check_batch;
 use crate::wire::admin::{TaskRequest, MAX_BULK};
 
 #[derive(Args)]
@@ -117,7 +117,7 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<TaskRequest>> {
         });
     }
     // the server's own rules, so a file is refused here as a whole, before anything is sent
-    if let Err(e) = check_batch(requests.clone()) {
+    if let Err(e) = check_batch(requests.iter().map(TaskRequest::fields)) {
         anyhow::bail!("tasks{}: {}", e.field, e.message);
     }
     Ok(requests)
