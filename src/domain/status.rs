@@ -101,7 +101,7 @@ impl TaskStatus {
 
     /// Each class with the SQL function that says it in statements (migration
     /// `status_classes`); a test checks both agree on every status.
-    pub const SQL_CLASSES: [(&'static str, fn(Self) -> bool); 7] = [
+    pub const SQL_CLASSES: [(&'static str, StatusClass); 7] = [
         ("task_is_live", Self::is_live),
         ("task_holds_capacity", Self::holds_capacity),
         ("task_is_open", Self::is_open),
@@ -111,6 +111,9 @@ impl TaskStatus {
         ("task_holds_pr", Self::holds_pr),
     ];
 }
+
+/// A class of task statuses: whether a status belongs to it.
+pub type StatusClass = fn(TaskStatus) -> bool;
 
 named_enum! {
     /// A worker's own status, as its heartbeats report it. A paused worker keeps its leases
