@@ -11,12 +11,11 @@
 //! - `supervisor`: every background task, one stop signal, a shutdown that waits
 //! - `auth`: tokens and digests; `limits`: what one client may use (rates, in-flight)
 //! - `metrics`, `telemetry`: what operators see
-//! - `bench`, `bench_lists`: the load benchmarks
+//! - `bench`: the benchmarks, their statistics and their own SQL
 
 pub mod app;
 pub mod auth;
 pub mod bench;
-pub mod bench_lists;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -27,7 +27,7 @@ async fn main() -> std::process::ExitCode {
         Command::Demo(args) => cli::demo::run(args).await,
         Command::Completions { shell } => cli::completions(shell),
         Command::Bench(args) => bench::run(args).await,
-        Command::BenchLists(args) => owp_pool::bench_lists::run(args).await,
+        Command::BenchLists(args) => owp_pool::bench::lists::run(args).await,
         Command::BenchIdle(args) => owp_pool::bench::idle::run(args).await,
         Command::BenchHeartbeat(args) => owp_pool::bench::heartbeat::run(args).await,
         Command::BenchSweep(args) => owp_pool::bench::sweep::run(args).await,

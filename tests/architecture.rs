@@ -8,7 +8,7 @@ use std::path::Path;
 /// Layers from the top; a module may use modules in later layers only.
 const LAYERS: &[&[&str]] = &[
     &["cli"],
-    &["bench", "bench_lists", "server"],
+    &["bench", "server"],
     &["client"],
     &["http", "scheduler"],
     &["github"],
@@ -221,4 +221,31 @@ fn no_statement_spells_a_status_list_out() {
         "status lists spelled out (use the class functions):\n{}",
         found.join("\n")
     );
+}
+
+/// Every statement lives in `store` (the service's) or `bench/sql` (the benchmarks'
+/// scratch data): nothing else speaks SQL.
+#[test]
+fn only_the_store_and_the_benchmarks_sql_speak_sql() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    rust_files(&src, &mut files);
+    let speaking: Vec<String> = files
+        .iter()
+        .filter(|f| !f.starts_with(src.join("store")) && !f.starts_with(src.join("bench/sql")))
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            [
+                "sqlx::query",
+                "query!(",
+                "query_as!(",
+                "query_scalar!(",
+                "query_file",
+            ]
+            .iter()
+            .any(|m| text.contains(m))
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(speaking.is_empty(), "SQL outside the store: {speaking:?}");
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::{print_latencies, BenchArgs, Stats};
+use super::stats::{base_urls, error_kind, print_latencies, Stats};
+use super::BenchArgs;
 use crate::client::{Client, Credentials};
 use crate::wire::workers::HeartbeatRequest;
 
@@ -42,7 +43,7 @@ pub async fn run(args: BenchHeartbeatArgs) -> anyhow::Result<()> {
     let pool = crate::store::tool_pool(&args.database_url, 10).await?;
     let prefix = format!("hb{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
     let seeded = Instant::now();
-    crate::store::seed::workers_with_tokens(&pool, &prefix, args.workers as i64).await?;
+    super::sql::seed::workers_with_tokens(&pool, &prefix, args.workers as i64).await?;
     println!(
         "seeded {} workers in {:.1}s; heartbeats every {:?} = {:.0}/s for {:?}",
         args.workers,
@@ -51,7 +52,7 @@ pub async fn run(args: BenchHeartbeatArgs) -> anyhow::Result<()> {
         args.workers as f64 / args.every.as_secs_f64(),
         args.duration
     );
-    let bases = super::base_urls(&args.url)?;
+    let bases = base_urls(&args.url)?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()?;
@@ -96,7 +97,7 @@ pub async fn run(args: BenchHeartbeatArgs) -> anyhow::Result<()> {
                         stats.record("heartbeat", t.elapsed());
                         stats.completed.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) => stats.error(format!("heartbeat: {}", super::error_kind(&e))),
+                    Err(e) => stats.error(format!("heartbeat: {}", error_kind(&e))),
                 }
                 let next = t + every;
                 if next > deadline {

@@ -96,7 +96,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
         let deadline = idle_started + args.idle;
         while Instant::now() < deadline {
             busy_connections =
-                busy_connections.max(crate::store::seed::busy_connections(&pool).await?);
+                busy_connections.max(super::sql::seed::busy_connections(&pool).await?);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     } else {
@@ -108,7 +108,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
         let cpu = (after - before) as f64 / 100.0 / idle_secs * 100.0;
         println!(
             "idle {idle_secs:.0}s: server cpu {cpu:.2} % of a core, rss {} MiB",
-            super::rss_kib(pid).map_or("?".into(), |k| (k / 1024).to_string())
+            super::stats::rss_kib(pid).map_or("?".into(), |k| (k / 1024).to_string())
         );
     }
     if args.database_url.is_some() {

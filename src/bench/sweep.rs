@@ -12,9 +12,9 @@ use anyhow::bail;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use super::{print_latencies, Stats};
+use super::sql::seed;
+use super::stats::{base_urls, error_kind, print_latencies, Stats};
 use crate::client::{Client, Credentials};
-use crate::store::seed;
 use crate::wire::admin::{RepoRequest, TaskRequest};
 use crate::wire::tasks::StatusRequest;
 
@@ -58,7 +58,7 @@ type Sample = (DateTime<Utc>, Duration);
 pub async fn run(args: BenchSweepArgs) -> anyhow::Result<()> {
     let pool = crate::store::tool_pool(&args.database_url, 10).await?;
     let prefix = format!("sw{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-    let bases = super::base_urls(&args.url)?;
+    let bases = base_urls(&args.url)?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.pollers * 2)
         .timeout(Duration::from_secs(30))
@@ -188,7 +188,7 @@ async fn poll_loop(
                 answer.leases
             }
             Err(e) => {
-                stats.error(format!("poll: {}", super::error_kind(&e)));
+                stats.error(format!("poll: {}", error_kind(&e)));
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -202,7 +202,7 @@ async fn poll_loop(
             };
             match client.report(&lease.task_id, &body).await {
                 Ok(_) => stats.record("status", t.elapsed()),
-                Err(e) => stats.error(format!("status: {}", super::error_kind(&e))),
+                Err(e) => stats.error(format!("status: {}", error_kind(&e))),
             }
         }
         let pause = if idle {

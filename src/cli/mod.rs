@@ -39,7 +39,7 @@ pub enum Command {
     /// Drive a running server with simulated workers and print throughput and latency.
     Bench(crate::bench::BenchArgs),
     /// Seed a throwaway database with a large history and time the operator's list endpoints.
-    BenchLists(crate::bench_lists::BenchListsArgs),
+    BenchLists(crate::bench::lists::BenchListsArgs),
     /// Keep many workers long-polling one server; print its idle CPU, RSS and wake-up latency.
     BenchIdle(crate::bench::idle::BenchIdleArgs),
     /// A large fleet heartbeating at its cadence (optionally with the lifecycle load); latency.

@@ -23,7 +23,6 @@
 pub mod admin_actions;
 pub mod analytics;
 pub mod audit;
-pub mod ceiling;
 pub mod claim;
 mod codec;
 pub mod github;
@@ -37,7 +36,6 @@ pub mod overview;
 pub mod repos;
 pub mod reputation;
 pub mod retention;
-pub mod seed;
 pub mod sessions;
 pub mod signals;
 pub mod stale_prs;

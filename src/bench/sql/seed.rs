@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-use super::StoreResult;
+use crate::store::StoreResult;
 
 /// Adds `repos` repos, `workers` workers, `tasks` tasks (mostly finished, some ready), a
 /// lease history for the finished ones and `events` audit events spread over them, then
@@ -141,7 +141,7 @@ pub async fn expiring_leases(
     n: i64,
     in_secs: f64,
 ) -> StoreResult<DateTime<Utc>> {
-    let mut tx = super::begin(pool).await?;
+    let mut tx = crate::store::begin(pool).await?;
     sqlx::query!(
         "insert into repositories (repo, max_open_prs) values ($1, 10000)",
         prefix
@@ -181,7 +181,7 @@ pub async fn expiring_leases(
     )
     .execute(&mut *tx)
     .await?;
-    super::commit(tx).await?;
+    crate::store::commit(tx).await?;
     sqlx::query!("analyze tasks, leases").execute(pool).await?;
     Ok(expires)
 }

@@ -5,7 +5,7 @@
 
 use sqlx::{PgConnection, PgPool};
 
-use super::StoreResult;
+use crate::store::StoreResult;
 
 const TABLE: &str = "bench_ceiling_tasks";
 

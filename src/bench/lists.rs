@@ -1,5 +1,5 @@
 //! `owp bench-lists`: how fast the operator's list endpoints answer over a large history.
-//! Seeds an empty database with bulk history (`store::seed`), then times each list
+//! Seeds an empty database with bulk history (`bench::sql::seed`), then times each list
 //! request, one at a time, against a running server on that database, and prints
 //! p50/p95/p99 per request.
 
@@ -38,7 +38,7 @@ pub async fn run(args: BenchListsArgs) -> anyhow::Result<()> {
         .context("connecting to --database-url")?;
     if !args.no_seed {
         let started = Instant::now();
-        crate::store::seed::bulk_history(&pool, 20, args.workers, args.tasks, args.events).await?;
+        super::sql::seed::bulk_history(&pool, 20, args.workers, args.tasks, args.events).await?;
         println!(
             "seeded {} tasks, {} workers, {} audit events in {:.1}s",
             args.tasks,
