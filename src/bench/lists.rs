@@ -49,8 +49,8 @@ pub async fn run(args: BenchListsArgs) -> anyhow::Result<()> {
     }
     let http = reqwest::Client::new();
     let mid_task = format!("t_bench{:010}", args.tasks / 2);
-    let deep_task_cursor = crate::http::views::encode_cursor(&mid_task);
-    let deep_event_cursor = crate::http::views::encode_cursor(&(args.events / 2).to_string());
+    let deep_task_cursor = crate::http::paging::encode_cursor(&mid_task);
+    let deep_event_cursor = crate::http::paging::encode_cursor(&(args.events / 2).to_string());
     let requests = [
         (
             "tasks, first page".to_string(),

@@ -1,9 +1,8 @@
 //! The HTTP layer: routes, middleware (request ids, tracing, panics, body limit, metrics)
 //! and one file per resource group. Handlers stay thin: validate, call the store, map.
 
-pub mod actions;
-pub mod admin;
 pub mod analytics;
+pub mod audit;
 pub mod dashboard;
 pub mod extract;
 pub mod github;
@@ -12,10 +11,10 @@ pub mod offers;
 pub mod openapi;
 pub mod ops;
 pub mod overview;
-pub mod reputation;
+pub mod paging;
+pub mod repos;
 pub mod stale_prs;
 pub mod tasks;
-pub mod views;
 pub mod work;
 pub mod workers;
 
@@ -75,37 +74,52 @@ pub fn router(app: AppContext) -> Router {
             "/v1/work/offers/{offer_id}/reject",
             post(offers::reject_offer),
         )
-        .route("/v1/tasks/{task_id}/status", post(tasks::report_status))
-        .route("/v1/tasks", get(views::list_tasks))
+        .route(
+            "/v1/tasks/{task_id}/status",
+            post(tasks::status::report_status),
+        )
+        .route("/v1/tasks", get(tasks::list_tasks))
         .route(
             "/v1/tasks/{task_id}",
-            get(views::get_task).patch(actions::patch_task),
+            get(tasks::get_task).patch(tasks::patch_task),
         )
-        .route("/v1/tasks/{task_id}/requeue", post(actions::requeue_task))
-        .route("/v1/tasks/{task_id}/cancel", post(actions::cancel_task))
-        .route("/v1/tasks/requeue", post(actions::requeue_tasks))
-        .route("/v1/tasks/cancel", post(actions::cancel_tasks))
-        .route("/v1/workers", get(views::list_workers))
-        .route("/v1/workers/{worker_id}", get(views::get_worker))
+        .route(
+            "/v1/tasks/{task_id}/requeue",
+            post(tasks::actions::requeue_task),
+        )
+        .route(
+            "/v1/tasks/{task_id}/cancel",
+            post(tasks::actions::cancel_task),
+        )
+        .route("/v1/tasks/requeue", post(tasks::actions::requeue_tasks))
+        .route("/v1/tasks/cancel", post(tasks::actions::cancel_tasks))
+        .route("/v1/workers", get(workers::list_workers))
+        .route("/v1/workers/{worker_id}", get(workers::get_worker))
         .route(
             "/v1/workers/{worker_id}/reputation",
-            get(reputation::get_reputation),
+            get(workers::get_reputation),
         )
-        .route("/v1/workers/{worker_id}/pause", post(actions::pause_worker))
+        .route(
+            "/v1/workers/{worker_id}/pause",
+            post(workers::actions::pause_worker),
+        )
         .route(
             "/v1/workers/{worker_id}/resume",
-            post(actions::resume_worker),
+            post(workers::actions::resume_worker),
         )
         .route(
             "/v1/workers/{worker_id}/revoke",
-            post(actions::revoke_worker),
+            post(workers::actions::revoke_worker),
         )
-        .route("/v1/workers/{worker_id}/token", post(actions::rotate_token))
+        .route(
+            "/v1/workers/{worker_id}/token",
+            post(workers::actions::rotate_token),
+        )
         .route(
             "/v1/workers/{worker_id}/trust-tier",
-            post(actions::set_trust_tier),
+            post(workers::actions::set_trust_tier),
         )
-        .route("/v1/audit/events", get(views::list_events))
+        .route("/v1/audit/events", get(audit::list_events))
         .route(
             "/v1/analytics/repositories/{owner}/{repo}",
             get(analytics::repo_analytics),
@@ -116,12 +130,12 @@ pub fn router(app: AppContext) -> Router {
         )
         .route(
             "/v1/admin/repos",
-            post(admin::upsert_repo).get(views::list_repos),
+            post(repos::upsert_repo).get(repos::list_repos),
         )
         // a bulk import is larger than any other body (admin only: the token is checked first)
         .route(
             "/v1/admin/tasks",
-            post(admin::create_tasks).layer(route_body_limit(bulk_body_limit)),
+            post(tasks::create_tasks).layer(route_body_limit(bulk_body_limit)),
         )
         .route("/v1/admin/state", get(overview::get_state))
         // signed by GitHub, not an admin; its body limit is its own

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    actions, admin, analytics, dashboard, github, offers, ops, overview, reputation, stale_prs,
-    tasks, views, work, workers,
+    analytics, audit, dashboard, github, offers, ops, overview, repos, stale_prs, tasks, work,
+    workers,
 };
 
 #[derive(OpenApi)]
@@ -18,14 +18,14 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         workers::register_worker, workers::heartbeat,
         work::claim_work, work::claim_work_post,
         offers::make_offers, offers::accept_offer, offers::reject_offer,
-        tasks::report_status,
-        admin::upsert_repo, admin::create_tasks, overview::get_state, overview::stream_state,
+        tasks::status::report_status,
+        repos::upsert_repo, tasks::create_tasks, overview::get_state, overview::stream_state,
         stale_prs::list_stale_prs, stale_prs::close_stale_prs,
-        views::list_tasks, views::get_task, views::list_workers, views::get_worker,
-        views::list_repos, views::list_events,
-        actions::requeue_task, actions::cancel_task, actions::requeue_tasks, actions::cancel_tasks,
-        actions::patch_task, actions::pause_worker, actions::resume_worker, actions::revoke_worker, actions::rotate_token,
-        actions::set_trust_tier, reputation::get_reputation, analytics::repo_analytics,
+        tasks::list_tasks, tasks::get_task, workers::list_workers, workers::get_worker,
+        repos::list_repos, audit::list_events,
+        tasks::actions::requeue_task, tasks::actions::cancel_task, tasks::actions::requeue_tasks, tasks::actions::cancel_tasks,
+        tasks::patch_task, workers::actions::pause_worker, workers::actions::resume_worker, workers::actions::revoke_worker, workers::actions::rotate_token,
+        workers::actions::set_trust_tier, workers::get_reputation, analytics::repo_analytics,
         analytics::repo_analytics_by_name, github::webhook, github::sync, github::outbox,
         dashboard::sign_in, dashboard::current, dashboard::sign_out, dashboard::throughput,
         ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,

@@ -3,12 +3,14 @@
 use axum::extract::{Path, State};
 use axum::Json;
 
-use super::extract::{ApiJson, Caller};
 use crate::app::AppContext;
-use crate::domain::input::{self, Checked, Invalid};
+use crate::domain::input;
+use crate::domain::input::{Checked, Invalid};
 use crate::domain::status::{Report, TaskStatus};
 use crate::error::ApiError;
-use crate::store::tasks::{self, Artifact, StatusResult, StatusUpdate};
+use crate::http::extract::{ApiJson, Caller};
+use crate::store::tasks;
+use crate::store::tasks::{Artifact, StatusResult, StatusUpdate};
 use crate::wire::tasks::{StatusRequest, StatusResponse};
 use crate::wire::ErrorBody;
 

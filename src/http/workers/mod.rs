@@ -1,18 +1,32 @@
-//! Worker registration and heartbeats.
+//! Workers, the resource: registration and heartbeats (the worker's own), the list and
+//! one worker (operators, or a worker reading itself), and reputation. The operator's
+//! pause, resume, revoke, token and tier actions are `actions`.
 
-use axum::extract::State;
+pub mod actions;
+
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use chrono::Utc;
 
-use super::extract::{header_str, ApiJson, AuthWorker, REGISTRATION_HEADER};
 use crate::app::AppContext;
-use crate::auth::{self, Registration};
+use crate::auth;
+use crate::auth::Registration;
 use crate::domain::ids::WorkerId;
-use crate::domain::input::{self, Checked, Invalid};
+use crate::domain::input;
+use crate::domain::input::{Checked, Invalid};
 use crate::domain::status::WorkerStatus;
+use crate::domain::trust::TrustTier;
 use crate::error::ApiError;
-use crate::store::workers::{self, NewWorker};
+use crate::http::extract::{
+    header_str, ApiJson, ApiQuery, AuthAdmin, AuthWorker, Caller, REGISTRATION_HEADER,
+};
+use crate::http::paging::{decode_cursor, next_cursor, page_limit};
+use crate::store::views::WorkerFilter;
+use crate::store::workers::NewWorker;
+use crate::store::{reputation, views, workers};
+use crate::wire::reputation::{Reputation, ReputationMetrics};
+use crate::wire::views::{WorkerDetail, WorkerList, WorkerListQuery};
 use crate::wire::workers::{
     HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse,
 };
@@ -116,5 +130,94 @@ pub async fn heartbeat(
         server_time: Utc::now(),
         worker_id: worker.id.0,
         active_leases: active,
+    }))
+}
+
+/// Workers in registration order, filtered; keyset pages.
+#[utoipa::path(get, path = "/v1/workers", tag = "admin", params(WorkerListQuery), security(("admin" = [])),
+    responses((status = 200, body = WorkerList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn list_workers(
+    State(app): State<AppContext>,
+    _admin: AuthAdmin,
+    ApiQuery(q): ApiQuery<WorkerListQuery>,
+) -> Result<Json<WorkerList>, ApiError> {
+    let limit = page_limit(q.limit)?;
+    let after = decode_cursor(q.cursor.as_deref())?;
+    let workers = views::list_workers(
+        &app.pool,
+        &WorkerFilter {
+            id: None,
+            online: q.online,
+            status: q.status,
+            after: after.as_deref(),
+            limit,
+            heartbeat_timeout_secs: app.settings.heartbeat_timeout.as_secs_f64(),
+        },
+    )
+    .await?;
+    let next_cursor = next_cursor(&workers, limit, |w| w.worker_id.clone());
+    Ok(Json(WorkerList {
+        workers,
+        next_cursor,
+    }))
+}
+
+/// One worker with its live leases; never its token or the token's digest.
+#[utoipa::path(get, path = "/v1/workers/{worker_id}", tag = "admin", security(("admin" = [])),
+    params(("worker_id" = String, Path, description = "The worker's id")),
+    responses((status = 200, body = WorkerDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_worker(
+    State(app): State<AppContext>,
+    _admin: AuthAdmin,
+    Path(worker_id): Path<String>,
+) -> Result<Json<WorkerDetail>, ApiError> {
+    if worker_id.contains('\0') {
+        return Err(ApiError::NotFound("worker"));
+    }
+    let timeout = app.settings.heartbeat_timeout.as_secs_f64();
+    let (worker, leases) = views::worker_detail(&app.pool, &worker_id, timeout)
+        .await?
+        .ok_or(ApiError::NotFound("worker"))?;
+    Ok(Json(WorkerDetail { worker, leases }))
+}
+
+/// A worker's reputation score, trust tier and the metrics the score is made of.
+#[utoipa::path(get, path = "/v1/workers/{worker_id}/reputation", tag = "workers",
+    security(("admin" = []), ("worker" = [])),
+    params(("worker_id" = String, Path, description = "The worker's id")),
+    responses((status = 200, body = Reputation), (status = 401, body = ErrorBody),
+              (status = 403, description = "a worker asking for another worker's", body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn get_reputation(
+    State(app): State<AppContext>,
+    caller: Caller,
+    Path(worker_id): Path<String>,
+) -> Result<Json<Reputation>, ApiError> {
+    if let Caller::Worker(w) = &caller {
+        if w.id.as_str() != worker_id {
+            return Err(ApiError::Forbidden(
+                "a worker may read only its own reputation",
+            ));
+        }
+    }
+    if worker_id.contains('\0') {
+        return Err(ApiError::NotFound("worker"));
+    }
+    let s = reputation::standing(&app.pool, &worker_id)
+        .await?
+        .ok_or(ApiError::NotFound("worker"))?;
+    let m = s.counts.metrics();
+    Ok(Json(Reputation {
+        worker_id,
+        reputation_score: s.counts.score(),
+        trust_tier: TrustTier::from_level(i64::from(s.trust_tier)).unwrap_or(TrustTier::Untrusted),
+        metrics: ReputationMetrics {
+            completion_rate: m.completion_rate,
+            on_time_delivery: m.on_time_delivery,
+            pr_merge_rate: m.pr_merge_rate,
+            expiry_rate: m.expiry_rate,
+            total_tasks: m.total_tasks,
+            avg_pr_quality: m.avg_pr_quality,
+        },
     }))
 }

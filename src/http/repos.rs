@@ -1,0 +1,77 @@
+//! Repositories, the resource: register or update one (its review budget and policy),
+//! and list them with their open slots.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+
+use crate::app::AppContext;
+use crate::domain::input;
+use crate::error::ApiError;
+use crate::http::extract::{ApiJson, AuthAdmin};
+use crate::store::repos::{RepoSettings, Upserted};
+use crate::store::{repos, views};
+use crate::wire::admin::{RepoRequest, RepoResponse};
+use crate::wire::views::RepoList;
+use crate::wire::ErrorBody;
+
+/// Create a repository, or update its settings if it exists.
+#[utoipa::path(post, path = "/v1/admin/repos", tag = "admin", request_body = RepoRequest, security(("admin" = [])),
+    responses((status = 201, description = "created", body = RepoResponse), (status = 200, description = "updated", body = RepoResponse),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 409, description = "details: areas_open_twice: <areas> (area locks cannot be turned on yet)", body = ErrorBody)))]
+pub async fn upsert_repo(
+    State(app): State<AppContext>,
+    admin: AuthAdmin,
+    ApiJson(req): ApiJson<RepoRequest>,
+) -> Result<(StatusCode, Json<RepoResponse>), ApiError> {
+    let settings = RepoSettings {
+        repo: input::text("repo", &req.repo, 1, 200)?,
+        max_open_prs: input::int_in("max_open_prs", req.max_open_prs, 3, 0, 10_000)?,
+        area_locks_enabled: req.area_locks_enabled.unwrap_or(true),
+        pr_url_prefix: match req.pr_url_prefix.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(p) => Some(Some(input::pr_url_prefix("pr_url_prefix", p)?)),
+        },
+        github_write_back: req.github_write_back,
+        max_open_prs_per_worker: match req.max_open_prs_per_worker {
+            None => None,
+            Some(0) => Some(None),
+            Some(n) => Some(Some(input::int_in(
+                "max_open_prs_per_worker",
+                Some(n),
+                0,
+                0,
+                10_000,
+            )?)),
+        },
+    };
+    let status = match repos::upsert_repo(&app.pool, &settings, &admin.actor).await? {
+        Upserted::Created => StatusCode::CREATED,
+        Upserted::Updated => StatusCode::OK,
+        Upserted::AreasOpenTwice(areas) => return Err(ApiError::AreasOpenTwice(areas)),
+    };
+    // a larger budget or area locks turned off may free slots
+    app.long_poll
+        .work_ready(settings.max_open_prs.max(1) as usize);
+    Ok((
+        status,
+        Json(RepoResponse {
+            ok: true,
+            repo: settings.repo,
+        }),
+    ))
+}
+
+/// Every repository with its settings, open slots, ready tasks, held areas and stale PRs.
+#[utoipa::path(get, path = "/v1/admin/repos", tag = "admin", security(("admin" = [])),
+    responses((status = 200, body = RepoList), (status = 401, body = ErrorBody)))]
+pub async fn list_repos(
+    State(app): State<AppContext>,
+    _admin: AuthAdmin,
+) -> Result<Json<RepoList>, ApiError> {
+    let stale = app.settings.pr_stale_after.as_secs_f64();
+    let repositories = views::list_repos(&app.pool, stale).await?;
+    Ok(Json(RepoList { repositories }))
+}
