@@ -3,6 +3,8 @@
 //! command or a simulation), renews the lease while the work runs, reports the outcome,
 //! and on shutdown lets running work finish for a grace period, then releases the rest.
 
+use super::lease_work::*;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,11 +14,9 @@ use rand::Rng;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::exec::{self, Process, MAX_MESSAGE};
-use crate::client::retry::{retry, Backoff};
-use crate::client::{Client, ClientResult};
+use crate::client::retry::Backoff;
+use crate::client::Client;
 use crate::wire::tasks::StatusRequest;
-use crate::wire::work::Lease;
 use crate::wire::workers::HeartbeatRequest;
 
 /// What the agent does with a lease.
@@ -97,16 +97,16 @@ pub struct Agent {
     pub options: Options,
 }
 
-struct Shared {
-    client: Client,
-    worker_id: String,
-    options: Options,
-    tally: Tally,
-    running: AtomicUsize,
+pub(super) struct Shared {
+    pub(super) client: Client,
+    pub(super) worker_id: String,
+    pub(super) options: Options,
+    pub(super) tally: Tally,
+    pub(super) running: AtomicUsize,
 }
 
 /// Reports worth retrying this many times before giving up on one.
-const REPORT_TRIES: u32 = 8;
+pub(super) const REPORT_TRIES: u32 = 8;
 
 impl Agent {
     /// Runs until `stop` says so (or, with `exit_when_idle`, until idle), and answers what
@@ -145,9 +145,9 @@ impl Agent {
 
 /// The leases being worked on, by task id.
 #[derive(Default)]
-struct Jobs {
-    set: JoinSet<()>,
-    tasks: HashMap<tokio::task::Id, String>,
+pub(super) struct Jobs {
+    pub(super) set: JoinSet<()>,
+    pub(super) tasks: HashMap<tokio::task::Id, String>,
 }
 
 impl Jobs {
@@ -198,7 +198,7 @@ impl Jobs {
     }
 }
 
-async fn poll_loop(
+pub(super) async fn poll_loop(
     shared: &Arc<Shared>,
     cadence: Cadence,
     stop: &mut watch::Receiver<Stop>,
@@ -299,7 +299,7 @@ async fn poll_loop(
 }
 
 /// After a stop: running work gets `grace` to finish; then it is ended and released.
-async fn drain(
+pub(super) async fn drain(
     shared: &Arc<Shared>,
     jobs: &mut Jobs,
     stop: &mut watch::Receiver<Stop>,
@@ -330,7 +330,7 @@ async fn drain(
 
 /// Leases the server granted that the agent never started (a poll cut short by the stop):
 /// hand them back so they do not wait out their TTL.
-async fn release_leftovers(shared: &Shared) {
+pub(super) async fn release_leftovers(shared: &Shared) {
     let leases = match shared.client.poll(Some(0), None).await {
         Ok(a) => a.leases,
         Err(e) => {
@@ -343,7 +343,11 @@ async fn release_leftovers(shared: &Shared) {
     }
 }
 
-async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, mut stop: watch::Receiver<Stop>) {
+pub(super) async fn heartbeat_loop(
+    shared: Arc<Shared>,
+    every: Duration,
+    mut stop: watch::Receiver<Stop>,
+) {
     loop {
         let status = if shared.running.load(Ordering::Relaxed) > 0 {
             "working"
@@ -364,223 +368,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, every: Duration, mut stop: watch::R
     }
 }
 
-enum Ended {
-    Finished(Outcome),
-    LeaseLost,
-    Aborted,
-}
-
-enum Outcome {
-    Done { pr_url: Option<String> },
-    Failed { message: String },
-}
-
-/// One lease, start to report.
-async fn work_on(shared: &Shared, lease: Lease, mut abort: watch::Receiver<bool>) {
-    let task = lease.task_id.clone();
-    tracing::info!(task = %task, repo = %lease.repo, title = %lease.title, "took a task");
-    let start = StatusRequest {
-        lease_id: Some(lease.lease_id.clone()),
-        ..StatusRequest::to("in_progress")
-    };
-    match report(shared, &lease.task_id, &start).await {
-        Ok(_) => {}
-        Err(e) if e.is_lease_lost() => {
-            shared.tally.lost.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(task = %task, "lease lost before the work started");
-            return;
-        }
-        Err(e) => {
-            tracing::warn!(task = %task, error = %e, "cannot report in_progress; working anyway")
-        }
-    }
-    let ended = match &shared.options.work {
-        Work::Shell(cmd) => run_shell(shared, cmd, &lease, &mut abort).await,
-        Work::Simulated(sim) => {
-            tokio::select! {
-                o = simulate(sim, &lease) => Ended::Finished(o),
-                () = renew_until_lost(shared, &lease) => Ended::LeaseLost,
-                _ = abort.wait_for(|a| *a) => Ended::Aborted,
-            }
-        }
-    };
-    match ended {
-        Ended::LeaseLost => {
-            shared.tally.lost.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(task = %task, "lease lost: the work was stopped");
-        }
-        Ended::Aborted => {
-            report_outcome(
-                shared,
-                &lease,
-                with_lease(&lease, "released", None),
-                "released",
-            )
-            .await
-        }
-        Ended::Finished(Outcome::Done { pr_url: Some(url) }) => {
-            let req = StatusRequest {
-                pr_url: Some(url),
-                ..with_lease(&lease, "pr_opened", None)
-            };
-            report_outcome(shared, &lease, req, "pr_opened").await
-        }
-        Ended::Finished(Outcome::Done { pr_url: None }) => {
-            report_outcome(
-                shared,
-                &lease,
-                with_lease(&lease, "completed", None),
-                "completed",
-            )
-            .await
-        }
-        Ended::Finished(Outcome::Failed { message }) => {
-            let req = with_lease(&lease, "failed", Some(message));
-            report_outcome(shared, &lease, req, "failed").await
-        }
-    }
-}
-
-async fn run_shell(
-    shared: &Shared,
-    cmd: &str,
-    lease: &Lease,
-    abort: &mut watch::Receiver<bool>,
-) -> Ended {
-    let env = exec::task_env(lease, &shared.worker_id, shared.client.base());
-    let mut process = match Process::spawn(cmd, lease, env) {
-        Ok(p) => p,
-        Err(e) => {
-            return Ended::Finished(Outcome::Failed {
-                message: format!("the worker could not start its command: {e}"),
-            })
-        }
-    };
-    let ended = tokio::select! {
-        exit = process.wait() => match exit {
-            Ok(exit) if exit.success => Ended::Finished(Outcome::Done { pr_url: exit.pr_url }),
-            Ok(exit) => Ended::Finished(Outcome::Failed {
-                message: format!("command failed ({}): {}", exit.how, exit.tail),
-            }),
-            Err(e) => Ended::Finished(Outcome::Failed {
-                message: format!("the worker lost track of its command: {e}"),
-            }),
-        },
-        () = renew_until_lost(shared, lease) => Ended::LeaseLost,
-        _ = abort.wait_for(|a| *a) => Ended::Aborted,
-    };
-    if !matches!(ended, Ended::Finished(_)) {
-        process.terminate().await;
-    }
-    ended
-}
-
-async fn simulate(sim: &Simulation, lease: &Lease) -> Outcome {
-    let (pause, fails, opens_pr, n) = {
-        let mut rng = rand::rng();
-        let pause = if sim.max > sim.min {
-            rng.random_range(sim.min..=sim.max)
-        } else {
-            sim.min
-        };
-        (
-            pause,
-            rng.random_bool(sim.fail_rate.clamp(0.0, 1.0)),
-            rng.random_bool(sim.pr_rate.clamp(0.0, 1.0)),
-            // wide: one PR earns credit for one task, so simulated numbers must not repeat
-            rng.random_range(1..1_000_000_000u32),
-        )
-    };
-    tokio::time::sleep(pause).await;
-    if fails {
-        return Outcome::Failed {
-            message: "simulated failure".into(),
-        };
-    }
-    Outcome::Done {
-        pr_url: opens_pr.then(|| simulated_pr_url(&lease.repo, n)),
-    }
-}
-
-/// A PR link on the repo's forge when the name looks like `owner/name`.
-fn simulated_pr_url(repo: &str, n: u32) -> String {
-    if repo.split('/').count() == 2 && !repo.contains(' ') {
-        format!("https://github.com/{repo}/pull/{n}")
-    } else {
-        format!("https://example.invalid/pull/{n}")
-    }
-}
-
-/// Renews the lease every `renew_every` by repeating `in_progress`; returns only when the
-/// server says the lease is gone.
-async fn renew_until_lost(shared: &Shared, lease: &Lease) {
-    let renew = StatusRequest {
-        lease_id: Some(lease.lease_id.clone()),
-        ..StatusRequest::to("in_progress")
-    };
-    loop {
-        tokio::time::sleep(shared.options.renew_every).await;
-        match shared.client.report(&lease.task_id, &renew).await {
-            Ok(_) => {}
-            Err(e) if e.is_lease_lost() => return,
-            Err(e) => {
-                tracing::warn!(task = %lease.task_id, error = %e, "renewal failed; trying again next time")
-            }
-        }
-    }
-}
-
-fn with_lease(lease: &Lease, status: &str, message: Option<String>) -> StatusRequest {
-    StatusRequest {
-        lease_id: Some(lease.lease_id.clone()),
-        message: message.map(|m| m.chars().take(MAX_MESSAGE).collect()),
-        ..StatusRequest::to(status)
-    }
-}
-
-async fn report(shared: &Shared, task_id: &str, req: &StatusRequest) -> ClientResult<()> {
-    retry(
-        Backoff::default(),
-        REPORT_TRIES,
-        |e, pause| tracing::warn!(task = %task_id, error = %e, pause = ?pause, "report failed; retrying"),
-        || shared.client.report(task_id, req),
-    )
-    .await
-    .map(|_| ())
-}
-
-/// Reports an outcome and counts it. A result the server refuses (a PR link that is not
-/// the repo's, say) is reported as a failure naming why, so the task is not stuck.
-async fn report_outcome(shared: &Shared, lease: &Lease, req: StatusRequest, what: &'static str) {
-    let task = &lease.task_id;
-    let counter = match what {
-        "completed" => &shared.tally.completed,
-        "pr_opened" => &shared.tally.pr_opened,
-        "failed" => &shared.tally.failed,
-        _ => &shared.tally.released,
-    };
-    match report(shared, task, &req).await {
-        Ok(()) => {
-            counter.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(task = %task, status = what, "reported");
-        }
-        Err(e) if e.is_lease_lost() => {
-            shared.tally.lost.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(task = %task, "lease lost before the result was reported");
-        }
-        Err(e)
-            if what != "failed" && what != "released" && e.code() == Some("validation_error") =>
-        {
-            tracing::warn!(task = %task, error = %e, "the server refused the result; reporting a failure");
-            let message = format!("the worker's result was refused: {e}");
-            let req = with_lease(lease, "failed", Some(message));
-            Box::pin(report_outcome(shared, lease, req, "failed")).await
-        }
-        Err(e) => tracing::error!(task = %task, error = %e, status = what, "cannot report"),
-    }
-}
-
-async fn sleep_or_stop(pause: Duration, stop: &mut watch::Receiver<Stop>) {
+pub(super) async fn sleep_or_stop(pause: Duration, stop: &mut watch::Receiver<Stop>) {
     tokio::select! {
         _ = tokio::time::sleep(pause) => {}
         _ = stop.changed() => {}
@@ -588,6 +376,6 @@ async fn sleep_or_stop(pause: Duration, stop: &mut watch::Receiver<Stop>) {
 }
 
 /// `d` give or take 10 %, so a fleet does not beat in step.
-fn jittered(d: Duration) -> Duration {
+pub(super) fn jittered(d: Duration) -> Duration {
     d.mul_f64(rand::rng().random_range(0.9..1.1))
 }

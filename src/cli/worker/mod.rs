@@ -4,6 +4,7 @@
 
 pub mod agent;
 mod exec;
+mod lease_work;
 
 use std::path::PathBuf;
 use std::time::Duration;

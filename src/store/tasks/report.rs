@@ -1,4 +1,6 @@
-//! Tasks: bulk creation, and status reports applied under the task's row lock.
+//! A status report (`POST /v1/tasks/{id}/status`), applied under the task's row lock:
+//! the transition table decides, the lease renews, PR provenance is checked, an artifact is
+//! recorded, and one audit event says what happened.
 
 use std::time::Duration;
 
@@ -6,108 +8,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
-use super::StoreResult;
 use crate::config::TierCaps;
-use crate::domain::ids::TaskId;
-use crate::domain::new_task::NewTask;
-use crate::domain::pr_link::{self, PrEvidence, PrRule};
+use crate::domain::pr_link::{PrEvidence, PrRule};
 use crate::domain::retry::Backoff;
 use crate::domain::status::{Report, TaskStatus};
-use crate::domain::transition::{self, Actor, PriorLease, TaskView, Verdict};
+use crate::domain::transition::{Actor, PriorLease, TaskView, Verdict};
 use crate::domain::trust::TrustTier;
-
-pub enum Created {
-    /// Per input, in order: the task's id and whether this call created it (false: a task
-    /// with its repo and `external_id` existed, and nothing was created for it).
-    Ok(Vec<(TaskId, bool)>),
-    UnknownRepo(String),
-}
-
-/// Creates all tasks in one transaction with their audit events (I7). A task whose repo
-/// and `external_id` exist already is not created again: its existing id is answered, so
-/// importing one source twice (even concurrently) makes each task once.
-pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask], actor: &str) -> StoreResult<Created> {
-    let mut repos: Vec<&str> = tasks.iter().map(|t| t.repo.as_str()).collect();
-    repos.sort_unstable();
-    repos.dedup();
-    let mut tx = super::begin(pool).await?;
-    // key share: a repo cannot disappear under the insert (repos are never deleted today)
-    let known: Vec<String> = sqlx::query_scalar!(
-        "select repo from repositories where repo = any($1) for key share",
-        &repos as &[&str]
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    if let Some(missing) = repos.iter().find(|r| !known.iter().any(|k| k == *r)) {
-        return Ok(Created::UnknownRepo(missing.to_string()));
-    }
-    let batch = serde_json::to_value(tasks).expect("tasks serialise to JSON");
-    let inserted: Vec<String> = sqlx::query_scalar!(
-        r#"with input as (
-             select * from jsonb_to_recordset($1) as x(
-                 id text, repo text, title text, description text, required_skills jsonb,
-                 estimate_points int, priority int, area text, tier smallint, min_reputation smallint,
-                 max_attempts int, external_id text)
-         ),
-         ins as (
-             insert into tasks (id, repo, title, description, required_skills, estimate_points,
-                                priority, area, tier, min_reputation, max_attempts, external_id)
-             select id, repo, title, description,
-                    array(select jsonb_array_elements_text(required_skills)),
-                    estimate_points, priority, area, tier, min_reputation, max_attempts, external_id
-             from input
-             -- one order for every import, so two importing the same keys wait, never deadlock
-             order by repo, external_id
-             on conflict (repo, external_id) where external_id is not null do nothing
-             returning id, repo),
-         audit as (
-             insert into audit_events (kind, task_id, repo, to_status, actor)
-             select 'task_created', id, repo, 'ready', $2 from ins)
-         select id as "id!" from ins"#,
-        batch,
-        actor,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
-    let mut out: Vec<(TaskId, bool)> = tasks
-        .iter()
-        .map(|t| (t.id.clone(), inserted.contains(&t.id.0)))
-        .collect();
-    if inserted.len() < tasks.len() {
-        // a new statement: it sees rows that concurrent imports committed while ours waited
-        let (repos, keys): (Vec<&str>, Vec<&str>) = tasks
-            .iter()
-            .filter(|t| !inserted.contains(&t.id.0))
-            .filter_map(|t| Some((t.repo.as_str(), t.external_id.as_deref()?)))
-            .unzip();
-        let existing = sqlx::query!(
-            "select t.repo, t.external_id as \"external_id!\", t.id
-             from unnest($1::text[], $2::text[]) as k(repo, external_id)
-             join tasks t on t.repo = k.repo and t.external_id = k.external_id",
-            &repos as &[&str],
-            &keys as &[&str],
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for ((id, created), t) in out.iter_mut().zip(tasks) {
-            if *created {
-                continue;
-            }
-            let found = existing.iter().find(|e| {
-                e.repo == t.repo && Some(e.external_id.as_str()) == t.external_id.as_deref()
-            });
-            *id = TaskId(
-                found
-                    .expect("a task not inserted conflicts with an existing key")
-                    .id
-                    .clone(),
-            );
-        }
-    }
-    super::commit(tx).await?;
-    Ok(Created::Ok(out))
-}
+use crate::domain::{pr_link, transition};
+use crate::store::StoreResult;
 
 #[derive(Default, Serialize)]
 pub struct Artifact {
@@ -182,25 +90,25 @@ pub enum StatusResult {
 }
 
 /// The task row as locked for a report, with the caller's newest lease on it.
-struct Locked {
-    status: TaskStatus,
-    worker_id: Option<String>,
-    lease_id: Option<String>,
-    attempt: i32,
-    max_attempts: i32,
-    estimate_points: i32,
-    repo: String,
-    pr_url_prefix: Option<String>,
-    task_pr_url: Option<String>,
-    caller_tier: Option<i16>,
-    lease_artifacts: i64,
+pub(super) struct Locked {
+    pub(super) status: TaskStatus,
+    pub(super) worker_id: Option<String>,
+    pub(super) lease_id: Option<String>,
+    pub(super) attempt: i32,
+    pub(super) max_attempts: i32,
+    pub(super) estimate_points: i32,
+    pub(super) repo: String,
+    pub(super) pr_url_prefix: Option<String>,
+    pub(super) task_pr_url: Option<String>,
+    pub(super) caller_tier: Option<i16>,
+    pub(super) lease_artifacts: i64,
     /// Earlier attempts of this task handed back with `released`.
-    releases: i64,
-    expired: bool,
-    prior_id: Option<String>,
-    prior_report: Option<String>,
-    prior_revoked: bool,
-    server_ended_earlier: bool,
+    pub(super) releases: i64,
+    pub(super) expired: bool,
+    pub(super) prior_id: Option<String>,
+    pub(super) prior_report: Option<String>,
+    pub(super) prior_revoked: bool,
+    pub(super) server_ended_earlier: bool,
 }
 
 /// Applies one status report: locks the task row, decides with the domain rules, writes the
@@ -211,7 +119,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         Actor::Worker(w) => Some(w),
         Actor::Admin => None,
     };
-    let mut tx = super::begin(pool).await?;
+    let mut tx = crate::store::begin(pool).await?;
     let Some(t) = lock_task(&mut tx, u.task_id, worker_id).await? else {
         return Ok(StatusResult::NotFound);
     };
@@ -239,7 +147,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
                 lease_expires_at: None,
             },
         };
-        super::commit(tx).await?;
+        crate::store::commit(tx).await?;
         return Ok(result);
     }
     // PR provenance (domain::pr_link): a link of this task's repository, in one spelling
@@ -342,7 +250,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
         }
         _ => unreachable!("every other verdict returned above"),
     };
-    super::commit(tx).await?;
+    crate::store::commit(tx).await?;
     if let Some(out) = applied {
         crate::metrics::transition(u.report.as_str(), out.ends_lease, out.requeued);
     } else if verdict == Verdict::Repeat && t.status.is_live() {
@@ -353,7 +261,7 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
 
 /// The GitHub handle of the worker whose lease opened the task's PR (its newest lease),
 /// and when that lease was granted.
-async fn pr_opener(
+pub(super) async fn pr_opener(
     tx: &mut PgConnection,
     task_id: &str,
 ) -> StoreResult<(Option<String>, Option<DateTime<Utc>>)> {
@@ -369,7 +277,11 @@ async fn pr_opener(
 
 /// The other task that holds this PR (not back in the queue, not given up), if any. The
 /// unique index `tasks_pr_key_held` settles a race between two reports of one link.
-async fn pr_holder(tx: &mut PgConnection, key: &str, task_id: &str) -> StoreResult<Option<String>> {
+pub(super) async fn pr_holder(
+    tx: &mut PgConnection,
+    key: &str,
+    task_id: &str,
+) -> StoreResult<Option<String>> {
     let other = sqlx::query_scalar!(
         "select id from tasks
          where pr_key = $1 and id <> $2
@@ -385,7 +297,7 @@ async fn pr_holder(tx: &mut PgConnection, key: &str, task_id: &str) -> StoreResu
 
 /// Locks the task row, which serialises every report on this task and its requeue by the
 /// sweeps; the caller's newest lease on it (if any) tells lease_lost from forbidden.
-async fn lock_task(
+pub(super) async fn lock_task(
     tx: &mut PgConnection,
     task_id: &str,
     worker_id: Option<&str>,
@@ -421,7 +333,7 @@ async fn lock_task(
 }
 
 /// A repeat is a sign of progress: it renews a live lease, nothing else.
-async fn renew_lease(
+pub(super) async fn renew_lease(
     tx: &mut PgConnection,
     task_id: &str,
     ttl: Duration,
@@ -440,30 +352,30 @@ async fn renew_lease(
 }
 
 /// The task as locked, before the transition.
-struct Snapshot<'a> {
-    status: TaskStatus,
-    estimate_points: i32,
-    repo: &'a str,
-    lease_id: Option<&'a str>,
+pub(super) struct Snapshot<'a> {
+    pub(super) status: TaskStatus,
+    pub(super) estimate_points: i32,
+    pub(super) repo: &'a str,
+    pub(super) lease_id: Option<&'a str>,
 }
 
 /// What a report writes beyond its status, decided after the checks.
-struct Written<'a> {
+pub(super) struct Written<'a> {
     /// A release that waits out the retry backoff as after this many lost attempts.
-    backoff_after: Option<i32>,
+    pub(super) backoff_after: Option<i32>,
     /// The lease's TTL for the holder's tier.
-    ttl: Duration,
+    pub(super) ttl: Duration,
     /// The PR's key (domain::pr_link), when the report carries a link.
-    pr_key: Option<&'a str>,
+    pub(super) pr_key: Option<&'a str>,
     /// The artifact, its PR link normalised.
-    artifact: &'a Artifact,
+    pub(super) artifact: &'a Artifact,
     /// The lease counts for nothing in its worker's reputation.
-    uncredited: bool,
+    pub(super) uncredited: bool,
 }
 
 /// Writes an allowed transition in one statement: the task, its lease (the live one, or
 /// the one that opened the PR), the status event and, on a requeue, its event (I7).
-async fn apply(
+pub(super) async fn apply(
     tx: &mut PgConnection,
     u: &StatusUpdate<'_>,
     w: &Written<'_>,
@@ -547,7 +459,7 @@ async fn apply(
     Ok(expires)
 }
 
-async fn record_artifact(
+pub(super) async fn record_artifact(
     tx: &mut PgConnection,
     task_id: &str,
     a: &Artifact,

@@ -1,0 +1,186 @@
+//! `owp admin`'s commands and flags, as clap reads them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Args)]
+pub struct AdminArgs {
+    /// The pool's base URL [default: the config file's, else http://127.0.0.1:8787].
+    #[arg(long, env = "OWP_URL", global = true)]
+    pub url: Option<String>,
+    /// An admin token [default: the config file's].
+    #[arg(long, env = "OWP_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    pub admin_token: Option<String>,
+    /// Config file with `url` and `admin_token` [default: $XDG_CONFIG_HOME/owp/admin.toml].
+    #[arg(long, env = "OWP_ADMIN_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Repositories and their review budgets.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Tasks: create, list, inspect, requeue, cancel.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Workers: list, inspect, pause, resume, revoke, trust.
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+    /// The pool at a glance; --watch follows it live.
+    State {
+        #[arg(long)]
+        watch: bool,
+    },
+    /// The audit trail, newest first.
+    Audit {
+        /// An event type, e.g. task_created.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        /// Only events at or after this time (RFC 3339) or this long ago (e.g. 2h).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        /// A task id, worker id or repo.
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Create tasks from a YAML file (validated as a whole first; idempotent on re-run).
+    Import(super::import::ImportArgs),
+    /// Create tasks from a GitHub repository's open issues with a label.
+    ImportGithub(super::github::GithubArgs),
+}
+
+#[derive(Subcommand)]
+pub enum RepoCommand {
+    /// Register a repository (or update it when it exists).
+    Add(RepoFields),
+    /// Change a repository's settings; those not given stay as they are.
+    Set(RepoFields),
+    List,
+}
+
+#[derive(Args)]
+pub struct RepoFields {
+    /// e.g. acme/widgets
+    pub repo: String,
+    /// Review budget: most tasks open at once (0 pauses the repo).
+    #[arg(long)]
+    pub max_open_prs: Option<i64>,
+    /// One open task per area (true/false).
+    #[arg(long)]
+    pub area_locks: Option<bool>,
+    /// PR links must start with this, e.g. https://github.com/acme/widgets/pull/ ("" removes it).
+    #[arg(long)]
+    pub pr_url_prefix: Option<String>,
+    /// Comment on and label the GitHub issues its tasks came from (true/false; the server
+    /// needs OWP_GITHUB_TOKEN).
+    #[arg(long)]
+    pub github_write_back: Option<bool>,
+    /// Most open tasks one worker may have here (0: the server's default).
+    #[arg(long)]
+    pub max_open_prs_per_worker: Option<i64>,
+}
+
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    Add(TaskFields),
+    List {
+        /// Comma-separated statuses, e.g. ready,leased.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        repo: Option<String>,
+        #[arg(long)]
+        worker: Option<String>,
+        #[arg(long)]
+        area: Option<String>,
+        /// Most tasks to show (pages are fetched as needed).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    Show {
+        task_id: String,
+    },
+    /// Back to ready at once, for anyone; a live lease ends.
+    Requeue {
+        task_id: String,
+        #[arg(long)]
+        reset_attempts: bool,
+    },
+    /// Cancel for good; a live lease ends.
+    Cancel {
+        task_id: String,
+    },
+}
+
+#[derive(Args)]
+pub struct TaskFields {
+    #[arg(long)]
+    pub repo: String,
+    #[arg(long)]
+    pub title: String,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Comma-separated required skills.
+    #[arg(long, value_delimiter = ',')]
+    pub skills: Vec<String>,
+    #[arg(long)]
+    pub points: Option<i64>,
+    #[arg(long)]
+    pub priority: Option<i64>,
+    #[arg(long)]
+    pub area: Option<String>,
+    #[arg(long)]
+    pub tier: Option<i64>,
+    #[arg(long)]
+    pub min_reputation: Option<i64>,
+    #[arg(long)]
+    pub max_attempts: Option<i64>,
+    /// The task's key in its source system (creating it again does nothing).
+    #[arg(long)]
+    pub external_id: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum WorkerCommand {
+    List {
+        #[arg(long)]
+        online: bool,
+        /// idle, working or paused (the worker's own status).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    Show {
+        worker_id: String,
+    },
+    /// No new work; its leases stay.
+    Pause {
+        worker_id: String,
+    },
+    Resume {
+        worker_id: String,
+    },
+    /// For good: its token stops working, its live leases are requeued.
+    Revoke {
+        worker_id: String,
+    },
+    /// Set the trust tier: untrusted, basic, trusted, core (or 0-3).
+    Trust {
+        worker_id: String,
+        tier: String,
+        #[arg(long)]
+        reason: String,
+    },
+}

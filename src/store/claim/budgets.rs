@@ -1,0 +1,112 @@
+//! Review budgets and area locks, locked per repository for one claim (I4, I5).
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::PgConnection;
+
+use super::*;
+use crate::store::StoreResult;
+
+pub(super) struct Budget {
+    pub(super) max_open: i64,
+    pub(super) area_locks: bool,
+    pub(super) open: i64,
+    pub(super) held_areas: HashSet<String>,
+    /// The claiming worker's open tasks here, and the most it may have (None: no cap).
+    pub(super) worker_open: i64,
+    pub(super) worker_max: Option<i64>,
+}
+
+/// Locks the candidates' repos that no other poll is claiming from (or, when all are busy,
+/// waits for the first candidate's repo) and reads their open slots and held areas under
+/// that lock. Repos missing from the map were not locked: their candidates are skipped.
+pub(super) async fn lock_budgets(
+    tx: &mut PgConnection,
+    repos: &[&str],
+    first: &str,
+    req: &ClaimRequest<'_>,
+) -> StoreResult<HashMap<String, Budget>> {
+    let default_cap = req.caps.max_open_prs_per_worker;
+    let budget = |max_open: i32, area_locks: bool, per_worker: Option<i32>| Budget {
+        max_open: i64::from(max_open),
+        area_locks,
+        open: 0,
+        held_areas: HashSet::new(),
+        worker_open: 0,
+        worker_max: per_worker
+            .or((default_cap > 0).then_some(default_cap))
+            .map(i64::from),
+    };
+    // Both lock statements end the generic planning the capacity statement asked for the
+    // candidates (see select_candidates): count_open's `repo = any($1)` must be planned
+    // for its repos, or one repo with many open tasks turns it into a sequential scan.
+    let rows = sqlx::query!(
+        r#"select repo, max_open_prs, area_locks_enabled, max_open_prs_per_worker,
+                  set_config('plan_cache_mode', 'auto', true) as "planning!"
+           from repositories
+           where repo = any($1) for update skip locked"#,
+        repos as &[&str]
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        // every candidate repo is busy: queue for one, holding no other repo lock
+        let r = sqlx::query!(
+            r#"select repo, max_open_prs, area_locks_enabled, max_open_prs_per_worker,
+                      set_config('plan_cache_mode', 'auto', true) as "planning!"
+               from repositories where repo = $1 for update"#,
+            first
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let b = budget(
+            r.max_open_prs,
+            r.area_locks_enabled,
+            r.max_open_prs_per_worker,
+        );
+        return count_open(tx, HashMap::from([(r.repo, b)]), req.worker_id).await;
+    }
+    let budgets = rows
+        .into_iter()
+        .map(|r| {
+            let b = budget(
+                r.max_open_prs,
+                r.area_locks_enabled,
+                r.max_open_prs_per_worker,
+            );
+            (r.repo, b)
+        })
+        .collect();
+    count_open(tx, budgets, req.worker_id).await
+}
+
+/// Reads the open slots and held areas of locked repos, and the claiming worker's own
+/// open tasks there. A new statement, so a new snapshot: it sees every claim committed
+/// before our locks were granted (the worker's own, too: its row is locked).
+pub(super) async fn count_open(
+    tx: &mut PgConnection,
+    mut budgets: HashMap<String, Budget>,
+    worker_id: &str,
+) -> StoreResult<HashMap<String, Budget>> {
+    let locked: Vec<&str> = budgets.keys().map(String::as_str).collect();
+    let open = sqlx::query!(
+        r#"select repo, count(*) as "open!",
+                  count(*) filter (where worker_id = $2) as "worker_open!",
+                  coalesce(array_agg(area) filter (where holds_area_lock), '{}') as "areas!: Vec<String>"
+           from tasks
+           where repo = any($1) and task_is_open(status)
+           group by repo"#,
+        &locked as &[&str],
+        worker_id
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for r in open {
+        if let Some(b) = budgets.get_mut(&r.repo) {
+            b.open = r.open;
+            b.worker_open = r.worker_open;
+            b.held_areas = r.areas.into_iter().collect();
+        }
+    }
+    Ok(budgets)
+}

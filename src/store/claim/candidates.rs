@@ -1,0 +1,151 @@
+//! Which ready tasks a claim looks at, and in what order: skills, tier, reputation, the
+//! rejections a worker gave, and repos whose review budget is full left out.
+
+use sqlx::PgConnection;
+
+use super::*;
+use crate::store::StoreResult;
+
+/// How far past the wanted count candidates are locked, to absorb lost races.
+pub(super) const CANDIDATE_SLACK: i64 = 4;
+
+/// What a task may ask of the worker that claims it.
+pub(super) struct Eligibility<'a> {
+    pub(super) skills: &'a [String],
+    /// Trust level: tasks of `tier` at most this.
+    pub(super) tier: i16,
+    /// Reputation score: tasks of `min_reputation` at most this.
+    pub(super) score: i16,
+}
+
+pub(super) async fn claim_candidates(
+    tx: &mut PgConnection,
+    req: &ClaimRequest<'_>,
+    eligible: &Eligibility<'_>,
+    free_points: &mut i32,
+    want: i64,
+) -> StoreResult<Vec<String>> {
+    let offering = matches!(req.grant, Grant::Offer { .. });
+    let candidates =
+        select_candidates(tx, req.worker_id, eligible, *free_points, want, offering).await?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut repos: Vec<&str> = candidates.iter().map(|c| c.repo.as_str()).collect();
+    repos.sort_unstable();
+    repos.dedup();
+    let mut budgets = lock_budgets(tx, &repos, &candidates[0].repo, req).await?;
+
+    let mut claimed = Vec::new();
+    for c in &candidates {
+        if claimed.len() as i64 == want {
+            break;
+        }
+        if c.estimate_points > *free_points {
+            continue;
+        }
+        // a repo another poll is claiming from is passed over this time
+        let Some(b) = budgets.get_mut(&c.repo) else {
+            continue;
+        };
+        if b.open >= b.max_open || b.worker_max.is_some_and(|m| b.worker_open >= m) {
+            continue;
+        }
+        let area = c.area.as_deref().filter(|_| b.area_locks);
+        if area.is_some_and(|a| b.held_areas.contains(a)) {
+            continue;
+        }
+        let granted = match req.grant {
+            Grant::Lease { ttl } => {
+                let ttl = req.caps.tier_lease_ttl.apply(eligible.tier, ttl);
+                grant_lease(tx, &c.id, req.worker_id, ttl, area.is_some()).await?
+            }
+            Grant::Offer { ttl } => {
+                grant_offer(tx, &c.id, req.worker_id, ttl, area.is_some()).await?
+            }
+        };
+        let Some(id) = granted else {
+            // the candidate is locked and ready: only an inconsistent row ends here
+            tracing::warn!(task_id = %c.id, "passed over a ready task that has a live lease or whose area is held");
+            continue;
+        };
+        b.open += 1;
+        b.worker_open += 1;
+        if let Some(a) = area {
+            b.held_areas.insert(a.to_string());
+        }
+        *free_points -= c.estimate_points;
+        claimed.push(id);
+    }
+    Ok(claimed)
+}
+
+/// A ready task this poll may claim, locked for this transaction.
+pub(super) struct Candidate {
+    pub(super) id: String,
+    pub(super) repo: String,
+    pub(super) area: Option<String>,
+    pub(super) estimate_points: i32,
+}
+
+/// Locks up to `want` plus some slack of the ready tasks this worker may claim, in claim
+/// order (highest priority, then oldest).
+pub(super) async fn select_candidates(
+    tx: &mut PgConnection,
+    worker_id: &str,
+    eligible: &Eligibility<'_>,
+    free_points: i32,
+    want: i64,
+    offering: bool,
+) -> StoreResult<Vec<Candidate>> {
+    // The only good plan walks tasks_ready_queue in order and stops at the LIMIT. Right
+    // after a bulk import the statistics say almost nothing is ready, and the planner may
+    // prefer to sort every ready task (20-40 ms per poll at 20k ready). Sorts are forbidden
+    // for the claim's transaction (claim_in's capacity statement sets it), which leaves the
+    // index walk whatever the statistics say. The same statement forces the generic plan
+    // for this query: PostgreSQL kept re-planning it on every poll (its custom plans look a
+    // little cheaper than the generic one), about 0.9 ms of database CPU each time for the
+    // same plan. The next statement (lock_budgets) turns custom planning back on.
+    // Repos with a free slot are a hint here (re-checked under the repo lock below); they
+    // keep full repos' tasks from crowding the candidate list. Their open tasks come from
+    // the kept counts (store::open_counts), not a count of every repo's open tasks per poll.
+    // Uses tasks_ready_queue and tasks_one_per_area.
+    let candidates = sqlx::query_as!(
+        Candidate,
+        r#"with changes as (select repo, sum(delta) as delta from repo_open_changes group by repo),
+           open_repos as materialized (
+               select r.repo, r.area_locks_enabled from repositories r
+               left join repo_open_counts c on c.repo = r.repo
+               left join changes d on d.repo = r.repo
+               where r.max_open_prs > coalesce(c.open, 0) + coalesce(d.delta, 0))
+           select t.id, t.repo, t.area, t.estimate_points
+           from tasks t join open_repos r on r.repo = t.repo
+           where t.status = 'ready'
+             and t.required_skills <@ $1
+             and t.estimate_points <= $2
+             and t.tier <= $3
+             and t.min_reputation <= $6
+             -- a task the worker rejected is never offered to it again
+             and not ($7 and exists (select 1 from offers o where o.task_id = t.id and o.worker_id = $5
+                                     and o.outcome = 'rejected'))
+             -- retry backoff (domain::retry): nobody before retry_at, the worker that
+             -- lost the attempt not before withheld_until
+             and (t.retry_at is null or t.retry_at <= now())
+             and (t.withheld_from is distinct from $5 or t.withheld_until <= now())
+             and not (r.area_locks_enabled and t.area is not null and exists (
+                 select 1 from tasks a where a.repo = t.repo and a.area = t.area and a.holds_area_lock))
+           order by t.priority desc, t.created_at, t.id
+           limit $4
+           for update of t skip locked"#,
+        eligible.skills,
+        free_points,
+        eligible.tier,
+        want + CANDIDATE_SLACK,
+        worker_id,
+        eligible.score,
+        offering,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(candidates)
+}

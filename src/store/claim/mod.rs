@@ -1,0 +1,270 @@
+//! Lease claiming: one short transaction per poll.
+//!
+//! What must be serialised, and how:
+//! - the worker's own capacity (I2, I8): the worker row is locked first, so two polls of
+//!   one worker run one after the other and each sees the other's claims;
+//! - a repo's budget and its area locks (I4, I5): the candidates' repo rows are locked
+//!   before their open slots are counted. They are taken with `skip locked`: a repo that
+//!   another poll is claiming from right now is passed over by this poll instead of
+//!   queueing behind it (waiting there made every poll wait on every other, since one
+//!   poll's candidates span many repos). Only when no candidate repo is free does a poll
+//!   wait, for one repo, holding no other repo lock;
+//! - a task (I1): candidates are locked with `for update skip locked`, so concurrent polls
+//!   pass over each other's candidates instead of queueing behind them.
+//!
+//! Deadlock-free: a poll waits at most once, for one repo, and only while it holds no repo
+//! lock; transactions holding repo locks never wait for task or worker rows. Other writers
+//! only ever free capacity, slots or areas, so a count read under these locks can only be
+//! conservative.
+
+mod budgets;
+mod candidates;
+mod leases;
+
+use budgets::*;
+use candidates::*;
+pub use leases::{live_leases, poll_without_claim};
+
+use std::time::Duration;
+
+use sqlx::{PgConnection, PgPool};
+
+use crate::config::TierCaps;
+use crate::domain::ids::{LeaseId, OfferId};
+use crate::domain::reputation::Counts;
+use crate::domain::status::WorkerStatus;
+use crate::store::StoreResult;
+use crate::wire::work::Lease;
+
+pub struct ClaimRequest<'a> {
+    pub worker_id: &'a str,
+    /// Cap on new claims in this call (`max`).
+    pub max_new: u32,
+    /// How new claims are granted: leases (`GET /v1/work`) or offers (`POST /v1/work/offers`).
+    pub grant: Grant,
+    /// What the worker's tier lets its declaration use (`OWP_TIER_MAX_CONCURRENT`,
+    /// `OWP_TIER_LEASE_TTL`) and the per-worker open-PR cap (`OWP_MAX_OPEN_PRS_PER_WORKER`).
+    pub caps: &'a ClaimCaps,
+}
+
+/// Caps a worker's own declaration cannot lift.
+#[derive(Clone, Debug, Default)]
+pub struct ClaimCaps {
+    pub tier_max_concurrent: TierCaps<i32>,
+    pub tier_lease_ttl: TierCaps<Duration>,
+    /// Open tasks one worker may have per repository, unless the repository sets its own;
+    /// 0: no cap.
+    pub max_open_prs_per_worker: i32,
+}
+
+/// What a claim grants the worker.
+#[derive(Clone, Copy, Debug)]
+pub enum Grant {
+    /// A lease with this TTL: the task becomes `leased`.
+    Lease { ttl: Duration },
+    /// An offer open this long: the task becomes `offered` (reserved for the worker) until
+    /// it accepts, rejects or the offer expires. Tasks it rejected before are not offered.
+    Offer { ttl: Duration },
+}
+
+pub struct Claimed {
+    /// All of the worker's live leases, old and new.
+    pub leases: Vec<Lease>,
+    pub new: usize,
+    /// The worker could take more work now (capacity left, not paused): worth waiting for.
+    pub can_take_more: bool,
+}
+
+/// What one claim granted.
+struct Reserved {
+    /// Lease or offer ids.
+    ids: Vec<String>,
+    can_take_more: bool,
+}
+
+/// `GET /v1/work`: leases up to the worker's free capacity, then every live lease it holds.
+/// Fires the status triggers (`store` docs: what triggers write).
+pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
+    let mut tx = crate::store::begin(pool).await?;
+    let granted = claim_in(&mut tx, req).await?;
+    let leases = live_leases(&mut tx, req.worker_id).await?;
+    crate::store::commit(tx).await?;
+    crate::metrics::leases_claimed(granted.ids.len());
+    Ok(Claimed {
+        leases,
+        new: granted.ids.len(),
+        can_take_more: granted.can_take_more,
+    })
+}
+
+/// `POST /v1/work/offers`: offers up to the worker's free capacity; the ids of the offers
+/// made (the worker's older open offers are not repeated).
+/// Fires the status triggers (`store` docs: what triggers write).
+pub async fn make_offers(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Vec<String>> {
+    let mut tx = crate::store::begin(pool).await?;
+    let offers = claim_in(&mut tx, req).await?;
+    crate::store::commit(tx).await?;
+    Ok(offers.ids)
+}
+
+/// Locks the worker and grants what its free capacity allows; the ids of what it granted
+/// (lease ids or offer ids).
+async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<Reserved> {
+    // Locks the worker row for the rest of the poll (I2, I8): `no key update` conflicts with
+    // itself, so this worker's polls run one at a time, yet lets FK checks (key share) pass.
+    // Locking, not updating: an update per poll would write a new row version (a HOT one
+    // since migration 0011 dropped the last_heartbeat index, still WAL and a dead tuple)
+    // every time.
+    let w = sqlx::query!(
+        r#"select skills, capacity_points, max_concurrent_tasks, status as "status: WorkerStatus", trust_tier,
+                  paused_by_admin,
+                  (not online or last_heartbeat < now() - interval '1 second') as "stale!",
+                  coalesce(r.attempts, 0)::int8 as "attempts!", coalesce(r.delivered, 0)::int8 as "delivered!",
+                  coalesce(r.on_time, 0)::int8 as "on_time!", coalesce(r.failed, 0)::int8 as "failed!",
+                  coalesce(r.expired, 0)::int8 as "expired!", coalesce(r.prs_merged, 0)::int8 as "prs_merged!",
+                  coalesce(r.prs_closed, 0)::int8 as "prs_closed!", coalesce(r.quality_sum, 0)::int8 as "quality_sum!",
+                  coalesce(r.quality_count, 0)::int8 as "quality_count!"
+           from workers w left join worker_reputation r on r.worker_id = w.id
+           where w.id = $1
+           for no key update of w"#,
+        req.worker_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    // the score tasks' min_reputation is compared with (domain::reputation)
+    let score = Counts {
+        attempts: w.attempts,
+        delivered: w.delivered,
+        on_time: w.on_time,
+        failed: w.failed,
+        expired: w.expired,
+        prs_merged: w.prs_merged,
+        prs_closed: w.prs_closed,
+        quality_sum: w.quality_sum,
+        quality_count: w.quality_count,
+    }
+    .score();
+    if w.stale {
+        // the poll is a sign of life
+        super::workers::touch_locked(tx, req.worker_id).await?;
+    }
+    // Live leases and open offers alike hold capacity (I2): counted by a statement of its
+    // own after the lock, so its snapshot has every claim of this worker committed before
+    // the lock was granted. It also sets the candidate query's planning for the rest of the
+    // transaction, saving a round trip (see select_candidates).
+    let used = sqlx::query!(
+        r#"select coalesce(sum(estimate_points), 0)::int as "points!", count(*)::int as "leases!",
+                  set_config('enable_sort', 'off', true) as "no_sort!",
+                  set_config('plan_cache_mode', 'force_generic_plan', true) as "generic_plan!"
+           from tasks where worker_id = $1 and task_holds_capacity(status)"#,
+        req.worker_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut free_points = w.capacity_points - used.points;
+    // the declaration is the worker's word; its tier decides how much of it counts
+    let max_concurrent = req
+        .caps
+        .tier_max_concurrent
+        .apply(w.trust_tier, w.max_concurrent_tasks);
+    let free_slots = i64::from(max_concurrent - used.leases);
+    let want = free_slots.min(i64::from(req.max_new));
+    let paused = w.status == WorkerStatus::Paused || w.paused_by_admin;
+    if paused || free_slots <= 0 || free_points <= 0 {
+        return Ok(Reserved {
+            ids: Vec::new(),
+            can_take_more: false,
+        });
+    }
+    let eligible = Eligibility {
+        skills: &w.skills,
+        tier: w.trust_tier,
+        score,
+    };
+    let ids = if want > 0 {
+        claim_candidates(tx, req, &eligible, &mut free_points, want).await?
+    } else {
+        Vec::new()
+    };
+    let can_take_more = free_points > 0 && (ids.len() as i64) < free_slots;
+    Ok(Reserved { ids, can_take_more })
+}
+
+/// Leases one locked candidate to the worker, with its lease row and audit event (I7), in
+/// one statement; the lease id, or none when the task is no longer ready.
+async fn grant_lease(
+    tx: &mut PgConnection,
+    task_id: &str,
+    worker_id: &str,
+    ttl: Duration,
+    holds_area_lock: bool,
+) -> StoreResult<Option<String>> {
+    let lease_id = LeaseId::generate();
+    let granted = sqlx::query_scalar!(
+        r#"with t as (
+               update tasks set status = 'leased', worker_id = $2, lease_id = $3,
+                   lease_expires_at = now() + make_interval(secs => $4),
+                   holds_area_lock = $5, updated_at = now(),
+                   retry_at = null, withheld_from = null, withheld_until = null
+               where id = $1 and status = 'ready'
+                 -- a row left inconsistent (a live lease on a ready task, an area another
+                 -- task holds) is passed over, never a conflict that fails every poll
+                 and not exists (select 1 from leases x where x.task_id = $1 and x.ended_at is null)
+                 and not ($5 and exists (select 1 from tasks a
+                                         where a.repo = tasks.repo and a.area = tasks.area and a.holds_area_lock))
+               returning id, attempt, repo),
+           l as (insert into leases (id, task_id, worker_id, attempt)
+                 select $3, id, $2, attempt from t),
+           a as (insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data, actor)
+                 select 'lease_granted', id, $2, repo, $3, 'ready', 'leased', jsonb_build_object('attempt', attempt),
+                        'worker:' || $2
+                 from t)
+           select count(*) as "n!" from t"#,
+        task_id,
+        worker_id,
+        lease_id.as_str(),
+        ttl.as_secs_f64(),
+        holds_area_lock,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((granted == 1).then_some(lease_id.0))
+}
+
+/// Reserves one locked candidate for the worker with an offer row and its audit event, in
+/// one statement; the offer id, or none when the task is no longer ready.
+async fn grant_offer(
+    tx: &mut PgConnection,
+    task_id: &str,
+    worker_id: &str,
+    ttl: Duration,
+    holds_area_lock: bool,
+) -> StoreResult<Option<String>> {
+    let offer_id = OfferId::generate();
+    let granted = sqlx::query_scalar!(
+        r#"with t as (
+               update tasks set status = 'offered', worker_id = $2, offer_id = $3,
+                   holds_area_lock = $5, updated_at = now()
+               where id = $1 and status = 'ready'
+                 and not exists (select 1 from offers x where x.task_id = $1 and x.ended_at is null)
+                 and not ($5 and exists (select 1 from tasks a
+                                         where a.repo = tasks.repo and a.area = tasks.area and a.holds_area_lock))
+               returning id, repo),
+           o as (insert into offers (id, task_id, worker_id, expires_at)
+                 select $3, id, $2, now() + make_interval(secs => $4) from t
+                 returning expires_at),
+           a as (insert into audit_events (kind, task_id, worker_id, repo, from_status, to_status, data, actor)
+                 select 'task_offered', t.id, $2, t.repo, 'ready', 'offered',
+                        jsonb_build_object('offer_id', $3::text, 'expires_at', o.expires_at), 'worker:' || $2
+                 from t, o)
+           select count(*) as "n!" from t"#,
+        task_id,
+        worker_id,
+        offer_id.as_str(),
+        ttl.as_secs_f64(),
+        holds_area_lock,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((granted == 1).then_some(offer_id.0))
+}

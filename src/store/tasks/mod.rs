@@ -1,0 +1,104 @@
+//! Tasks: bulk creation, and status reports applied under the task's row lock.
+
+mod report;
+
+pub use report::{update_status, Artifact, StatusResult, StatusUpdate};
+
+use sqlx::PgPool;
+
+use crate::domain::ids::TaskId;
+use crate::domain::new_task::NewTask;
+use crate::store::StoreResult;
+
+pub enum Created {
+    /// Per input, in order: the task's id and whether this call created it (false: a task
+    /// with its repo and `external_id` existed, and nothing was created for it).
+    Ok(Vec<(TaskId, bool)>),
+    UnknownRepo(String),
+}
+
+/// Creates all tasks in one transaction with their audit events (I7). A task whose repo
+/// and `external_id` exist already is not created again: its existing id is answered, so
+/// importing one source twice (even concurrently) makes each task once.
+pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask], actor: &str) -> StoreResult<Created> {
+    let mut repos: Vec<&str> = tasks.iter().map(|t| t.repo.as_str()).collect();
+    repos.sort_unstable();
+    repos.dedup();
+    let mut tx = crate::store::begin(pool).await?;
+    // key share: a repo cannot disappear under the insert (repos are never deleted today)
+    let known: Vec<String> = sqlx::query_scalar!(
+        "select repo from repositories where repo = any($1) for key share",
+        &repos as &[&str]
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if let Some(missing) = repos.iter().find(|r| !known.iter().any(|k| k == *r)) {
+        return Ok(Created::UnknownRepo(missing.to_string()));
+    }
+    let batch = serde_json::to_value(tasks).expect("tasks serialise to JSON");
+    let inserted: Vec<String> = sqlx::query_scalar!(
+        r#"with input as (
+             select * from jsonb_to_recordset($1) as x(
+                 id text, repo text, title text, description text, required_skills jsonb,
+                 estimate_points int, priority int, area text, tier smallint, min_reputation smallint,
+                 max_attempts int, external_id text)
+         ),
+         ins as (
+             insert into tasks (id, repo, title, description, required_skills, estimate_points,
+                                priority, area, tier, min_reputation, max_attempts, external_id)
+             select id, repo, title, description,
+                    array(select jsonb_array_elements_text(required_skills)),
+                    estimate_points, priority, area, tier, min_reputation, max_attempts, external_id
+             from input
+             -- one order for every import, so two importing the same keys wait, never deadlock
+             order by repo, external_id
+             on conflict (repo, external_id) where external_id is not null do nothing
+             returning id, repo),
+         audit as (
+             insert into audit_events (kind, task_id, repo, to_status, actor)
+             select 'task_created', id, repo, 'ready', $2 from ins)
+         select id as "id!" from ins"#,
+        batch,
+        actor,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+    let mut out: Vec<(TaskId, bool)> = tasks
+        .iter()
+        .map(|t| (t.id.clone(), inserted.contains(&t.id.0)))
+        .collect();
+    if inserted.len() < tasks.len() {
+        // a new statement: it sees rows that concurrent imports committed while ours waited
+        let (repos, keys): (Vec<&str>, Vec<&str>) = tasks
+            .iter()
+            .filter(|t| !inserted.contains(&t.id.0))
+            .filter_map(|t| Some((t.repo.as_str(), t.external_id.as_deref()?)))
+            .unzip();
+        let existing = sqlx::query!(
+            "select t.repo, t.external_id as \"external_id!\", t.id
+             from unnest($1::text[], $2::text[]) as k(repo, external_id)
+             join tasks t on t.repo = k.repo and t.external_id = k.external_id",
+            &repos as &[&str],
+            &keys as &[&str],
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for ((id, created), t) in out.iter_mut().zip(tasks) {
+            if *created {
+                continue;
+            }
+            let found = existing.iter().find(|e| {
+                e.repo == t.repo && Some(e.external_id.as_str()) == t.external_id.as_deref()
+            });
+            *id = TaskId(
+                found
+                    .expect("a task not inserted conflicts with an existing key")
+                    .id
+                    .clone(),
+            );
+        }
+    }
+    crate::store::commit(tx).await?;
+    Ok(Created::Ok(out))
+}
