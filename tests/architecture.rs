@@ -249,3 +249,85 @@ fn only_the_store_and_the_benchmarks_sql_speak_sql() {
         .collect();
     assert!(speaking.is_empty(), "SQL outside the store: {speaking:?}");
 }
+
+/// Functions stay short enough to read whole: at most `MAX_FN_LINES` lines of code (blank
+/// and comment lines aside), except the tables named here, which are long lists of one
+/// kind of line each.
+#[test]
+fn no_function_is_longer_than_a_screen() {
+    const MAX_FN_LINES: usize = 80;
+    const TABLES: &[&str] = &[
+        "src/http/mod.rs::router",     // the route table
+        "src/metrics.rs::describe",    // every metric's help text
+        "src/config/mod.rs::validate", // one range check per setting
+        "src/error.rs::body",          // every error's answer
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![];
+    rust_files(&src, &mut files);
+    let mut long = vec![];
+    for file in files {
+        let rel = format!("src/{}", file.strip_prefix(&src).unwrap().display());
+        for (name, lines) in function_lengths(&std::fs::read_to_string(&file).unwrap()) {
+            let key = format!("{rel}::{name}");
+            if lines > MAX_FN_LINES && !TABLES.contains(&key.as_str()) {
+                long.push(format!("{key}: {lines} lines"));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FN_LINES} lines:\n{}",
+        long.join("\n")
+    );
+}
+
+/// Each function's name and its lines of code, read from rustfmt's layout: a function
+/// ends at the first `}` at its own indentation.
+fn function_lengths(text: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = vec![];
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let sig = [
+            "pub(crate) ",
+            "pub(super) ",
+            "pub ",
+            "const ",
+            "async ",
+            "unsafe ",
+        ]
+        .iter()
+        .fold(trimmed, |t, p| t.strip_prefix(p).unwrap_or(t));
+        let Some(rest) = sig.strip_prefix("fn ") else {
+            continue;
+        };
+        if trimmed.ends_with(';') {
+            continue; // a declaration without a body
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let close = format!("{}}}", " ".repeat(indent));
+        let Some(end) = (i + 1..lines.len()).find(|&j| lines[j] == close) else {
+            continue; // a declaration without a body
+        };
+        let code = lines[i..=end]
+            .iter()
+            .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with("//"))
+            .count();
+        out.push((name, code));
+    }
+    out
+}
+
+#[test]
+fn the_length_scanner_counts_code_lines_of_each_function() {
+    let text = "fn a() {\n    // why\n\n    x();\n}\n\n    pub async fn b(\n        y: u8,\n    ) {\n        z();\n    }\n";
+    assert_eq!(
+        function_lengths(text),
+        vec![("a".to_string(), 3), ("b".to_string(), 5)]
+    );
+}

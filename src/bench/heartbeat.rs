@@ -83,29 +83,9 @@ pub async fn run(args: BenchHeartbeatArgs) -> anyhow::Result<()> {
         );
         // spread evenly over the interval, so the rate is steady from the start
         let offset = args.every.mul_f64(i as f64 / args.workers as f64);
-        let (stats, every) = (stats.clone(), args.every);
-        beats.push(tokio::spawn(async move {
-            tokio::time::sleep(offset).await;
-            let req = HeartbeatRequest {
-                status: Some("idle".into()),
-                note: None,
-            };
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                match client.heartbeat(&req).await {
-                    Ok(_) => {
-                        stats.record("heartbeat", t.elapsed());
-                        stats.completed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => stats.error(format!("heartbeat: {}", error_kind(&e))),
-                }
-                let next = t + every;
-                if next > deadline {
-                    break;
-                }
-                tokio::time::sleep_until(next.into()).await;
-            }
-        }));
+        let stats = stats.clone();
+        let beat = beat_until(client, stats, offset, args.every, deadline);
+        beats.push(tokio::spawn(beat));
     }
     for b in beats {
         b.await?;
@@ -122,4 +102,34 @@ pub async fn run(args: BenchHeartbeatArgs) -> anyhow::Result<()> {
         l.await??;
     }
     Ok(())
+}
+
+/// One worker: a heartbeat every `every` from `offset` on, until `deadline`.
+async fn beat_until(
+    client: Client,
+    stats: Arc<Stats>,
+    offset: Duration,
+    every: Duration,
+    deadline: Instant,
+) {
+    tokio::time::sleep(offset).await;
+    let req = HeartbeatRequest {
+        status: Some("idle".into()),
+        note: None,
+    };
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        match client.heartbeat(&req).await {
+            Ok(_) => {
+                stats.record("heartbeat", t.elapsed());
+                stats.completed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => stats.error(format!("heartbeat: {}", error_kind(&e))),
+        }
+        let next = t + every;
+        if next > deadline {
+            break;
+        }
+        tokio::time::sleep_until(next.into()).await;
+    }
 }

@@ -89,20 +89,7 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
 
     // the idle stretch
     let cpu_before = args.server_pid.and_then(cpu_ticks);
-    let idle_started = Instant::now();
-    let mut busy_connections = 0;
-    if let Some(url) = &args.database_url {
-        let pool = crate::store::tool_pool(url, 10).await?;
-        let deadline = idle_started + args.idle;
-        while Instant::now() < deadline {
-            busy_connections =
-                busy_connections.max(super::sql::seed::busy_connections(&pool).await?);
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    } else {
-        tokio::time::sleep(args.idle).await;
-    }
-    let idle_secs = idle_started.elapsed().as_secs_f64();
+    let (idle_secs, busy_connections) = idle_stretch(&args).await?;
     if let (Some(pid), Some(before)) = (args.server_pid, cpu_before) {
         let after = cpu_ticks(pid).unwrap_or(before);
         let cpu = (after - before) as f64 / 100.0 / idle_secs * 100.0;
@@ -118,8 +105,34 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
     }
 
     // wake-ups: one task at a time, timed from its creation to a poll's answer
-    let mut latencies = Vec::with_capacity(args.samples);
-    for i in 0..args.samples {
+    let mut latencies = wake_latencies(&admin, &arrivals, args.samples).await?;
+    latencies.sort_unstable();
+    let p = |q: f64| {
+        let i = ((latencies.len() - 1) as f64 * q).round() as usize;
+        latencies[i].as_secs_f64() * 1000.0
+    };
+    println!(
+        "new task -> waiting poll ({} samples): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        p(0.5),
+        p(0.99),
+        p(1.0)
+    );
+    for p in pollers {
+        p.abort();
+    }
+    Ok(())
+}
+
+/// `samples` new tasks, one at a time: how long each took from its creation to a waiting
+/// poll's answer.
+async fn wake_latencies(
+    admin: &Client,
+    arrivals: &Arrivals,
+    samples: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut latencies = Vec::with_capacity(samples);
+    for i in 0..samples {
         let task = TaskRequest {
             repo: "bench/idle".into(),
             title: format!("wake {i}"),
@@ -139,22 +152,27 @@ pub async fn run(args: BenchIdleArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    latencies.sort_unstable();
-    let p = |q: f64| {
-        let i = ((latencies.len() - 1) as f64 * q).round() as usize;
-        latencies[i].as_secs_f64() * 1000.0
-    };
-    println!(
-        "new task -> waiting poll ({} samples): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        latencies.len(),
-        p(0.5),
-        p(0.99),
-        p(1.0)
-    );
-    for p in pollers {
-        p.abort();
+    Ok(latencies)
+}
+
+/// Waits out the idle stretch; its length in seconds, and the most database connections
+/// busy at once meanwhile (sampled every 200 ms when `--database-url` is given).
+async fn idle_stretch(args: &BenchIdleArgs) -> anyhow::Result<(f64, i64)> {
+    let idle_started = Instant::now();
+    let mut busy_connections = 0;
+    if let Some(url) = &args.database_url {
+        let pool = crate::store::tool_pool(url, 10).await?;
+        let deadline = idle_started + args.idle;
+        while Instant::now() < deadline {
+            busy_connections =
+                busy_connections.max(super::sql::seed::busy_connections(&pool).await?);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    } else {
+        tokio::time::sleep(args.idle).await;
     }
-    Ok(())
+    let idle_secs = idle_started.elapsed().as_secs_f64();
+    Ok((idle_secs, busy_connections))
 }
 
 async fn register(anonymous: &Client, n: usize) -> anyhow::Result<Vec<String>> {

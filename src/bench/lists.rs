@@ -48,10 +48,33 @@ pub async fn run(args: BenchListsArgs) -> anyhow::Result<()> {
         );
     }
     let http = reqwest::Client::new();
+    println!(
+        "{:<20} {:>8} {:>9} {:>9} {:>9}",
+        "request", "samples", "p50 ms", "p95 ms", "p99 ms"
+    );
+    for (name, path) in &requests(&args) {
+        let samples = time_request(&http, &args, path).await?;
+        let p = |q: f64| {
+            let i = ((samples.len() - 1) as f64 * q).round() as usize;
+            samples[i].as_secs_f64() * 1000.0
+        };
+        println!(
+            "{name:<20} {:>8} {:>9.2} {:>9.2} {:>9.2}",
+            samples.len(),
+            p(0.5),
+            p(0.95),
+            p(0.99)
+        );
+    }
+    time_reconciliation(&pool).await
+}
+
+/// The list requests timed, by name: first and deep pages, each filter.
+fn requests(args: &BenchListsArgs) -> Vec<(String, String)> {
     let mid_task = format!("t_bench{:010}", args.tasks / 2);
     let deep_task_cursor = crate::http::paging::encode_cursor(&mid_task);
     let deep_event_cursor = crate::http::paging::encode_cursor(&(args.events / 2).to_string());
-    let requests = [
+    vec![
         (
             "tasks, first page".to_string(),
             "/v1/tasks?limit=50".to_string(),
@@ -121,45 +144,41 @@ pub async fn run(args: BenchListsArgs) -> anyhow::Result<()> {
             "reputation".into(),
             "/v1/workers/w_bench00000042/reputation".into(),
         ),
-    ];
-    println!(
-        "{:<20} {:>8} {:>9} {:>9} {:>9}",
-        "request", "samples", "p50 ms", "p95 ms", "p99 ms"
-    );
-    for (name, path) in &requests {
-        let url = format!("{}{path}", args.url.trim_end_matches('/'));
-        let mut samples = Vec::with_capacity(args.samples);
-        for _ in 0..args.samples {
-            let started = Instant::now();
-            let resp = http
-                .get(&url)
-                .header("x-admin-token", &args.admin_token)
-                .send()
-                .await?;
-            let status = resp.status();
-            resp.bytes().await?;
-            samples.push(started.elapsed());
-            if !status.is_success() {
-                bail!("{path} answered {status}");
-            }
+    ]
+}
+
+/// `args.samples` timings of one request, sorted.
+async fn time_request(
+    http: &reqwest::Client,
+    args: &BenchListsArgs,
+    path: &str,
+) -> anyhow::Result<Vec<std::time::Duration>> {
+    let url = format!("{}{path}", args.url.trim_end_matches('/'));
+    let mut samples = Vec::with_capacity(args.samples);
+    for _ in 0..args.samples {
+        let started = Instant::now();
+        let resp = http
+            .get(&url)
+            .header("x-admin-token", &args.admin_token)
+            .send()
+            .await?;
+        let status = resp.status();
+        resp.bytes().await?;
+        samples.push(started.elapsed());
+        if !status.is_success() {
+            bail!("{path} answered {status}");
         }
-        samples.sort_unstable();
-        let p = |q: f64| {
-            let i = ((samples.len() - 1) as f64 * q).round() as usize;
-            samples[i].as_secs_f64() * 1000.0
-        };
-        println!(
-            "{name:<20} {:>8} {:>9.2} {:>9.2} {:>9.2}",
-            samples.len(),
-            p(0.5),
-            p(0.95),
-            p(0.99)
-        );
     }
+    samples.sort_unstable();
+    Ok(samples)
+}
+
+/// The leader's reputation reconciliation over the whole history, timed.
+async fn time_reconciliation(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let started = Instant::now();
     let (mut checked, mut repaired, mut after) = (0, 0, String::new());
     while let (r, Some(last)) =
-        crate::store::reputation::reconcile_batch(&pool, &after, crate::scheduler::BATCH).await?
+        crate::store::reputation::reconcile_batch(pool, &after, crate::scheduler::BATCH).await?
     {
         checked += r.checked;
         repaired += r.repaired;

@@ -68,32 +68,7 @@ pub async fn run(args: BenchSweepArgs) -> anyhow::Result<()> {
         &bases[0],
         Credentials::Admin(args.admin_token.clone()),
     );
-    let live: Vec<String> = (0..args.repos.max(1))
-        .map(|i| format!("{prefix}-live{i}"))
-        .collect();
-    for repo in &live {
-        admin
-            .upsert_repo(&RepoRequest {
-                repo: repo.clone(),
-                max_open_prs: Some(10_000),
-                area_locks_enabled: Some(false),
-                pr_url_prefix: None,
-                github_write_back: None,
-                max_open_prs_per_worker: None,
-            })
-            .await?;
-    }
-    let tasks: Vec<TaskRequest> = (0..args.tasks)
-        .map(|i| TaskRequest {
-            repo: live[i % live.len()].clone(),
-            title: format!("task {i}"),
-            estimate_points: Some(1),
-            ..TaskRequest::default()
-        })
-        .collect();
-    for chunk in tasks.chunks(500) {
-        admin.create_tasks(chunk).await?;
-    }
+    let live = seed_queue(&admin, &args, &prefix).await?;
     seed::workers_with_tokens(&pool, &prefix, args.pollers as i64).await?;
     let written = Instant::now();
     let expires =
@@ -154,20 +129,65 @@ pub async fn run(args: BenchSweepArgs) -> anyhow::Result<()> {
         secs(last - expires)
     );
     let samples = samples.lock().expect("samples lock").clone();
-    let before: Vec<Duration> = samples
-        .iter()
-        .filter(|(at, _)| *at < first)
-        .map(|(_, d)| *d)
-        .collect();
-    let during: Vec<Duration> = samples
-        .iter()
-        .filter(|(at, _)| *at >= first && *at <= last)
-        .map(|(_, d)| *d)
-        .collect();
+    let (before, during) = around(&samples, first, last);
     println!("polls before the sweep: {}", percentiles(before));
     println!("polls during the sweep: {}", percentiles(during));
     print_latencies(&stats);
     Ok(())
+}
+
+/// The repos (`live`) and the ready tasks the pollers claim while the sweep runs.
+async fn seed_queue(
+    admin: &Client,
+    args: &BenchSweepArgs,
+    prefix: &str,
+) -> anyhow::Result<Vec<String>> {
+    let live: Vec<String> = (0..args.repos.max(1))
+        .map(|i| format!("{prefix}-live{i}"))
+        .collect();
+    for repo in &live {
+        admin
+            .upsert_repo(&RepoRequest {
+                repo: repo.clone(),
+                max_open_prs: Some(10_000),
+                area_locks_enabled: Some(false),
+                pr_url_prefix: None,
+                github_write_back: None,
+                max_open_prs_per_worker: None,
+            })
+            .await?;
+    }
+    let tasks: Vec<TaskRequest> = (0..args.tasks)
+        .map(|i| TaskRequest {
+            repo: live[i % live.len()].clone(),
+            title: format!("task {i}"),
+            estimate_points: Some(1),
+            ..TaskRequest::default()
+        })
+        .collect();
+    for chunk in tasks.chunks(500) {
+        admin.create_tasks(chunk).await?;
+    }
+    Ok(live)
+}
+
+/// Poll latencies before the sweep's first event, and between its first and last.
+fn around(
+    samples: &[Sample],
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let pick = |keep: &dyn Fn(DateTime<Utc>) -> bool| -> Vec<Duration> {
+        samples
+            .iter()
+            .filter(|(at, _)| keep(*at))
+            .map(|(_, d)| *d)
+            .collect()
+    };
+    (
+        pick(&|at| at < first),
+        pick(&|at| at >= first && at <= last),
+    )
 }
 
 async fn poll_loop(

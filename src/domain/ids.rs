@@ -34,6 +34,20 @@ macro_rules! prefixed_id {
                 Self(s)
             }
         }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        /// Reads as the string it is (SQL parameters, messages); built only on purpose.
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 

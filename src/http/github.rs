@@ -17,11 +17,12 @@ use serde::Deserialize;
 use super::extract::{ApiQuery, AuthAdmin, RawBody};
 use crate::app::AppContext;
 use crate::domain::github_issue;
+use crate::domain::ids::TaskId;
 use crate::domain::new_task::NewTask;
 use crate::domain::pr_link::{self, PrEvidence, PrRule};
 use crate::domain::status::{Report, TaskStatus};
 use crate::error::ApiError;
-use crate::github::{signature, GhError, GhIssue, GhLabel, GhUser, GitHub};
+use crate::github::{signature, GhError, GhIssue, GhLabel, GhPull, GhUser, GitHub};
 use crate::store::github::{self as gh_store, TaskRef};
 use crate::store::tasks::{self, Artifact, Created, StatusResult, StatusUpdate};
 use crate::store::{admin_actions, repos};
@@ -197,7 +198,7 @@ async fn decide_pr(
 ) -> Result<Outcome, ApiError> {
     let gh_host = app.settings.github.web_host();
     let update = StatusUpdate {
-        task_id: &task.id,
+        task_id: &TaskId::from(task.id.clone()),
         actor: crate::domain::transition::Actor::Admin,
         report,
         lease_id: None,
@@ -237,7 +238,7 @@ async fn issues(app: &AppContext, e: IssuesEvent) -> Result<Outcome, ApiError> {
             let mut cancelled = vec![];
             for t in tasks.iter().filter(|t| !t.status.is_terminal()) {
                 if let admin_actions::TaskAction::Done(_) =
-                    admin_actions::cancel(&app.pool, &t.id, "github").await?
+                    admin_actions::cancel(&app.pool, &TaskId::from(t.id.clone()), "github").await?
                 {
                     cancelled.push(t.id.clone());
                 }
@@ -343,9 +344,23 @@ pub async fn sync(
         already_imported: 0,
         errors: vec![],
     };
+    sync_prs(&app, &gh, &admin.actor, &mut out).await?;
+    sync_issues(&app, &gh, &admin.actor, &mut out).await?;
+    Ok(Json(out))
+}
+
+/// Asks GitHub about the repo's tasks with an open PR (at most `SYNC_PRS`); a PR closed or
+/// merged there ends its task as a webhook would have.
+async fn sync_prs(
+    app: &AppContext,
+    gh: &GitHub,
+    actor: &str,
+    out: &mut SyncAnswer,
+) -> Result<(), ApiError> {
+    let repo = out.repo.clone();
     let prs = gh_store::open_prs(&app.pool, &repo, SYNC_PRS + 1).await?;
     out.prs_remaining = prs.len().saturating_sub(SYNC_PRS as usize);
-    let host = settings.web_host();
+    let host = app.settings.github.web_host();
     for (task_id, url) in prs.iter().take(SYNC_PRS as usize) {
         // the PR number from the stored link, the repository always the task's own: a
         // link can never send the sync to ask about another repository
@@ -375,47 +390,60 @@ pub async fn sync(
             }
         };
         out.prs_checked += 1;
-        if pull.state != "closed" {
-            continue;
-        }
-        let task = TaskRef {
-            id: task_id.clone(),
-            repo: repo.clone(),
-            status: TaskStatus::PrOpened,
-        };
-        let (report, message) = if pull.merged {
-            (
-                Report::Rest(TaskStatus::Merged),
-                format!("merged on GitHub (found by a sync, {})", admin.actor),
-            )
-        } else {
-            (
-                Report::Closed,
-                format!("closed on GitHub (found by a sync, {})", admin.actor),
-            )
-        };
-        let evidence = PrEvidence {
-            author: pull.user.map(|u| u.login),
-            opened_at: pull.created_at,
-        };
-        if let Outcome::Applied(_) = decide_pr(&app, &task, report, &message, &evidence).await? {
-            match report {
-                Report::Closed => out.closed.push(task_id.clone()),
-                _ => out.merged.push(task_id.clone()),
-            }
+        if pull.state == "closed" {
+            settle(app, task_id, pull, actor, out).await?;
         }
     }
+    Ok(())
+}
+
+/// Ends a task whose PR GitHub says is closed: `merged`, or back to the queue.
+async fn settle(
+    app: &AppContext,
+    task_id: &str,
+    pull: GhPull,
+    actor: &str,
+    out: &mut SyncAnswer,
+) -> Result<(), ApiError> {
+    let task = TaskRef {
+        id: task_id.to_string(),
+        repo: out.repo.clone(),
+        status: TaskStatus::PrOpened,
+    };
+    let (report, what) = if pull.merged {
+        (Report::Rest(TaskStatus::Merged), "merged")
+    } else {
+        (Report::Closed, "closed")
+    };
+    let message = format!("{what} on GitHub (found by a sync, {actor})");
+    let evidence = PrEvidence {
+        author: pull.user.map(|u| u.login),
+        opened_at: pull.created_at,
+    };
+    if let Outcome::Applied(_) = decide_pr(app, &task, report, &message, &evidence).await? {
+        match report {
+            Report::Closed => out.closed.push(task_id.to_string()),
+            _ => out.merged.push(task_id.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Imports the repo's issues carrying the import label that are not tasks yet.
+async fn sync_issues(
+    app: &AppContext,
+    gh: &GitHub,
+    actor: &str,
+    out: &mut SyncAnswer,
+) -> Result<(), ApiError> {
+    let label = &app.settings.github.github_import_label;
+    let repo = out.repo.clone();
     match gh
-        .open_issues(
-            &repo,
-            &settings.github_import_label,
-            std::time::Duration::ZERO,
-            |_| {},
-        )
+        .open_issues(&repo, label, std::time::Duration::ZERO, |_| {})
         .await
     {
         Ok(issues) => {
-            let ids = import(&app, &repo, &repo, &issues, &admin.actor).await?;
+            let ids = import(app, &repo, &repo, &issues, actor).await?;
             out.already_imported = ids.iter().filter(|(_, new)| !new).count();
             out.imported = ids
                 .into_iter()
@@ -425,7 +453,7 @@ pub async fn sync(
         }
         Err(e) => out.errors.push(format!("issues: {e}")),
     }
-    Ok(Json(out))
+    Ok(())
 }
 
 /// Write-back events by state: `pending`, `failed` (given up) or `delivered`.

@@ -6,6 +6,7 @@ use axum::Json;
 
 use super::extract::{ApiJson, ApiQuery, AuthWorker};
 use crate::app::AppContext;
+use crate::domain::ids::OfferId;
 use crate::domain::input::{self, Invalid};
 use crate::domain::status::RejectReason;
 use crate::error::ApiError;
@@ -30,7 +31,7 @@ pub async fn make_offers(
     let ids = claim::make_offers(
         &app.pool,
         &ClaimRequest {
-            worker_id: worker.id.as_str(),
+            worker_id: &worker.id,
             max_new: u32::try_from(max_new).expect("range checked: 0..=100"),
             grant: Grant::Offer {
                 ttl: app.settings.offer_ttl,
@@ -77,13 +78,13 @@ fn checked_offer_id(offer_id: &str) -> Result<(), ApiError> {
 pub async fn accept_offer(
     State(app): State<AppContext>,
     worker: AuthWorker,
-    Path(offer_id): Path<String>,
+    Path(offer_id): Path<OfferId>,
 ) -> Result<(StatusCode, Json<AcceptResponse>), ApiError> {
     checked_offer_id(&offer_id)?;
     match offers::accept(
         &app.pool,
         &offer_id,
-        worker.id.as_str(),
+        &worker.id,
         app.settings.lease_ttl,
         &app.settings.tier_lease_ttl,
     )
@@ -97,7 +98,7 @@ pub async fn accept_offer(
             StatusCode::CREATED,
             Json(AcceptResponse {
                 ok: true,
-                offer_id,
+                offer_id: offer_id.into(),
                 task_id,
                 lease_id,
                 lease_expires_at,
@@ -120,7 +121,7 @@ pub async fn accept_offer(
 pub async fn reject_offer(
     State(app): State<AppContext>,
     worker: AuthWorker,
-    Path(offer_id): Path<String>,
+    Path(offer_id): Path<OfferId>,
     ApiJson(req): ApiJson<RejectRequest>,
 ) -> Result<Json<RejectResponse>, ApiError> {
     checked_offer_id(&offer_id)?;
@@ -130,12 +131,12 @@ pub async fn reject_offer(
             "one of insufficient_time, unclear_requirements, skill_mismatch, too_large, other",
         )
     })?;
-    match offers::reject(&app.pool, &offer_id, worker.id.as_str(), reason).await? {
+    match offers::reject(&app.pool, &offer_id, &worker.id, reason).await? {
         Answered::Rejected { task_id } => {
             app.long_poll.work_ready(1);
             Ok(Json(RejectResponse {
                 ok: true,
-                offer_id,
+                offer_id: offer_id.into(),
                 task_id,
                 status: "ready".into(),
             }))

@@ -6,6 +6,7 @@ use axum::Json;
 
 use super::extract::{ApiJson, ApiQuery, AuthAdmin};
 use crate::app::AppContext;
+use crate::domain::ids::TaskId;
 use crate::domain::input::{self, Invalid};
 use crate::domain::status::Report;
 use crate::domain::transition::Actor;
@@ -87,7 +88,7 @@ pub async fn close_stale_prs(
         }
         let gh_host = app.settings.github.web_host();
         let update = StatusUpdate {
-            task_id: &id,
+            task_id: &TaskId::from(id.clone()),
             actor: Actor::Admin,
             report: Report::Closed,
             lease_id: None,

@@ -30,7 +30,7 @@ pub async fn claim_work(
     let max_new = input::int_in("max", params.max, 100, 0, 100)?;
     let wait = input::int_in("wait", params.wait, 0, 0, 60)?;
     let req = ClaimRequest {
-        worker_id: worker.id.as_str(),
+        worker_id: &worker.id,
         max_new: u32::try_from(max_new).expect("range checked: 0..=100"),
         grant: Grant::Lease {
             ttl: app.settings.lease_ttl,
@@ -48,7 +48,7 @@ pub async fn claim_work(
         .poll(
             poll,
             app.stopped(),
-            || async { Ok(claim::poll_without_claim(&app.pool, worker.id.as_str()).await?) },
+            || async { Ok(claim::poll_without_claim(&app.pool, &worker.id).await?) },
             || claim(&app, &req),
         )
         .await?;

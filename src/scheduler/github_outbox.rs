@@ -105,6 +105,63 @@ pub async fn run(app: &AppContext, gh: &GitHub) -> StoreResult<Option<Duration>>
     Ok(None)
 }
 
+/// One step on GitHub. A comment whose earlier try had no clear answer (`first_try`
+/// false) is looked for by its marker before it is posted again.
+async fn take_step(
+    gh: &GitHub,
+    repo: &str,
+    number: u64,
+    step: &Step,
+    outbox_id: i64,
+    first_try: bool,
+) -> Result<(), GhError> {
+    match step {
+        Step::Comment(body) => {
+            if !first_try
+                && gh
+                    .has_comment_with(repo, number, &marker(outbox_id))
+                    .await?
+            {
+                return Ok(());
+            }
+            gh.comment(repo, number, body).await
+        }
+        Step::AddLabel(label) => {
+            gh.add_labels(repo, number, std::slice::from_ref(label))
+                .await
+        }
+        Step::RemoveLabel(label) => gh.remove_label(repo, number, label).await,
+    }
+}
+
+/// A step GitHub refused: retried later with backoff, or given up for good (an answer
+/// no retry can change, or `max_attempts` tries).
+async fn failed(
+    app: &AppContext,
+    row: &OutboxRow,
+    step: &Step,
+    e: &GhError,
+    max_attempts: i32,
+    base: Duration,
+) -> StoreResult<()> {
+    let error = e.to_string();
+    // a bad token is fixed by an operator, then delivery goes on: keep trying
+    let retryable = e.is_transient() || matches!(e, GhError::Status { status: 401, .. });
+    if !retryable || row.attempts >= max_attempts {
+        tracing::warn!(outbox = row.id, task = %row.task_id, error = %error, "GitHub write-back given up");
+        outbox::give_up(&app.pool, row, &error).await?;
+        crate::metrics::github_outbox("gave_up");
+    } else {
+        // a comment that failed without a clear "no" (a timeout, a 502 from a proxy after
+        // GitHub accepted it) may have landed: look before the next try
+        let uncertain = matches!(step, Step::Comment(_));
+        let delay = backoff(base, row.attempts);
+        outbox::retry_later(&app.pool, row.id, delay, &error, uncertain, true).await?;
+        crate::metrics::github_outbox("retried");
+    }
+    Ok(())
+}
+
 /// Delivers one row's remaining steps; `Some(wait)` on a rate limit.
 async fn deliver(
     app: &AppContext,
@@ -140,25 +197,8 @@ async fn deliver(
         .enumerate()
         .skip(row.steps_done.max(0) as usize)
     {
-        let done = match step {
-            Step::Comment(body) => {
-                let landed = if row.uncertain && i == row.steps_done as usize {
-                    gh.has_comment_with(repo, number, &marker(row.id)).await
-                } else {
-                    Ok(false)
-                };
-                match landed {
-                    Ok(true) => Ok(()),
-                    Ok(false) => gh.comment(repo, number, body).await,
-                    Err(e) => Err(e),
-                }
-            }
-            Step::AddLabel(label) => {
-                gh.add_labels(repo, number, std::slice::from_ref(label))
-                    .await
-            }
-            Step::RemoveLabel(label) => gh.remove_label(repo, number, label).await,
-        };
+        let first_try = !(row.uncertain && i == row.steps_done as usize);
+        let done = take_step(gh, repo, number, step, row.id, first_try).await;
         match done {
             Ok(()) => outbox::step_done(&app.pool, row.id, i as i32 + 1).await?,
             Err(GhError::RateLimited { wait }) => {
@@ -174,22 +214,7 @@ async fn deliver(
                 return Ok(Some(wait));
             }
             Err(e) => {
-                let error = e.to_string();
-                // a bad token is fixed by an operator, then delivery goes on: keep trying
-                let retryable =
-                    e.is_transient() || matches!(e, GhError::Status { status: 401, .. });
-                if !retryable || row.attempts >= max_attempts {
-                    tracing::warn!(outbox = row.id, task = %row.task_id, error = %error, "GitHub write-back given up");
-                    outbox::give_up(&app.pool, row, &error).await?;
-                    crate::metrics::github_outbox("gave_up");
-                } else {
-                    // a comment that failed without a clear "no" (a timeout, a 502 from a proxy
-                    // after GitHub accepted it) may have landed: look before the next try
-                    let uncertain = matches!(step, Step::Comment(_));
-                    let delay = backoff(base, row.attempts);
-                    outbox::retry_later(&app.pool, row.id, delay, &error, uncertain, true).await?;
-                    crate::metrics::github_outbox("retried");
-                }
+                failed(app, row, step, &e, max_attempts, base).await?;
                 return Ok(None);
             }
         }

@@ -3,6 +3,7 @@
 //! event naming the admin (I7). A holder whose lease an admin ended gets `lease_lost` on
 //! its next report (the lease's `end_reason` says the server ended it).
 
+use crate::domain::ids::{TaskId, WorkerId};
 use sqlx::PgPool;
 
 use super::StoreResult;
@@ -43,10 +44,11 @@ async fn lock(tx: &mut sqlx::PgConnection, task_id: &str) -> StoreResult<Option<
 /// Fires the status triggers (`store` docs: what triggers write).
 pub async fn requeue(
     pool: &PgPool,
-    task_id: &str,
+    task_id: &TaskId,
     reset_attempts: bool,
     actor: &str,
 ) -> StoreResult<TaskAction> {
+    let task_id = task_id.as_str();
     let mut tx = super::begin(pool).await?;
     let Some(t) = lock(&mut tx, task_id).await? else {
         return Ok(TaskAction::NotFound);
@@ -96,7 +98,8 @@ pub async fn requeue(
 /// To the terminal `cancelled`, from any status that is not terminal: the live lease (if
 /// any) ends as `cancelled`, the slot and area are freed.
 /// Fires the status triggers (`store` docs: what triggers write).
-pub async fn cancel(pool: &PgPool, task_id: &str, actor: &str) -> StoreResult<TaskAction> {
+pub async fn cancel(pool: &PgPool, task_id: &TaskId, actor: &str) -> StoreResult<TaskAction> {
+    let task_id = task_id.as_str();
     let mut tx = super::begin(pool).await?;
     let Some(t) = lock(&mut tx, task_id).await? else {
         return Ok(TaskAction::NotFound);
@@ -144,10 +147,11 @@ pub enum WorkerAction {
 /// cannot lift an admin's pause.
 pub async fn set_paused(
     pool: &PgPool,
-    worker_id: &str,
+    worker_id: &WorkerId,
     paused: bool,
     actor: &str,
 ) -> StoreResult<WorkerAction> {
+    let worker_id = worker_id.as_str();
     let kind = if paused {
         "worker_paused"
     } else {
@@ -178,7 +182,8 @@ pub async fn set_paused(
 /// live leases end as `worker_revoked` (its open offers are withdrawn) and their tasks are ready again without counting a
 /// failed attempt; its opened PRs keep their slots (they await review).
 /// Fires the status triggers (`store` docs: what triggers write).
-pub async fn revoke(pool: &PgPool, worker_id: &str, actor: &str) -> StoreResult<WorkerAction> {
+pub async fn revoke(pool: &PgPool, worker_id: &WorkerId, actor: &str) -> StoreResult<WorkerAction> {
+    let worker_id = worker_id.as_str();
     let mut tx = super::begin(pool).await?;
     let revoked = sqlx::query_scalar!(
         "select revoked_at is not null from workers where id = $1 for update",
@@ -224,10 +229,11 @@ pub async fn revoke(pool: &PgPool, worker_id: &str, actor: &str) -> StoreResult<
 /// Gives the worker a new token (its digest); the old one stops working at once.
 pub async fn rotate_token(
     pool: &PgPool,
-    worker_id: &str,
+    worker_id: &WorkerId,
     digest: &[u8; 32],
     actor: &str,
 ) -> StoreResult<WorkerAction> {
+    let worker_id = worker_id.as_str();
     let r = sqlx::query!(
         r#"with w as (
                update workers set token_digest = $2 where id = $1 and revoked_at is null returning id),
@@ -278,7 +284,13 @@ pub enum Edited {
 
 /// Applies an edit under the task's row lock, refusing what the task's status forbids
 /// (`domain::task_edit`), with a `task_updated` event listing what changed.
-pub async fn edit(pool: &PgPool, task_id: &str, e: &TaskEdit, actor: &str) -> StoreResult<Edited> {
+pub async fn edit(
+    pool: &PgPool,
+    task_id: &TaskId,
+    e: &TaskEdit,
+    actor: &str,
+) -> StoreResult<Edited> {
+    let task_id = task_id.as_str();
     use crate::domain::task_edit::{forbidden_change, Changes};
     let mut tx = super::begin(pool).await?;
     let Some(t) = sqlx::query!(
@@ -350,11 +362,12 @@ pub async fn edit(pool: &PgPool, task_id: &str, e: &TaskEdit, actor: &str) -> St
 /// Sets a worker's trust tier (0-3), audited with the old and new tier and the reason.
 pub async fn set_trust_tier(
     pool: &PgPool,
-    worker_id: &str,
+    worker_id: &WorkerId,
     level: i16,
     reason: &str,
     actor: &str,
 ) -> StoreResult<WorkerAction> {
+    let worker_id = worker_id.as_str();
     let mut tx = super::begin(pool).await?;
     // the old tier from the locked row, so concurrent changes are audited in order
     let Some(old) = sqlx::query_scalar!(

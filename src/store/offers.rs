@@ -5,6 +5,7 @@
 //! answer and the expiry sweep and an admin's requeue or cancel are thereby serialised on
 //! the task, and exactly one of them ends the offer.
 
+use crate::domain::ids::{OfferId, WorkerId};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -138,11 +139,13 @@ async fn open_answer(
 /// Fires the status triggers (`store` docs: what triggers write).
 pub async fn accept(
     pool: &PgPool,
-    offer_id: &str,
-    worker_id: &str,
+    offer_id: &OfferId,
+    worker_id: &WorkerId,
     lease_ttl: Duration,
     tier_lease_ttl: &TierCaps<Duration>,
 ) -> StoreResult<Answered> {
+    let worker_id = worker_id.as_str();
+    let offer_id = offer_id.as_str();
     let (mut tx, o) = match open_answer(pool, offer_id, worker_id).await? {
         Ok(open) => open,
         Err(answer) => return Ok(answer),
@@ -197,10 +200,12 @@ pub async fn accept(
 /// Fires the status triggers (`store` docs: what triggers write).
 pub async fn reject(
     pool: &PgPool,
-    offer_id: &str,
-    worker_id: &str,
+    offer_id: &OfferId,
+    worker_id: &WorkerId,
     reason: RejectReason,
 ) -> StoreResult<Answered> {
+    let worker_id = worker_id.as_str();
+    let offer_id = offer_id.as_str();
     let (mut tx, o) = match open_answer(pool, offer_id, worker_id).await? {
         Ok(open) => open,
         Err(answer) => return Ok(answer),

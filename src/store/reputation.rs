@@ -1,6 +1,7 @@
 //! Reputation counters (kept by triggers on `leases`, see migration 0005): reading one
 //! worker's, the leader's reconciliation with the lease history, and automatic promotion.
 
+use crate::domain::ids::WorkerId;
 use sqlx::PgPool;
 
 use super::StoreResult;
@@ -14,7 +15,8 @@ pub struct Standing {
 
 /// One read: the worker's tier and counters (all zero with no counted attempt yet); `None`
 /// for an unknown worker.
-pub async fn standing(pool: &PgPool, worker_id: &str) -> StoreResult<Option<Standing>> {
+pub async fn standing(pool: &PgPool, worker_id: &WorkerId) -> StoreResult<Option<Standing>> {
+    let worker_id = worker_id.as_str();
     let row = sqlx::query!(
         r#"select w.trust_tier,
                   coalesce(r.attempts, 0)::int8 as "attempts!", coalesce(r.delivered, 0)::int8 as "delivered!",

@@ -4,6 +4,7 @@
 //! index of the filters actually given (tasks_by_status, tasks_by_repo, tasks_by_worker,
 //! audit_events_by_kind/_by_actor/_by_target).
 
+use crate::domain::ids::{TaskId, WorkerId};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
@@ -85,35 +86,21 @@ pub enum Reader<'a> {
     Worker(&'a str),
 }
 
-pub async fn task_detail(
-    pool: &PgPool,
+/// A task's newest `limit` leases and artifacts (oldest first), and how many there are;
+/// `only` a worker's own.
+struct History {
+    leases: Vec<LeaseView>,
+    leases_total: i64,
+    artifacts: Vec<ArtifactView>,
+    artifacts_total: i64,
+}
+
+async fn history(
+    tx: &mut PgConnection,
     task_id: &str,
-    reader: Reader<'_>,
+    only: Option<&str>,
     limit: i64,
-) -> StoreResult<Option<TaskRecord>> {
-    let only = match reader {
-        Reader::Admin => None,
-        Reader::Worker(w) => Some(w),
-    };
-    let mut tx = super::begin(pool).await?;
-    sqlx::query!("set transaction isolation level repeatable read, read only")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query!("set local plan_cache_mode = force_custom_plan")
-        .execute(&mut *tx)
-        .await?;
-    let Some(row) = sqlx::query!(
-        r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
-                  min_reputation, required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
-                  lease_expires_at, pr_url, retry_at, external_id, created_at, updated_at, description
-           from tasks where id = $1"#,
-        task_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
-        return Ok(None);
-    };
+) -> StoreResult<History> {
     let mut leases = sqlx::query_as!(
         LeaseView,
         "select id as lease_id, worker_id, attempt, granted_at, ended_at, end_reason
@@ -146,6 +133,45 @@ pub async fn task_detail(
     )
     .fetch_one(&mut *tx)
     .await?;
+    Ok(History {
+        leases,
+        leases_total: totals.leases,
+        artifacts,
+        artifacts_total: totals.artifacts,
+    })
+}
+
+pub async fn task_detail(
+    pool: &PgPool,
+    task_id: &TaskId,
+    reader: Reader<'_>,
+    limit: i64,
+) -> StoreResult<Option<TaskRecord>> {
+    let task_id = task_id.as_str();
+    let only = match reader {
+        Reader::Admin => None,
+        Reader::Worker(w) => Some(w),
+    };
+    let mut tx = super::begin(pool).await?;
+    sqlx::query!("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!("set local plan_cache_mode = force_custom_plan")
+        .execute(&mut *tx)
+        .await?;
+    let Some(row) = sqlx::query!(
+        r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
+                  min_reputation, required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
+                  lease_expires_at, pr_url, retry_at, external_id, created_at, updated_at, description
+           from tasks where id = $1"#,
+        task_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let h = history(&mut tx, task_id, only, limit).await?;
     let trail = AuditFilter {
         target: Some(task_id),
         limit: 500,
@@ -184,17 +210,23 @@ pub async fn task_detail(
             updated_at: row.updated_at,
         },
         description: row.description,
-        leases,
-        leases_total: totals.leases,
-        artifacts,
-        artifacts_total: totals.artifacts,
+        leases: h.leases,
+        leases_total: h.leases_total,
+        artifacts: h.artifacts,
+        artifacts_total: h.artifacts_total,
         events,
         offer_rejections,
     }))
 }
 
 /// Whether this worker holds or ever held the task (a lease of its, or the task names it).
-pub async fn worker_knows_task(pool: &PgPool, worker_id: &str, task_id: &str) -> StoreResult<bool> {
+pub async fn worker_knows_task(
+    pool: &PgPool,
+    worker_id: &WorkerId,
+    task_id: &TaskId,
+) -> StoreResult<bool> {
+    let task_id = task_id.as_str();
+    let worker_id = worker_id.as_str();
     let known = sqlx::query_scalar!(
         r#"select exists (select 1 from tasks where id = $2 and worker_id = $1)
                or exists (select 1 from leases where task_id = $2 and worker_id = $1) as "known!""#,
@@ -256,9 +288,10 @@ pub async fn list_workers(pool: &PgPool, f: &WorkerFilter<'_>) -> StoreResult<Ve
 /// The worker (`None`: unknown) and the tasks it holds under live leases.
 pub async fn worker_detail(
     pool: &PgPool,
-    worker_id: &str,
+    worker_id: &WorkerId,
     heartbeat_timeout_secs: f64,
 ) -> StoreResult<Option<(WorkerView, Vec<TaskView>)>> {
+    let worker_id = worker_id.as_str();
     let filter = WorkerFilter {
         id: Some(worker_id),
         online: None,

@@ -67,6 +67,13 @@ pub async fn bulk_history(
     )
     .execute(pool)
     .await?;
+    lease_history(pool).await?;
+    sqlx::query!("analyze").execute(pool).await?;
+    Ok(())
+}
+
+/// The leases of the seeded finished tasks, and the reputation counters they make.
+async fn lease_history(pool: &PgPool) -> StoreResult<()> {
     // One lease per finished task (granted 10 min after the task, worked 1-4 h, PRs
     // reviewed 1-9 h), and an expired earlier attempt on every 7th.
     sqlx::query!(
@@ -101,7 +108,6 @@ pub async fn bulk_history(
     )
     .execute(pool)
     .await?;
-    sqlx::query!("analyze").execute(pool).await?;
     Ok(())
 }
 

@@ -161,33 +161,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
 
 async fn task(client: &Client, c: TaskCommand, json: bool) -> anyhow::Result<()> {
     match c {
-        TaskCommand::Add(f) => {
-            let req = TaskRequest {
-                repo: f.repo,
-                title: f.title,
-                description: f.description,
-                required_skills: Some(f.skills),
-                estimate_points: f.points,
-                priority: f.priority,
-                area: f.area,
-                tier: f.tier,
-                min_reputation: f.min_reputation,
-                max_attempts: f.max_attempts,
-                external_id: f.external_id,
-            };
-            let created = client.create_task(&req).await?;
-            if json {
-                return output::json(&created);
-            }
-            match created.created {
-                true => println!("created task {}", created.task_id),
-                false => println!(
-                    "task {} exists with that external id: nothing created",
-                    created.task_id
-                ),
-            }
-            Ok(())
-        }
+        TaskCommand::Add(f) => add_task(client, f, json).await,
         TaskCommand::List {
             status,
             repo,
@@ -195,7 +169,7 @@ async fn task(client: &Client, c: TaskCommand, json: bool) -> anyhow::Result<()>
             area,
             limit,
         } => {
-            let mut q = TaskListQuery {
+            let q = TaskListQuery {
                 status,
                 repo,
                 worker_id: worker,
@@ -203,16 +177,7 @@ async fn task(client: &Client, c: TaskCommand, json: bool) -> anyhow::Result<()>
                 limit: Some(limit.clamp(1, 200) as i64),
                 cursor: None,
             };
-            let mut tasks = vec![];
-            loop {
-                let page = client.list_tasks(&q).await?;
-                tasks.extend(page.tasks);
-                match page.next_cursor {
-                    Some(c) if tasks.len() < limit => q.cursor = Some(c),
-                    _ => break,
-                }
-            }
-            tasks.truncate(limit);
+            let tasks = list_tasks(client, q, limit).await?;
             if json {
                 return output::json(&tasks);
             }
@@ -243,6 +208,53 @@ async fn task(client: &Client, c: TaskCommand, json: bool) -> anyhow::Result<()>
             })
         }
     }
+}
+
+async fn add_task(client: &Client, f: TaskFields, json: bool) -> anyhow::Result<()> {
+    let req = TaskRequest {
+        repo: f.repo,
+        title: f.title,
+        description: f.description,
+        required_skills: Some(f.skills),
+        estimate_points: f.points,
+        priority: f.priority,
+        area: f.area,
+        tier: f.tier,
+        min_reputation: f.min_reputation,
+        max_attempts: f.max_attempts,
+        external_id: f.external_id,
+    };
+    let created = client.create_task(&req).await?;
+    if json {
+        return output::json(&created);
+    }
+    match created.created {
+        true => println!("created task {}", created.task_id),
+        false => println!(
+            "task {} exists with that external id: nothing created",
+            created.task_id
+        ),
+    }
+    Ok(())
+}
+
+/// Up to `limit` tasks, page after page.
+async fn list_tasks(
+    client: &Client,
+    mut q: TaskListQuery,
+    limit: usize,
+) -> anyhow::Result<Vec<crate::wire::views::TaskView>> {
+    let mut tasks = vec![];
+    loop {
+        let page = client.list_tasks(&q).await?;
+        tasks.extend(page.tasks);
+        match page.next_cursor {
+            Some(c) if tasks.len() < limit => q.cursor = Some(c),
+            _ => break,
+        }
+    }
+    tasks.truncate(limit);
+    Ok(tasks)
 }
 
 async fn worker(client: &Client, c: WorkerCommand, json: bool) -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use crate::client::retry::Backoff;
 use crate::client::Client;
 use crate::wire::tasks::StatusRequest;
+use crate::wire::work::Lease;
 use crate::wire::workers::HeartbeatRequest;
 
 /// What the agent does with a lease.
@@ -231,14 +232,8 @@ pub(super) async fn poll_loop(
             }
             continue;
         }
-        let wait = match shared.options.exit_when_idle {
-            // never hold a poll past the idle deadline
-            Some(idle) => shared
-                .options
-                .wait
-                .min(idle.saturating_sub(last_work.elapsed())),
-            None => shared.options.wait,
-        };
+        // never hold a poll past the idle deadline
+        let wait = until_idle(shared, last_work, shared.options.wait);
         let asked = Instant::now();
         let answer = tokio::select! {
             r = shared.client.poll(Some(free as u32), Some(wait)) => r,
@@ -266,35 +261,50 @@ pub(super) async fn poll_loop(
                 continue;
             }
         };
-        let mut started = 0;
-        for lease in leases {
-            if !jobs.contains(&lease.task_id) {
-                started += 1;
-                let shared = shared.clone();
-                let abort = abort.clone();
-                jobs.spawn(lease.task_id.clone(), async move {
-                    shared.running.fetch_add(1, Ordering::Relaxed);
-                    work_on(&shared, lease, abort).await;
-                    shared.running.fetch_sub(1, Ordering::Relaxed);
-                });
-            }
-        }
-        if started > 0 {
+        if start_new(shared, &mut jobs, leases, &abort) > 0 {
             last_work = Instant::now();
         } else if asked.elapsed() < Duration::from_secs(1) {
             // answered at once with nothing new (no free capacity server-side, or no
             // long polls): the protocol's cadence, with jitter, unless a job ends first
             // (a freed slot) or the idle deadline comes sooner
-            let mut pause = jittered(cadence.poll);
-            if let Some(idle) = shared.options.exit_when_idle {
-                pause = pause.min(idle.saturating_sub(last_work.elapsed()));
-            }
+            let pause = until_idle(shared, last_work, jittered(cadence.poll));
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 Some(()) = jobs.next(), if !jobs.is_empty() => {}
                 _ = stop.changed() => {}
             }
         }
+    }
+}
+
+/// Starts a job for each lease not being worked on yet; how many started.
+fn start_new(
+    shared: &Arc<Shared>,
+    jobs: &mut Jobs,
+    leases: Vec<Lease>,
+    abort: &watch::Receiver<bool>,
+) -> usize {
+    let mut started = 0;
+    for lease in leases {
+        if !jobs.contains(&lease.task_id) {
+            started += 1;
+            let shared = shared.clone();
+            let abort = abort.clone();
+            jobs.spawn(lease.task_id.clone(), async move {
+                shared.running.fetch_add(1, Ordering::Relaxed);
+                work_on(&shared, lease, abort).await;
+                shared.running.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+    }
+    started
+}
+
+/// `d`, cut short so it never runs past the idle deadline (`--exit-when-idle`).
+fn until_idle(shared: &Shared, last_work: Instant, d: Duration) -> Duration {
+    match shared.options.exit_when_idle {
+        Some(idle) => d.min(idle.saturating_sub(last_work.elapsed())),
+        None => d,
     }
 }
 

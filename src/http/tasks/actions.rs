@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 
 use crate::app::AppContext;
+use crate::domain::ids::TaskId;
 use crate::domain::input::Invalid;
 use crate::domain::status::TaskStatus;
 use crate::error::ApiError;
@@ -35,7 +36,7 @@ impl Act {
     async fn run(
         self,
         app: &AppContext,
-        task_id: &str,
+        task_id: &TaskId,
         actor: &str,
     ) -> Result<TaskAction, ApiError> {
         if task_id.contains('\0') {
@@ -53,7 +54,7 @@ impl Act {
 async fn one(
     app: &AppContext,
     act: Act,
-    task_id: String,
+    task_id: TaskId,
     actor: &str,
 ) -> Result<Json<TaskActionResponse>, ApiError> {
     match act.run(app, &task_id, actor).await? {
@@ -62,7 +63,7 @@ async fn one(
             app.long_poll.work_ready(1);
             Ok(Json(TaskActionResponse {
                 ok: true,
-                task_id,
+                task_id: task_id.into(),
                 status,
             }))
         }
@@ -88,7 +89,7 @@ async fn bulk(
         skipped: Vec::new(),
     };
     for id in ids {
-        match act.run(app, &id, actor).await? {
+        match act.run(app, &TaskId::from(id.clone()), actor).await? {
             TaskAction::Done(_) => out.done.push(id),
             TaskAction::NotFound => out.skipped.push(BulkSkipped {
                 task_id: id,
@@ -115,7 +116,7 @@ async fn bulk(
 pub async fn requeue_task(
     State(app): State<AppContext>,
     admin: AuthAdmin,
-    Path(task_id): Path<String>,
+    Path(task_id): Path<TaskId>,
     ApiJson(req): ApiJson<RequeueRequest>,
 ) -> Result<Json<TaskActionResponse>, ApiError> {
     let act = Act::Requeue {
@@ -133,7 +134,7 @@ pub async fn requeue_task(
 pub async fn cancel_task(
     State(app): State<AppContext>,
     admin: AuthAdmin,
-    Path(task_id): Path<String>,
+    Path(task_id): Path<TaskId>,
 ) -> Result<Json<TaskActionResponse>, ApiError> {
     one(&app, Act::Cancel, task_id, &admin.actor).await
 }

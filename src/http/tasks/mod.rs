@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::app::AppContext;
+use crate::domain::ids::TaskId;
 use crate::domain::input::Invalid;
 use crate::domain::new_task::NewTask;
 use crate::domain::status::TaskStatus;
@@ -153,7 +154,7 @@ pub async fn list_tasks(
 pub async fn get_task(
     State(app): State<AppContext>,
     caller: Caller,
-    Path(task_id): Path<String>,
+    Path(task_id): Path<TaskId>,
     ApiQuery(q): ApiQuery<TaskDetailQuery>,
 ) -> Result<Json<TaskDetail>, ApiError> {
     if task_id.contains('\0') {
@@ -161,7 +162,7 @@ pub async fn get_task(
     }
     let limit = i64::from(input::int_in("limit", q.limit, 100, 1, 500)?);
     if let Caller::Worker(w) = &caller {
-        if !views::worker_knows_task(&app.pool, w.id.as_str(), &task_id).await? {
+        if !views::worker_knows_task(&app.pool, &w.id, &task_id).await? {
             // the same answer for a task that does not exist: ids are not probed
             return Err(ApiError::Forbidden("you never held this task"));
         }
@@ -240,7 +241,7 @@ fn checked_edit(p: TaskPatch) -> Result<TaskEdit, Invalid> {
 pub async fn patch_task(
     State(app): State<AppContext>,
     admin: AuthAdmin,
-    Path(task_id): Path<String>,
+    Path(task_id): Path<TaskId>,
     ApiJson(req): ApiJson<TaskPatch>,
 ) -> Result<Json<TaskView>, ApiError> {
     if task_id.contains('\0') {

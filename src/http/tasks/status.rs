@@ -4,6 +4,7 @@ use axum::extract::{Path, State};
 use axum::Json;
 
 use crate::app::AppContext;
+use crate::domain::ids::TaskId;
 use crate::domain::input;
 use crate::domain::input::{Checked, Invalid};
 use crate::domain::status::{Report, TaskStatus};
@@ -84,7 +85,7 @@ fn validate(req: StatusRequest, max_extra: usize) -> Checked<ValidReport> {
               (status = 409, description = "details: lease_lost, invalid_transition: <from> -> <to>, or pr_url_taken: <task id>", body = ErrorBody)))]
 pub async fn report_status(
     State(app): State<AppContext>,
-    Path(task_id): Path<String>,
+    Path(task_id): Path<TaskId>,
     caller: Caller,
     ApiJson(req): ApiJson<StatusRequest>,
 ) -> Result<Json<StatusResponse>, ApiError> {
@@ -130,7 +131,7 @@ pub async fn report_status(
             }
             Ok(Json(StatusResponse {
             ok: true,
-            task_id,
+            task_id: task_id.into(),
                 status: status.as_str().into(),
                 lease_expires_at,
             }))

@@ -6,6 +6,7 @@ use axum::Json;
 
 use crate::app::AppContext;
 use crate::auth;
+use crate::domain::ids::WorkerId;
 use crate::domain::input;
 use crate::domain::input::Invalid;
 use crate::domain::trust::TrustTier;
@@ -50,12 +51,12 @@ fn checked_id(id: &str) -> Result<(), ApiError> {
 pub async fn pause_worker(
     State(app): State<AppContext>,
     admin: AuthAdmin,
-    Path(worker_id): Path<String>,
+    Path(worker_id): Path<WorkerId>,
 ) -> Result<Json<WorkerActionResponse>, ApiError> {
     checked_id(&worker_id)?;
     let a = admin_actions::set_paused(&app.pool, &worker_id, true, &admin.actor).await?;
     worker_done(a)?;
-    Ok(worker_ok(worker_id))
+    Ok(worker_ok(worker_id.into()))
 }
 
 /// Lifts an admin's pause.
@@ -66,13 +67,13 @@ pub async fn pause_worker(
 pub async fn resume_worker(
     State(app): State<AppContext>,
     admin: AuthAdmin,
-    Path(worker_id): Path<String>,
+    Path(worker_id): Path<WorkerId>,
 ) -> Result<Json<WorkerActionResponse>, ApiError> {
     checked_id(&worker_id)?;
     let a = admin_actions::set_paused(&app.pool, &worker_id, false, &admin.actor).await?;
     worker_done(a)?;
     app.long_poll.work_ready(1);
-    Ok(worker_ok(worker_id))
+    Ok(worker_ok(worker_id.into()))
 }
 
 /// Revokes a worker for good: its token stops working at once on every replica, its live
@@ -84,12 +85,12 @@ pub async fn resume_worker(
 pub async fn revoke_worker(
     State(app): State<AppContext>,
     admin: AuthAdmin,
-    Path(worker_id): Path<String>,
+    Path(worker_id): Path<WorkerId>,
 ) -> Result<Json<WorkerActionResponse>, ApiError> {
     checked_id(&worker_id)?;
     let a = admin_actions::revoke(&app.pool, &worker_id, &admin.actor).await?;
     worker_done(a)?;
-    Ok(worker_ok(worker_id))
+    Ok(worker_ok(worker_id.into()))
 }
 
 /// Rotates a worker's token: the new one is shown once, the old one stops working.
@@ -100,14 +101,17 @@ pub async fn revoke_worker(
 pub async fn rotate_token(
     State(app): State<AppContext>,
     admin: AuthAdmin,
-    Path(worker_id): Path<String>,
+    Path(worker_id): Path<WorkerId>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     checked_id(&worker_id)?;
     let token = auth::generate_token();
     let a = admin_actions::rotate_token(&app.pool, &worker_id, &auth::digest(&token), &admin.actor)
         .await?;
     worker_done(a)?;
-    Ok(Json(TokenResponse { worker_id, token }))
+    Ok(Json(TokenResponse {
+        worker_id: worker_id.into(),
+        token,
+    }))
 }
 
 /// Sets a worker's trust tier: it may then hold tasks whose `tier` is at most the tier's
@@ -119,7 +123,7 @@ pub async fn rotate_token(
 pub async fn set_trust_tier(
     State(app): State<AppContext>,
     admin: AuthAdmin,
-    Path(worker_id): Path<String>,
+    Path(worker_id): Path<WorkerId>,
     ApiJson(req): ApiJson<TrustTierRequest>,
 ) -> Result<Json<TrustTierResponse>, ApiError> {
     checked_id(&worker_id)?;
@@ -145,7 +149,7 @@ pub async fn set_trust_tier(
     worker_done(a)?;
     app.long_poll.work_ready(1);
     Ok(Json(TrustTierResponse {
-        worker_id,
+        worker_id: worker_id.into(),
         trust_tier: tier,
         trust_level: tier.level(),
     }))

@@ -169,7 +169,7 @@ pub async fn list_workers(
 pub async fn get_worker(
     State(app): State<AppContext>,
     _admin: AuthAdmin,
-    Path(worker_id): Path<String>,
+    Path(worker_id): Path<WorkerId>,
 ) -> Result<Json<WorkerDetail>, ApiError> {
     if worker_id.contains('\0') {
         return Err(ApiError::NotFound("worker"));
@@ -191,10 +191,10 @@ pub async fn get_worker(
 pub async fn get_reputation(
     State(app): State<AppContext>,
     caller: Caller,
-    Path(worker_id): Path<String>,
+    Path(worker_id): Path<WorkerId>,
 ) -> Result<Json<Reputation>, ApiError> {
     if let Caller::Worker(w) = &caller {
-        if w.id.as_str() != worker_id {
+        if w.id != worker_id {
             return Err(ApiError::Forbidden(
                 "a worker may read only its own reputation",
             ));
@@ -208,7 +208,7 @@ pub async fn get_reputation(
         .ok_or(ApiError::NotFound("worker"))?;
     let m = s.counts.metrics();
     Ok(Json(Reputation {
-        worker_id,
+        worker_id: worker_id.into(),
         reputation_score: s.counts.score(),
         trust_tier: TrustTier::from_level(i64::from(s.trust_tier)).unwrap_or(TrustTier::Untrusted),
         metrics: ReputationMetrics {

@@ -1,5 +1,6 @@
 //! A worker's live leases, and the idle re-poll that lists them without a claim.
 
+use crate::domain::ids::WorkerId;
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::status::TaskStatus;
@@ -9,7 +10,11 @@ use crate::wire::work::Lease;
 /// A poll that need not claim (nothing changed since the worker's last empty claim): it
 /// still counts as a sign of life, like a claim, and answers with the worker's leases.
 /// `None` when the worker is offline: a full claim brings it back (with its event).
-pub async fn poll_without_claim(pool: &PgPool, worker_id: &str) -> StoreResult<Option<Vec<Lease>>> {
+pub async fn poll_without_claim(
+    pool: &PgPool,
+    worker: &WorkerId,
+) -> StoreResult<Option<Vec<Lease>>> {
+    let worker_id = worker.as_str();
     let mut conn = pool.acquire().await?;
     let online = sqlx::query_scalar!(
         r#"with w as (select online from workers where id = $1),
@@ -24,12 +29,13 @@ pub async fn poll_without_claim(pool: &PgPool, worker_id: &str) -> StoreResult<O
     if !online {
         return Ok(None);
     }
-    Ok(Some(live_leases(&mut conn, worker_id).await?))
+    Ok(Some(live_leases(&mut conn, worker).await?))
 }
 
 /// The worker's unexpired live leases. An expired one still counts against its capacity
 /// until the sweep requeues it, but is no longer the worker's to work on.
-pub async fn live_leases(tx: &mut PgConnection, worker_id: &str) -> StoreResult<Vec<Lease>> {
+pub async fn live_leases(tx: &mut PgConnection, worker_id: &WorkerId) -> StoreResult<Vec<Lease>> {
+    let worker_id = worker_id.as_str();
     let rows = sqlx::query_as!(
         Lease,
         r#"select id as task_id, lease_id as "lease_id!", repo, title, description, estimate_points,

@@ -30,6 +30,7 @@ use std::time::Duration;
 use sqlx::{PgConnection, PgPool};
 
 use crate::config::TierCaps;
+use crate::domain::ids::WorkerId;
 use crate::domain::ids::{LeaseId, OfferId};
 use crate::domain::reputation::Counts;
 use crate::domain::status::WorkerStatus;
@@ -37,7 +38,7 @@ use crate::store::StoreResult;
 use crate::wire::work::Lease;
 
 pub struct ClaimRequest<'a> {
-    pub worker_id: &'a str,
+    pub worker_id: &'a WorkerId,
     /// Cap on new claims in this call (`max`).
     pub max_new: u32,
     /// How new claims are granted: leases (`GET /v1/work`) or offers (`POST /v1/work/offers`).
@@ -127,7 +128,7 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
            from workers w left join worker_reputation r on r.worker_id = w.id
            where w.id = $1
            for no key update of w"#,
-        req.worker_id
+        req.worker_id.as_str()
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -157,7 +158,7 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
                   set_config('enable_sort', 'off', true) as "no_sort!",
                   set_config('plan_cache_mode', 'force_generic_plan', true) as "generic_plan!"
            from tasks where worker_id = $1 and task_holds_capacity(status)"#,
-        req.worker_id
+        req.worker_id.as_str()
     )
     .fetch_one(&mut *tx)
     .await?;

@@ -9,7 +9,8 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
 use crate::config::TierCaps;
-use crate::domain::pr_link::{PrEvidence, PrRule};
+use crate::domain::ids::TaskId;
+use crate::domain::pr_link::{PrEvidence, PrLink, PrRule};
 use crate::domain::retry::Backoff;
 use crate::domain::status::{Report, TaskStatus};
 use crate::domain::transition::{Actor, PriorLease, TaskView, Verdict};
@@ -35,7 +36,7 @@ impl Artifact {
 }
 
 pub struct StatusUpdate<'a> {
-    pub task_id: &'a str,
+    pub task_id: &'a TaskId,
     pub actor: Actor<'a>,
     pub report: Report,
     pub lease_id: Option<&'a str>,
@@ -111,6 +112,104 @@ pub(super) struct Locked {
     pub(super) server_ended_earlier: bool,
 }
 
+impl Locked {
+    /// The task and its previous lease as the transition table sees them.
+    fn as_seen(&self) -> (TaskView<'_>, Option<PriorLease<'_>>) {
+        let view = TaskView {
+            status: self.status,
+            holder: self.worker_id.as_deref(),
+            lease_id: self.lease_id.as_deref(),
+            lease_expired: self.expired,
+        };
+        let prior = self.prior_id.as_deref().map(|id| PriorLease {
+            lease_id: id,
+            last_report: self.prior_report.as_deref(),
+            revoked: self.prior_revoked,
+            server_ended_earlier: self.server_ended_earlier,
+        });
+        (view, prior)
+    }
+}
+
+/// The answer to a report the transition table does not apply (`None`: it applies or
+/// repeats the current status).
+fn refused(verdict: Verdict, t: &Locked, u: &StatusUpdate<'_>) -> Option<StatusResult> {
+    Some(match verdict {
+        Verdict::Apply | Verdict::Repeat => return None,
+        Verdict::LeaseLost => StatusResult::LeaseLost,
+        Verdict::Forbidden => StatusResult::Forbidden,
+        Verdict::Invalid => StatusResult::Invalid { from: t.status },
+        Verdict::LeaseIdRequired => StatusResult::LeaseIdRequired,
+        _ => StatusResult::Updated {
+            status: u.report,
+            lease_expires_at: None,
+        },
+    })
+}
+
+/// The report's PR link, checked (domain::pr_link: a link of this task's repository, in
+/// one spelling, held by no other task) and its artifact within the lease's allowance;
+/// `Err` is the refusal to answer.
+async fn checked_link(
+    tx: &mut PgConnection,
+    t: &Locked,
+    u: &StatusUpdate<'_>,
+) -> StoreResult<Result<Option<PrLink>, StatusResult>> {
+    let link = match &u.artifact.pr_url {
+        None => None,
+        Some(raw) => {
+            let rule = PrRule::for_repo(&t.repo, t.pr_url_prefix.as_deref(), u.github_host);
+            match pr_link::check(raw, rule) {
+                Ok(link) => Some(link),
+                Err(reason) => return Ok(Err(StatusResult::ForeignPrUrl { reason })),
+            }
+        }
+    };
+    if let Some(link) = &link {
+        if let Some(other) = pr_holder(tx, &link.key, u.task_id).await? {
+            return Ok(Err(StatusResult::PrUrlTaken { task_id: other }));
+        }
+    }
+    if !u.artifact.is_empty() && t.lease_artifacts >= u.max_artifacts_per_lease {
+        return Ok(Err(StatusResult::TooManyArtifacts {
+            max: u.max_artifacts_per_lease,
+        }));
+    }
+    Ok(Ok(link))
+}
+
+/// Whether the lease this report ends counts for nothing in the worker's reputation
+/// (PROTOCOL.md "Reputation"): an untrusted worker's `completed` with no PR link to show,
+/// or a merge of a PR GitHub says someone else opened, or opened before the lease.
+async fn uncredited(
+    tx: &mut PgConnection,
+    t: &Locked,
+    u: &StatusUpdate<'_>,
+    has_link: bool,
+) -> StoreResult<bool> {
+    let unproven_completion = u.report == Report::Rest(TaskStatus::Completed)
+        && t.caller_tier == Some(TrustTier::Untrusted.level())
+        && !has_link
+        && t.task_pr_url.is_none();
+    let foreign_merge = match u.pr_evidence {
+        Some(ev) if u.report == Report::Rest(TaskStatus::Merged) => {
+            let (handle, granted_at) = pr_opener(tx, u.task_id).await?;
+            !granted_at.is_some_and(|g| ev.credits(handle.as_deref(), g))
+        }
+        _ => false,
+    };
+    Ok(unproven_completion || foreign_merge)
+}
+
+/// A release is free once; after that the task waits out the retry backoff like a failed
+/// attempt (PROTOCOL.md "Retries"), so claim/release cannot loop.
+fn backoff_after(report: Report, releases: i64) -> Option<i32> {
+    match report {
+        Report::Released if releases > 0 => Some(i32::try_from(releases).unwrap_or(i32::MAX)),
+        _ => None,
+    }
+}
+
 /// Applies one status report: locks the task row, decides with the domain rules, writes the
 /// task, its lease, artifact and audit events in one transaction (four round trips).
 /// Fires the status triggers (`store` docs: what triggers write).
@@ -123,85 +222,28 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
     let Some(t) = lock_task(&mut tx, u.task_id, worker_id).await? else {
         return Ok(StatusResult::NotFound);
     };
-    let view = TaskView {
-        status: t.status,
-        holder: t.worker_id.as_deref(),
-        lease_id: t.lease_id.as_deref(),
-        lease_expired: t.expired,
-    };
-    let prior = t.prior_id.as_deref().map(|id| PriorLease {
-        lease_id: id,
-        last_report: t.prior_report.as_deref(),
-        revoked: t.prior_revoked,
-        server_ended_earlier: t.server_ended_earlier,
-    });
+    let (view, prior) = t.as_seen();
     let verdict = transition::decide(&view, u.actor, u.report, u.lease_id, prior.as_ref());
-    if !matches!(verdict, Verdict::Apply | Verdict::Repeat) {
-        let result = match verdict {
-            Verdict::LeaseLost => StatusResult::LeaseLost,
-            Verdict::Forbidden => StatusResult::Forbidden,
-            Verdict::Invalid => StatusResult::Invalid { from: t.status },
-            Verdict::LeaseIdRequired => StatusResult::LeaseIdRequired,
-            _ => StatusResult::Updated {
-                status: u.report,
-                lease_expires_at: None,
-            },
-        };
+    if let Some(result) = refused(verdict, &t, u) {
         crate::store::commit(tx).await?;
         return Ok(result);
     }
-    // PR provenance (domain::pr_link): a link of this task's repository, in one spelling
-    let link = match &u.artifact.pr_url {
-        None => None,
-        Some(raw) => {
-            let rule = PrRule::for_repo(&t.repo, t.pr_url_prefix.as_deref(), u.github_host);
-            match pr_link::check(raw, rule) {
-                Ok(link) => Some(link),
-                Err(reason) => return Ok(StatusResult::ForeignPrUrl { reason }),
-            }
-        }
+    let link = match checked_link(&mut tx, &t, u).await? {
+        Ok(link) => link,
+        Err(refusal) => return Ok(refusal),
     };
-    if let Some(link) = &link {
-        if let Some(other) = pr_holder(&mut tx, &link.key, u.task_id).await? {
-            return Ok(StatusResult::PrUrlTaken { task_id: other });
-        }
-    }
-    if !u.artifact.is_empty() && t.lease_artifacts >= u.max_artifacts_per_lease {
-        return Ok(StatusResult::TooManyArtifacts {
-            max: u.max_artifacts_per_lease,
-        });
-    }
     let ttl = u
         .tier_lease_ttl
         .apply(t.caller_tier.unwrap_or(0), u.lease_ttl);
-    // an untrusted worker's `completed` with no PR link to show is not evidence of work:
-    // it counts toward nothing (PROTOCOL.md "Reputation")
-    let unproven_completion = u.report == Report::Rest(TaskStatus::Completed)
-        && t.caller_tier == Some(TrustTier::Untrusted.level())
-        && link.is_none()
-        && t.task_pr_url.is_none();
-    let foreign_merge = match u.pr_evidence {
-        Some(ev) if u.report == Report::Rest(TaskStatus::Merged) => {
-            let (handle, granted_at) = pr_opener(&mut tx, u.task_id).await?;
-            !granted_at.is_some_and(|g| ev.credits(handle.as_deref(), g))
-        }
-        _ => false,
-    };
-    let uncredited = unproven_completion || foreign_merge;
+    let uncredited = uncredited(&mut tx, &t, u, link.is_some()).await?;
     let artifact = Artifact {
         pr_url: link.as_ref().map(|l| l.url.clone()),
         commit_sha: u.artifact.commit_sha.clone(),
         patch_url: u.artifact.patch_url.clone(),
         extra: u.artifact.extra.clone(),
     };
-    // a release is free once; after that the task waits out the retry backoff like a
-    // failed attempt (PROTOCOL.md "Retries"), so claim/release cannot loop
-    let backoff_after = match u.report {
-        Report::Released if t.releases > 0 => Some(i32::try_from(t.releases).unwrap_or(i32::MAX)),
-        _ => None,
-    };
     let written = Written {
-        backoff_after,
+        backoff_after: backoff_after(u.report, t.releases),
         ttl,
         pr_key: link.as_ref().map(|l| l.key.as_str()),
         artifact: &artifact,
@@ -209,46 +251,26 @@ pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<S
     };
     // the outcome of an applied transition, kept for the metrics after commit
     let mut applied = None;
-    let result = match verdict {
-        Verdict::Repeat => {
-            let expires = renew_lease(&mut tx, u.task_id, ttl).await?;
-            record_artifact(
-                &mut tx,
-                u.task_id,
-                &artifact,
-                worker_id,
-                t.lease_id.as_deref(),
-            )
-            .await?;
-            StatusResult::Updated {
-                status: Report::Rest(t.status),
-                lease_expires_at: expires,
-            }
-        }
-        Verdict::Apply => {
-            let out = transition::outcome(u.report, t.attempt, t.max_attempts);
-            let from = Snapshot {
-                status: t.status,
-                estimate_points: t.estimate_points,
-                repo: &t.repo,
-                lease_id: t.lease_id.as_deref(),
-            };
-            let expires = apply(&mut tx, u, &written, worker_id, &from, &out).await?;
-            record_artifact(
-                &mut tx,
-                u.task_id,
-                &artifact,
-                worker_id,
-                t.lease_id.as_deref(),
-            )
-            .await?;
-            applied = Some(out);
-            StatusResult::Updated {
-                status: Report::Rest(out.status),
-                lease_expires_at: expires,
-            }
-        }
-        _ => unreachable!("every other verdict returned above"),
+    let (status, expires) = if verdict == Verdict::Repeat {
+        let expires = renew_lease(&mut tx, u.task_id, ttl).await?;
+        (t.status, expires)
+    } else {
+        let out = transition::outcome(u.report, t.attempt, t.max_attempts);
+        let from = Snapshot {
+            status: t.status,
+            estimate_points: t.estimate_points,
+            repo: &t.repo,
+            lease_id: t.lease_id.as_deref(),
+        };
+        let expires = apply(&mut tx, u, &written, worker_id, &from, &out).await?;
+        applied = Some(out);
+        (out.status, expires)
+    };
+    let lease_id = t.lease_id.as_deref();
+    record_artifact(&mut tx, u.task_id, &artifact, worker_id, lease_id).await?;
+    let result = StatusResult::Updated {
+        status: Report::Rest(status),
+        lease_expires_at: expires,
     };
     crate::store::commit(tx).await?;
     if let Some(out) = applied {
@@ -389,49 +411,9 @@ pub(super) async fn apply(
         Some(n) => Some(u.backoff.after(n)),
         None => out.backs_off.then(|| u.backoff.after(out.attempt)),
     };
-    let expires = sqlx::query_scalar!(
-        r#"with t as (
-               update tasks set
-                   status = $3, attempt = $4,
-                   worker_id = case when $3 = 'ready' then null else worker_id end,
-                   lease_id = case when $5 then null else lease_id end,
-                   lease_expires_at = case when $5 then null else now() + make_interval(secs => $7) end,
-                   holds_area_lock = holds_area_lock and not $6,
-                   pr_url = coalesce($8, pr_url),
-                   pr_key = coalesce($20, pr_key),
-                   pr_opened_at = case when $3 = 'pr_opened' then coalesce(pr_opened_at, now()) end,
-                   -- retry backoff: withheld_from is the holder before this update
-                   retry_at = now() + make_interval(secs => $15),
-                   withheld_from = case when $15::float8 is not null then worker_id end,
-                   withheld_until = now() + make_interval(secs => $16),
-                   updated_at = now()
-               where id = $1 and status = $2
-               returning lease_expires_at),
-           l as (
-               update leases set last_report = $9,
-                   ended_at = case when ended_at is null and $5 then now() else ended_at end,
-                   end_reason = case when ended_at is null and $5 then $9 else end_reason end,
-                   -- reputation: delivered within estimate_points x OWP_ON_TIME_PER_POINT
-                   on_time = case when ended_at is null and $5 and $9 in ('completed', 'pr_opened')
-                       then now() - granted_at <= make_interval(secs => $18)
-                       else on_time end,
-                   quality = coalesce($19, quality),
-                   credited = credited and not $21,
-                   -- repository analytics: review wait ends here
-                   pr_decided_at = case when $9 in ('merged', 'closed') then now() else pr_decided_at end
-               -- the task's current lease by its id; after pr_opened (no current lease) the
-               -- newest one, which opened the PR (leases_by_task_worker's prefix)
-               where id = coalesce($12, (select id from leases where task_id = $1 order by seq desc limit 1))
-                 and exists (select 1 from t)),
-           changed as (
-               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data, actor)
-               select 'task_status_changed', $1, $10, $11, $12, $2, $9, $13, $17 from t),
-           requeued as (
-               insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, reason, data, actor)
-               select 'task_requeued', $1, $10, $11, $12, $2, 'ready', $14, jsonb_build_object('attempt', $4::int), $17
-               from t where $14::text is not null)
-           select lease_expires_at from t"#,
-        u.task_id,
+    let expires = sqlx::query_file_scalar!(
+        "src/store/tasks/apply.sql",
+        u.task_id.as_str(),
         from.status.as_str(),
         out.status.as_str(),
         out.attempt,
