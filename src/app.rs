@@ -12,6 +12,7 @@ use crate::config::{DbArgs, Settings};
 use crate::domain::reputation::PromotionRule;
 use crate::domain::retry::Backoff;
 use crate::limits::Limits;
+use crate::liveness::LivenessStamps;
 use crate::long_poll::LongPoll;
 use crate::store::claim::ClaimCaps;
 use crate::store::PoolSettings;
@@ -30,6 +31,8 @@ pub struct Inner {
     pub limits: Limits,
     /// What a worker's tier and the per-worker PR cap let a claim take.
     pub claim_caps: ClaimCaps,
+    /// Signs of life heard on this replica, written once per interval.
+    pub liveness: LivenessStamps,
     /// Long polls waiting for work on this replica, and what wakes them.
     pub long_poll: LongPoll,
     /// Every background task of this replica, and the one stop signal they share.
@@ -66,6 +69,7 @@ impl AppContext {
             metrics: crate::metrics::install(),
             is_leader: AtomicBool::new(false),
             long_poll: LongPoll::default(),
+            liveness: LivenessStamps::default(),
             tasks: Supervisor::default(),
             instance: uuid::Uuid::now_v7().simple().to_string(),
         }))

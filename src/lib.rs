@@ -7,6 +7,7 @@
 //! - `domain`: pure rules (statuses, transitions, input, PR provenance); `store`: every SQL
 //!   statement, the invariant checker (`store::invariants`, docs/invariants.md) among them
 //! - `scheduler`: leader election and the periodic duties; `github`: the GitHub API
+//! - `liveness`: signs of life, written once per interval per replica
 //! - `long_poll`: long polls waiting for work, and what wakes them
 //! - `supervisor`: every background task, one stop signal, a shutdown that waits
 //! - `auth`: tokens and digests; `limits`: what one client may use (rates, in-flight)
@@ -24,6 +25,7 @@ pub mod error;
 pub mod github;
 pub mod http;
 pub mod limits;
+pub mod liveness;
 pub mod long_poll;
 pub mod metrics;
 pub mod scheduler;

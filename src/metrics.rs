@@ -47,6 +47,7 @@ pub const GITHUB_WEBHOOKS: &str = "owp_github_webhooks_total";
 pub const GITHUB_OUTBOX: &str = "owp_github_outbox_total";
 pub const GITHUB_OUTBOX_PENDING: &str = "owp_github_outbox_pending";
 pub const DUTY_RUNS: &str = "owp_duty_runs_total";
+pub const LIVENESS_STAMPS: &str = "owp_liveness_stamps_total";
 pub const DUTY_LAST_SUCCESS: &str = "owp_duty_last_success_timestamp_seconds";
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -152,6 +153,10 @@ fn describe() {
         "Duration of one scheduler sweep, by duty."
     );
     describe_histogram!(SWEEP_ROWS, "Rows changed by one scheduler sweep, by duty.");
+    describe_counter!(
+        LIVENESS_STAMPS,
+        "Workers' last_heartbeat written by this replica's coalesced liveness flush."
+    );
     describe_counter!(
         DUTY_RUNS,
         "Runs of each leader duty, by duty and result (ok, error)."
@@ -292,6 +297,10 @@ pub fn set_leader(is_leader: bool) {
 pub fn sweep(duty: &'static str, rows: u64, elapsed: Duration) {
     histogram!(SWEEP_DURATION, "duty" => duty).record(elapsed.as_secs_f64());
     histogram!(SWEEP_ROWS, "duty" => duty).record(rows as f64);
+}
+
+pub fn liveness_stamped(n: u64) {
+    counter!(LIVENESS_STAMPS).increment(n);
 }
 
 /// One run of a leader duty ended, well or not.

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["github"],
     &["error"],
     &["app"],
-    &["long_poll", "store"],
+    &["liveness", "long_poll", "store"],
     &["wire"],
     &["domain"],
 ];

@@ -164,6 +164,7 @@ impl FromRequestParts<AppContext> for AuthWorker {
             })?;
         // from now on this token has limits of its own (http::limits)
         app.limits.authenticated(&key);
+        app.liveness.seen(&worker);
         tracing::Span::current().record("worker_id", worker.as_str());
         Ok(AuthWorker { id: worker })
     }

@@ -10,7 +10,7 @@ use super::extract::{ApiQuery, AuthWorker};
 use crate::app::AppContext;
 use crate::domain::input;
 use crate::error::ApiError;
-use crate::long_poll::{Attempt, Poll};
+use crate::long_poll::{wait_until, Attempt, Poll};
 use crate::store::claim::{self, ClaimRequest, Grant};
 use crate::wire::work::Lease;
 use crate::wire::work::{WorkParams, WorkResponse};
@@ -40,8 +40,7 @@ pub async fn claim_work(
     let long = wait > 0 && max_new > 0;
     let poll = Poll {
         worker_id: worker.id.as_str(),
-        wait_until: long
-            .then(|| Instant::now() + Duration::from_secs(u64::from(wait.unsigned_abs()))),
+        wait_until: long.then(|| wait_until(Duration::from_secs(u64::from(wait.unsigned_abs())))),
     };
     let leases = app
         .long_poll

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -73,6 +73,13 @@ pub struct Attempt<T> {
     pub new: usize,
     /// The worker had room for more (capacity left, not paused): worth waiting for.
     pub can_take_more: bool,
+}
+
+/// When a poll that may wait `wait` gives up: a little before, at random (up to a tenth
+/// sooner), so a fleet that started waiting together does not re-poll in one wave.
+pub fn wait_until(wait: Duration) -> Instant {
+    let spread = rand::random_range(0.9..=1.0);
+    Instant::now() + wait.mul_f64(spread)
 }
 
 /// A poll's shape: how long it may wait, and the worker it is for.
@@ -241,7 +248,6 @@ mod tests {
     use std::convert::Infallible;
     use std::sync::atomic::AtomicUsize;
     use std::sync::Arc;
-    use std::time::Duration;
 
     use super::*;
 

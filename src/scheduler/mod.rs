@@ -7,6 +7,7 @@
 pub mod elector;
 pub mod github_outbox;
 pub mod lease_expiry;
+pub mod liveness;
 pub mod offer_expiry;
 pub mod offline_workers;
 pub mod open_counts;
@@ -35,6 +36,12 @@ pub fn start(app: &AppContext, leader_db: PgConnectOptions) {
         .spawn("open_counts", open_counts::run(app.clone()));
     app.tasks
         .spawn("github_outbox", github_outbox::run_service(app.clone()));
+}
+
+/// Starts what every replica's requests rely on: the liveness stamps' writer. Serving
+/// starts it (`server::serve_on`), so a replica that serves always writes them.
+pub fn start_request_services(app: &AppContext) {
+    app.tasks.spawn("liveness", liveness::run(app.clone()));
 }
 
 /// Starts the elector alone (tests start the other services as they need them).

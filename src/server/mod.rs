@@ -38,6 +38,7 @@ pub async fn serve_on(
     let router = http::router(app.clone());
     app.tasks
         .spawn("work_signals", work_signals::run(app.clone()));
+    scheduler::start_request_services(&app);
     let stopping = async move {
         // the caller's signal, or the replica's own stop
         tokio::select! {

@@ -183,12 +183,26 @@ pub fn connect_lazy(url: &str, s: &PoolSettings) -> Result<PgPool, sqlx::Error> 
     Ok(pool_options(s).connect_lazy_with(with_timeouts(opts, s)))
 }
 
+/// A pooled connection idle this long is pinged before it is handed out; a busier one is
+/// trusted (a dead one fails its statement, is dropped, and the request answers 503).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+
 fn pool_options(s: &PoolSettings) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(s.max_connections)
         .min_connections(0)
         .acquire_timeout(s.acquire_timeout)
         .idle_timeout(Duration::from_secs(300))
+        // sqlx pings before every acquire by default: a round trip per request for nothing
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 fn with_timeouts(opts: PgConnectOptions, s: &PoolSettings) -> PgConnectOptions {

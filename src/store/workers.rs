@@ -55,25 +55,18 @@ pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
     Ok(())
 }
 
-/// Finds the worker holding this token and records the request as a sign of life.
-/// The touch is skipped while the heartbeat is fresh, so busy workers do not rewrite
-/// their row on every request. An offline worker comes back at once, with its
-/// `worker_online` event (I7): `back` and `touched` are exclusive in the statement's
-/// snapshot, and a concurrent request that brought the worker back first makes `back`
-/// re-check `not online` on the locked row and skip, so the event is written once.
+/// Finds the worker holding this token. A worker that was offline comes back at once, with
+/// its `worker_online` event (I7): a concurrent request that brought it back first makes
+/// `back` re-check `not online` on the locked row and skip, so the event is written once.
+/// For an online worker the statement only reads: its sign of life is coalesced by the
+/// replica (`liveness`) and written by `stamp_seen`.
 pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Option<WorkerId>> {
     let id = sqlx::query_scalar!(
-        r#"with w as (select id from workers where token_digest = $1 and revoked_at is null),
+        r#"with w as (select id, online from workers where token_digest = $1 and revoked_at is null),
            back as (
                update workers set last_heartbeat = now(), online = true
                from w
-               where workers.id = w.id and not workers.online
-               returning workers.id),
-           touched as (
-               update workers set last_heartbeat = now()
-               from w
-               where workers.id = w.id and workers.online
-                 and workers.last_heartbeat < now() - interval '1 second'
+               where workers.id = w.id and not w.online and not workers.online
                returning workers.id),
            ev as (
                insert into audit_events (kind, worker_id, reason, actor)
@@ -84,6 +77,26 @@ pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Optio
     .fetch_optional(pool)
     .await?;
     Ok(id.map(WorkerId))
+}
+
+/// Writes the signs of life one replica heard since its last flush, in one statement: each
+/// online worker's `last_heartbeat`, unless it is fresh (under a second old) or its row is
+/// locked by a claim or a report right now (which stamp it themselves). How many were
+/// written.
+pub async fn stamp_seen(pool: &PgPool, ids: &[WorkerId]) -> StoreResult<u64> {
+    let ids: Vec<&str> = ids.iter().map(WorkerId::as_str).collect();
+    let r = sqlx::query!(
+        "update workers set last_heartbeat = now()
+         where id in (select id from workers
+                      where id = any($1) and online
+                        and last_heartbeat < now() - interval '1 second'
+                      order by id
+                      for update skip locked)",
+        &ids as &[&str]
+    )
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
 }
 
 /// Records a sign of life of a worker whose row the caller has locked: a fresh heartbeat,
@@ -103,11 +116,11 @@ pub async fn touch_locked(tx: &mut PgConnection, worker_id: &str) -> StoreResult
 }
 
 /// A heartbeat: sets the worker's self-reported status and note; returns its live lease count.
-/// The sign of life itself (`last_heartbeat`, back online with its event) was written by
-/// `authenticate` in the same request; this writes the row only when the status or the note
-/// changes, so a steady fleet costs one row write per heartbeat, not two. One statement:
-/// the row is locked by the `prev` read, so a concurrent heartbeat waits and then sees this
-/// one's status, and a status change is audited exactly once (I7).
+/// The sign of life itself was recorded by `authenticate` in the same request. A steady
+/// fleet's heartbeat changes nothing, and then the statement only reads: the row is locked
+/// (`locked`) only when the status or the note differs, and the lock returns the row as it
+/// is now, so a concurrent heartbeat's change is seen and a status change is audited
+/// exactly once, from the status it really left (I7).
 pub async fn heartbeat(
     pool: &PgPool,
     id: &WorkerId,
@@ -115,15 +128,19 @@ pub async fn heartbeat(
     note: Option<&str>,
 ) -> StoreResult<i64> {
     let active = sqlx::query_scalar!(
-        r#"with prev as (select status, note from workers where id = $1 for update),
+        r#"with seen as (select 1 from workers where id = $1 and (status, note) is distinct from ($2, $3)),
+           locked as (
+               select status, note from workers
+               where id = $1 and exists (select 1 from seen)
+               for update),
            upd as (
                update workers set status = $2, note = $3
-               from prev
-               where workers.id = $1 and (prev.status, prev.note) is distinct from ($2, $3)),
+               from locked
+               where workers.id = $1 and (locked.status, locked.note) is distinct from ($2, $3)),
            changed as (
                insert into audit_events (kind, worker_id, from_status, to_status, actor)
-               select 'worker_status_changed', $1, prev.status, $2, 'worker:' || $1
-               from prev where prev.status <> $2)
+               select 'worker_status_changed', $1, locked.status, $2, 'worker:' || $1
+               from locked where locked.status <> $2)
            select count(*) as "n!" from tasks
            where worker_id = $1 and task_is_live(status)"#,
         id.as_str(),

@@ -255,17 +255,22 @@ async fn a_repoll_with_nothing_new_still_lists_leases_and_keeps_the_worker_alive
     let leases = long_poll(&app, &w, 1).await.unwrap();
     assert_eq!(leases.len(), 1, "the held lease is still listed");
     assert_eq!(leases[0]["task_id"], held.as_str());
-    let age: f64 = sqlx::query_scalar(
-        "select extract(epoch from now() - last_heartbeat)::float8 from workers where id = $1",
+    // written by the replica's next liveness flush (at most a second later)
+    eventually(
+        "the poll refreshed the worker's liveness",
+        Duration::from_secs(10),
+        || async {
+            let age: f64 = sqlx::query_scalar(
+                "select extract(epoch from now() - last_heartbeat)::float8 from workers where id = $1",
+            )
+            .bind(&w.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            age < 10.0
+        },
     )
-    .bind(&w.id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert!(
-        age < 10.0,
-        "the poll refreshed the worker's liveness ({age} s old)"
-    );
+    .await;
     // a worker gone offline meanwhile comes back through a full claim, with its event
     sqlx::query("update workers set online = false where id = $1")
         .bind(&w.id)

@@ -668,3 +668,96 @@ async fn no_origin_is_allowed_by_default_and_the_docs_are_served_from_the_binary
         .unwrap();
     assert_eq!(css.status(), StatusCode::OK);
 }
+
+/// A rotated or revoked token is refused at once on every worker route of every replica,
+/// even right after it worked there: nothing a replica remembers about a token decides
+/// alone that it is valid.
+#[sqlx::test]
+async fn a_revoked_or_rotated_token_is_refused_on_every_worker_route_of_every_replica(
+    pool: PgPool,
+) {
+    let replicas = [spawn_app(pool.clone()).await, spawn_app(pool.clone()).await];
+    let a = &replicas[0];
+    a.create_repo("acme/r", 5, false).await;
+    let t = a.create_task(json!({"repo": "acme/r", "title": "t"})).await;
+    let w = a.register("w", &[], 5, 2).await;
+    assert_eq!(a.poll(&w).await.len(), 1);
+    let routes = |task: &str| {
+        vec![
+            (Method::GET, "/v1/work".to_string(), None),
+            (Method::POST, "/v1/work".to_string(), None),
+            (
+                Method::POST,
+                "/v1/workers/heartbeat".to_string(),
+                Some(json!({"status": "working"})),
+            ),
+            (
+                Method::POST,
+                format!("/v1/tasks/{task}/status"),
+                Some(json!({"status": "in_progress"})),
+            ),
+            (Method::GET, format!("/v1/tasks/{task}"), None),
+            (
+                Method::GET,
+                format!("/v1/workers/{}/reputation", w.id),
+                None,
+            ),
+            (Method::POST, "/v1/work/offers".to_string(), None),
+            (
+                Method::POST,
+                "/v1/work/offers/o_none/reject".to_string(),
+                Some(json!({"reason": "other"})),
+            ),
+            (
+                Method::POST,
+                "/v1/work/offers/o_none/accept".to_string(),
+                None,
+            ),
+        ]
+    };
+    // every route answers the live token on every replica (whatever it answers, not 401)
+    for r in &replicas {
+        for (method, path, body) in routes(&t) {
+            let got = r.as_worker(&w, method.clone(), &path, body).await;
+            assert_ne!(
+                got.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}: {}",
+                got.body
+            );
+        }
+    }
+    let rotated = a
+        .admin(Method::POST, &format!("/v1/workers/{}/token", w.id), None)
+        .await
+        .expect(StatusCode::OK);
+    let fresh = Worker {
+        id: w.id.clone(),
+        token: rotated["token"].as_str().unwrap().into(),
+    };
+    for r in &replicas {
+        for (method, path, body) in routes(&t) {
+            r.as_worker(&w, method.clone(), &path, body.clone())
+                .await
+                .expect_error(StatusCode::UNAUTHORIZED, "auth_error");
+            let got = r.as_worker(&fresh, method.clone(), &path, body).await;
+            assert_ne!(
+                got.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}: {}",
+                got.body
+            );
+        }
+    }
+    a.admin(Method::POST, &format!("/v1/workers/{}/revoke", w.id), None)
+        .await
+        .expect(StatusCode::OK);
+    for r in &replicas {
+        for (method, path, body) in routes(&t) {
+            r.as_worker(&fresh, method.clone(), &path, body)
+                .await
+                .expect_error(StatusCode::UNAUTHORIZED, "auth_error");
+        }
+    }
+    assert_invariants(&pool).await;
+}

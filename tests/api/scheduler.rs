@@ -377,3 +377,50 @@ async fn poll_round(app: &TestApp, workers: &[Worker]) -> Vec<(Duration, usize)>
     });
     futures::future::join_all(polls).await
 }
+
+/// Signs of life are coalesced per replica and written once per interval (a twentieth of
+/// the heartbeat timeout): a worker that keeps polling stays online through many offline
+/// sweeps, its `last_heartbeat` stays recent, and one that falls silent still goes offline.
+#[sqlx::test]
+async fn coalesced_signs_of_life_keep_a_polling_worker_online(
+    opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let (app, _stop) =
+        app_with_scheduler(opts, conn, Duration::from_secs(60), Duration::from_secs(2)).await;
+    app.create_repo("r", 5, false).await;
+    let busy = app.register("busy", &[], 5, 2).await;
+    let quiet = app.register("quiet", &[], 5, 2).await;
+    // six heartbeat timeouts, the offline sweep every 300 ms
+    for _ in 0..24 {
+        app.poll(&busy).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (online, age): (bool, f64) = sqlx::query_as(
+            "select online, extract(epoch from now() - last_heartbeat)::float8
+             from workers where id = $1",
+        )
+        .bind(&busy.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert!(online, "a polling worker was marked offline");
+        assert!(age < 1.5, "its sign of life is {age:.2} s old");
+    }
+    let quiet_online: bool = sqlx::query_scalar("select online from workers where id = $1")
+        .bind(&quiet.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!quiet_online, "a silent worker stays offline");
+    // and back at once with its request, audited once
+    app.poll(&quiet).await;
+    let back: i64 = sqlx::query_scalar(
+        "select count(*) from audit_events where kind = 'worker_online' and worker_id = $1",
+    )
+    .bind(&quiet.id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(back, 1);
+    assert_invariants(&app.pool).await;
+}

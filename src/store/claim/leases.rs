@@ -16,12 +16,9 @@ pub async fn poll_without_claim(
 ) -> StoreResult<Option<Vec<Lease>>> {
     let worker_id = worker.as_str();
     let mut conn = pool.acquire().await?;
+    // the request's sign of life was recorded when it authenticated (`liveness`)
     let online = sqlx::query_scalar!(
-        r#"with w as (select online from workers where id = $1),
-           touched as (
-               update workers set last_heartbeat = now()
-               where id = $1 and online and last_heartbeat < now() - interval '1 second')
-           select coalesce((select online from w), false) as "online!""#,
+        r#"select coalesce((select online from workers where id = $1), false) as "online!""#,
         worker_id
     )
     .fetch_one(&mut *conn)
