@@ -12,6 +12,7 @@ use crate::auth;
 use crate::domain::ids::WorkerId;
 use crate::domain::transition::Actor;
 use crate::error::ApiError;
+use crate::limits::TokenKey;
 use crate::store::workers;
 
 pub const ADMIN_HEADER: &str = "x-admin-token";
@@ -150,23 +151,51 @@ impl FromRequestParts<AppContext> for AuthWorker {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
+        let token = WorkerToken::from_request_parts(parts, app).await?;
+        match workers::authenticate(&app.pool, &token.key).await? {
+            Some(worker) => Ok(token.accepted(app, worker)),
+            None => Err(token.refused(app)),
+        }
+    }
+}
+
+/// A worker's bearer token, not yet checked: for a route whose own statement checks it
+/// (digest and `revoked_at`, in the same round trip as its work), which then reports the
+/// answer with [`WorkerToken::accepted`] or [`WorkerToken::refused`].
+pub struct WorkerToken {
+    pub key: TokenKey,
+}
+
+impl WorkerToken {
+    /// The statement found the token's worker: from now on the token has limits of its
+    /// own (`http::limits`), and the request is the worker's sign of life.
+    pub fn accepted(self, app: &AppContext, worker: WorkerId) -> AuthWorker {
+        app.limits.authenticated(&self.key);
+        app.liveness.seen(&worker);
+        tracing::Span::current().record("worker_id", worker.as_str());
+        AuthWorker { id: worker }
+    }
+
+    /// No worker holds this token (unknown, rotated or revoked): 401, and this replica
+    /// forgets it.
+    pub fn refused(self, app: &AppContext) -> ApiError {
+        crate::metrics::auth_failure("worker");
+        app.limits.forget(&self.key);
+        ApiError::Auth("invalid worker token")
+    }
+}
+
+impl FromRequestParts<AppContext> for WorkerToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _app: &AppContext) -> Result<Self, ApiError> {
         let token = bearer(&parts.headers).ok_or_else(|| {
             crate::metrics::auth_failure("worker");
             ApiError::Auth("missing bearer token: send Authorization: Bearer <token>")
         })?;
-        let key = auth::digest(token);
-        let worker = workers::authenticate(&app.pool, &key)
-            .await?
-            .ok_or_else(|| {
-                crate::metrics::auth_failure("worker");
-                app.limits.forget(&key);
-                ApiError::Auth("invalid worker token")
-            })?;
-        // from now on this token has limits of its own (http::limits)
-        app.limits.authenticated(&key);
-        app.liveness.seen(&worker);
-        tracing::Span::current().record("worker_id", worker.as_str());
-        Ok(AuthWorker { id: worker })
+        Ok(WorkerToken {
+            key: auth::digest(token),
+        })
     }
 }
 

@@ -115,39 +115,50 @@ pub async fn touch_locked(tx: &mut PgConnection, worker_id: &str) -> StoreResult
     Ok(())
 }
 
-/// A heartbeat: sets the worker's self-reported status and note; returns its live lease count.
-/// The sign of life itself was recorded by `authenticate` in the same request. A steady
-/// fleet's heartbeat changes nothing, and then the statement only reads: the row is locked
-/// (`locked`) only when the status or the note differs, and the lock returns the row as it
-/// is now, so a concurrent heartbeat's change is seen and a status change is audited
-/// exactly once, from the status it really left (I7).
+/// A heartbeat, authenticated in the same statement: the token's worker (none when the
+/// token is unknown or revoked), its self-reported status and note set, and its live lease
+/// count. A steady fleet's heartbeat changes nothing, and then the statement only reads
+/// (the sign of life is coalesced by the replica, `liveness`). The row is locked (`locked`)
+/// only when something must be written: the worker comes back online (with its
+/// `worker_online` event) or its status or note differs. The lock returns the row as it is
+/// now, so a concurrent heartbeat's change is seen and each change is audited exactly
+/// once, from the status it really left (I7).
 pub async fn heartbeat(
     pool: &PgPool,
-    id: &WorkerId,
+    digest: &[u8; 32],
     status: WorkerStatus,
     note: Option<&str>,
-) -> StoreResult<i64> {
-    let active = sqlx::query_scalar!(
-        r#"with seen as (select 1 from workers where id = $1 and (status, note) is distinct from ($2, $3)),
+) -> StoreResult<Option<(WorkerId, i64)>> {
+    let row = sqlx::query!(
+        r#"with w as (
+               select id, online, status, note from workers
+               where token_digest = $1 and revoked_at is null),
            locked as (
-               select status, note from workers
-               where id = $1 and exists (select 1 from seen)
-               for update),
+               select workers.id, workers.online, workers.status, workers.note
+               from workers join w on w.id = workers.id
+               where not w.online or (w.status, w.note) is distinct from ($2, $3)
+               for update of workers),
            upd as (
-               update workers set status = $2, note = $3
+               update workers set status = $2, note = $3, online = true,
+                   last_heartbeat = case when locked.online then workers.last_heartbeat else now() end
                from locked
-               where workers.id = $1 and (locked.status, locked.note) is distinct from ($2, $3)),
+               where workers.id = locked.id
+                 and (not locked.online or (locked.status, locked.note) is distinct from ($2, $3))),
+           back as (
+               insert into audit_events (kind, worker_id, reason, actor)
+               select 'worker_online', id, 'request', 'worker:' || id from locked where not online),
            changed as (
                insert into audit_events (kind, worker_id, from_status, to_status, actor)
-               select 'worker_status_changed', $1, locked.status, $2, 'worker:' || $1
-               from locked where locked.status <> $2)
-           select count(*) as "n!" from tasks
-           where worker_id = $1 and task_is_live(status)"#,
-        id.as_str(),
+               select 'worker_status_changed', id, status, $2, 'worker:' || id
+               from locked where status <> $2)
+           select w.id as "id!",
+                  (select count(*) from tasks t where t.worker_id = w.id and task_is_live(t.status)) as "active!"
+           from w"#,
+        &digest[..],
         status.as_str(),
         note,
     )
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await?;
-    Ok(active)
+    Ok(row.map(|r| (WorkerId(r.id), r.active)))
 }

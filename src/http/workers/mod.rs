@@ -19,7 +19,7 @@ use crate::domain::status::WorkerStatus;
 use crate::domain::trust::TrustTier;
 use crate::error::ApiError;
 use crate::http::extract::{
-    header_str, ApiJson, ApiQuery, AuthAdmin, AuthWorker, Caller, REGISTRATION_HEADER,
+    header_str, ApiJson, ApiQuery, AuthAdmin, Caller, WorkerToken, REGISTRATION_HEADER,
 };
 use crate::http::paging::{decode_cursor, next_cursor, page_limit};
 use crate::store::views::WorkerFilter;
@@ -119,12 +119,17 @@ fn heartbeat_status(s: Option<&str>) -> Checked<WorkerStatus> {
               (status = 401, body = ErrorBody)))]
 pub async fn heartbeat(
     State(app): State<AppContext>,
-    worker: AuthWorker,
+    token: WorkerToken,
     ApiJson(req): ApiJson<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     let status = heartbeat_status(req.status.as_deref())?;
     let note = input::optional_text("note", req.note.as_deref(), 500)?;
-    let active = workers::heartbeat(&app.pool, &worker.id, status, note.as_deref()).await?;
+    // one statement: the token's check, the sign of life and the status
+    let beat = workers::heartbeat(&app.pool, &token.key, status, note.as_deref()).await?;
+    let Some((id, active)) = beat else {
+        return Err(token.refused(&app));
+    };
+    let worker = token.accepted(&app, id);
     Ok(Json(HeartbeatResponse {
         ok: true,
         server_time: Utc::now(),
