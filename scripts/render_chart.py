@@ -34,6 +34,8 @@ CONFIGS = {
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "podAnnotations": {"example.com/team": "pool"},
     },
+    # autoscaling on with the default budget: the pool is sized to fit
+    "autoscaling-defaults": {**CREDS, "autoscaling": {"enabled": True}},
     # every optional toggle off
     "all-off": {
         **CREDS,

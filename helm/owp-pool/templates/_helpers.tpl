@@ -66,15 +66,36 @@ capabilities:
       key: DATABASE_URL
 {{- end -}}
 
+{{/* The most replicas that may run at once: replicaCount, or autoscaling.maxReplicas. */}}
+{{- define "owp.maxReplicas" -}}
+{{- if .Values.autoscaling.enabled -}}
+{{- int .Values.autoscaling.maxReplicas -}}
+{{- else -}}
+{{- int .Values.replicaCount -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Each replica's request pool: config.dbMaxConnections, or (0) the largest that fits the
+     connection budget at the most replicas plus a surge, at most 20. */}}
+{{- define "owp.dbPool" -}}
+{{- $pool := int .Values.config.dbMaxConnections -}}
+{{- if eq $pool 0 -}}
+{{- $replicas := int (include "owp.maxReplicas" .) -}}
+{{- $budget := sub (int .Values.database.maxConnections) (int .Values.database.reservedConnections) -}}
+{{- $pool = min 20 (sub (div (sub $budget 1) (add $replicas 1)) 1) -}}
+{{- end -}}
+{{- $pool -}}
+{{- end -}}
+
 {{/* Fails the render when the replicas could open more connections than the database allows. */}}
 {{- define "owp.connectionBudget" -}}
-{{- $replicas := int .Values.replicaCount -}}
-{{- if .Values.autoscaling.enabled -}}
-{{- $replicas = int .Values.autoscaling.maxReplicas -}}
-{{- end -}}
-{{- $pool := int .Values.config.dbMaxConnections -}}
+{{- $replicas := int (include "owp.maxReplicas" .) -}}
+{{- $pool := int (include "owp.dbPool" .) -}}
 {{- $needed := add (mul (add $replicas 1) (add $pool 1)) 1 -}}
 {{- $budget := sub (int .Values.database.maxConnections) (int .Values.database.reservedConnections) -}}
+{{- if lt $pool 2 -}}
+{{- fail (printf "connection budget too small: %d replicas (+ 1 surge) leave fewer than 2 pooled connections each within database.maxConnections - reservedConnections = %d; raise max_connections, put PgBouncer in front (database.maxConnections is then its client limit), or lower the replica count" $replicas (int $budget)) -}}
+{{- end -}}
 {{- if gt (int $needed) (int $budget) -}}
 {{- fail (printf "connection budget exceeded: (%d replicas + 1 surge) x (%d pooled + 1 leader) + 1 migration = %d connections, but database.maxConnections - reservedConnections = %d; lower config.dbMaxConnections or the replica count, or raise max_connections" $replicas $pool (int $needed) (int $budget)) -}}
 {{- end -}}
