@@ -2,6 +2,8 @@
 # A/B lifecycle benchmark of two release binaries, interleaved (A, B, A, B), a fresh
 # database per run, so both meet the same machine drift (docs/BENCHMARKS.md).
 # Usage: scripts/bench-ab.sh OLD_BINARY NEW_BINARY [ROUNDS]   (TASKS=20000 WORKERS=100)
+#   MODE=heartbeat: `owp bench-heartbeat` instead (HB_WORKERS=50000 HB_DURATION=60s
+#   LIFECYCLE_TASKS=0: the lifecycle beside the heartbeats when above 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh
@@ -19,8 +21,14 @@ run() {
   local pid=$!
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
   echo "=== $label ($bin)"
-  "$bin" bench --url "http://127.0.0.1:$port" --admin-token $token --workers "${WORKERS:-100}" \
-    --tasks "${TASKS:-20000}" --database-url "$url" --server-pid $pid
+  if [ "${MODE:-lifecycle}" = heartbeat ]; then
+    "$bin" bench-heartbeat --url "http://127.0.0.1:$port" --admin-token $token --database-url "$url" \
+      --workers "${HB_WORKERS:-50000}" --duration "${HB_DURATION:-60s}" \
+      --lifecycle-tasks "${LIFECYCLE_TASKS:-0}"
+  else
+    "$bin" bench --url "http://127.0.0.1:$port" --admin-token $token --workers "${WORKERS:-100}" \
+      --tasks "${TASKS:-20000}" --database-url "$url" --server-pid $pid
+  fi
   kill $pid
   wait $pid 2>/dev/null || true
 }
