@@ -84,6 +84,10 @@ pub async fn serve(
                     .deadline(limits.header_timeout, limits.idle_timeout)
                     .unwrap_or_else(|| std::time::Instant::now() + limits.header_timeout);
                 tokio::select! {
+                    // the connection first: bytes that arrived while this task waited for the
+                    // CPU are read (and move the clock) before the deadline is judged, so a
+                    // starved replica does not cut a request it had already received
+                    biased;
                     ended = &mut conn => {
                         // a client that hangs up is normal; nothing to report above debug
                         if let Err(e) = ended {
