@@ -36,6 +36,9 @@ CONFIGS = {
     },
     # autoscaling on with the default budget: the pool is sized to fit
     "autoscaling-defaults": {**CREDS, "autoscaling": {"enabled": True}},
+    # the chart's PgBouncer in front of PostgreSQL, autoscaling on, default budget
+    "pgbouncer": {**CREDS, "pgbouncer": {"enabled": True}, "autoscaling": {"enabled": True},
+                  "networkPolicy": {"enabled": True}},
     # every optional toggle off
     "all-off": {
         **CREDS,
@@ -81,6 +84,30 @@ def main() -> int:
         if "connection budget" not in str(e):
             print(f"over budget failed for another reason: {e}")
             failed = True
+    # with PgBouncer, the replicas' DATABASE_URL is the pooler's, and the migrator's is direct
+    pooled = chart.render(CONFIGS["pgbouncer"], name="owp", namespace="pool", is_install=True)
+    secret = next(t for p, t in pooled.items() if p.endswith("secret.yaml"))
+    job = next(t for p, t in pooled.items() if p.endswith("migration-job.yaml"))
+    deployment = next(t for p, t in pooled.items() if p.endswith("/deployment.yaml"))
+    if ('DATABASE_URL: "postgres://owp:pw@owp-owp-pool-pgbouncer:6432/owp"' not in secret
+            or "key: OWP_LEADER_DATABASE_URL" not in job
+            or 'value: "transaction"' not in deployment):
+        print("with pgbouncer, DATABASE_URL should be PgBouncer's, the migrator's direct, "
+              "and OWP_DB_POOLER transaction")
+        failed = True
+    # ... and PgBouncer over the budget, or without credentials it can read
+    for bad, why in [
+        ({**CREDS, "pgbouncer": {"enabled": True, "poolSize": 60}}, "connection budget"),
+        ({"existingSecret": "s", "pgbouncer": {"enabled": True}}, "existingSecret"),
+    ]:
+        try:
+            chart.render(bad, name="owp", namespace="pool", is_install=True)
+            print(f"rendering {bad} should fail")
+            failed = True
+        except helm_python.HelmError as e:
+            if why not in str(e):
+                print(f"{bad} failed for another reason: {e}")
+                failed = True
     # ... and to put an ingress in front without believing its X-Forwarded-For
     blind_ingress = {**CREDS, "ingress": {"enabled": True}}
     try:

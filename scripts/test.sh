@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests and the black-box API, concurrency, scheduler and
 # multi-process replica tests, against a real local PostgreSQL (installed or started
-# when missing). Each test gets its own fresh database.
+# when missing), some of them through a real PgBouncer (installed when missing). Each test gets its own fresh database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh
 
 ensure_postgres
 ensure_database owp_test
+ensure_pgbouncer
 # sqlx::test recreates each test's database by name; ones left by runs under another role
 # (a failed run as `postgres`, say) cannot be dropped by `owp`, so clear them first
 for db in $(pg_admin -c "select datname from pg_database d join pg_roles r on r.oid = d.datdba

@@ -4,8 +4,8 @@ use std::ops::Deref;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::store::Db;
 use metrics_exporter_prometheus::PrometheusHandle;
-use sqlx::PgPool;
 
 use crate::auth::{Registration, TokenSet};
 use crate::config::{DbArgs, Settings};
@@ -19,7 +19,7 @@ use crate::store::PoolSettings;
 use crate::supervisor::Supervisor;
 
 pub struct Inner {
-    pub pool: PgPool,
+    pub pool: Db,
     pub settings: Settings,
     pub admin: TokenSet,
     /// Who may register workers (closed unless opened or gated by a token).
@@ -49,13 +49,13 @@ pub struct AppContext(Arc<Inner>);
 
 impl AppContext {
     pub fn new(
-        pool: PgPool,
+        pool: impl Into<Db>,
         settings: Settings,
         admin: TokenSet,
         registration: Registration,
     ) -> Self {
         Self(Arc::new(Inner {
-            pool,
+            pool: pool.into(),
             limits: Limits::new(&settings.limits),
             claim_caps: ClaimCaps {
                 tier_max_concurrent: settings.tier_max_concurrent.clone(),
@@ -121,5 +121,6 @@ pub fn pool_settings(db: &DbArgs) -> PoolSettings {
         max_connections: db.db_max_connections,
         acquire_timeout: db.db_acquire_timeout,
         statement_timeout: db.db_statement_timeout,
+        through_pooler: db.db_pooler == crate::config::Pooler::Transaction,
     }
 }

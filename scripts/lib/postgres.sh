@@ -31,6 +31,17 @@ ensure_postgres() {
   return 1
 }
 
+# PgBouncer, for the tests that run the pool through a transaction-mode pooler; each test
+# starts its own (tests/api/support/pgbouncer.rs), so the packaged service stays stopped.
+ensure_pgbouncer() {
+  if [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1; then return 0; fi
+  echo "==> installing PgBouncer (apt-get)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
+  # the package enables its own service; ours are started by the tests on free ports
+  as_root systemctl disable --now pgbouncer >/dev/null 2>&1 || true
+}
+
 # psql as the database superuser: over TCP where trust auth allows it, else via the socket.
 # The database is $PGADMIN_DB (default postgres).
 pg_admin() {

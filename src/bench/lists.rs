@@ -176,9 +176,10 @@ async fn time_request(
 /// The leader's reputation reconciliation over the whole history, timed.
 async fn time_reconciliation(pool: &sqlx::PgPool) -> anyhow::Result<()> {
     let started = Instant::now();
+    let db = crate::store::Db::direct(pool.clone());
     let (mut checked, mut repaired, mut after) = (0, 0, String::new());
     while let (r, Some(last)) =
-        crate::store::reputation::reconcile_batch(pool, &after, crate::scheduler::BATCH).await?
+        crate::store::reputation::reconcile_batch(&db, &after, crate::scheduler::BATCH).await?
     {
         checked += r.checked;
         repaired += r.repaired;

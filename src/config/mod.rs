@@ -26,6 +26,16 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// What `DATABASE_URL` points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Pooler {
+    /// PostgreSQL itself, or a pooler in session mode.
+    None,
+    /// A pooler in transaction mode (PgBouncer `pool_mode = transaction`): statements are
+    /// not cached across transactions, and every one runs inside a transaction.
+    Transaction,
+}
+
 #[derive(Clone, Debug, Args)]
 pub struct DbArgs {
     /// PostgreSQL URL, e.g. postgres://owp:secret@db:5432/owp
@@ -43,6 +53,12 @@ pub struct DbArgs {
     /// Server-side statement_timeout for every pooled connection.
     #[arg(long, env = "OWP_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub db_statement_timeout: Duration,
+
+    /// What DATABASE_URL points at: PostgreSQL (`none`) or a transaction-mode pooler such
+    /// as PgBouncer (`transaction`, which needs OWP_LEADER_DATABASE_URL to reach PostgreSQL
+    /// directly).
+    #[arg(long, env = "OWP_DB_POOLER", value_enum, default_value_t = Pooler::None)]
+    pub db_pooler: Pooler,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -50,7 +66,8 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub db: DbArgs,
 
-    /// Direct (not transaction-pooled) URL for the leader-election connection; defaults to DATABASE_URL.
+    /// Direct (not transaction-pooled) URL for what needs a session of its own: the
+    /// leader's lock, LISTEN and migrations; defaults to DATABASE_URL.
     #[arg(long, env = "OWP_LEADER_DATABASE_URL", hide_env_values = true)]
     pub leader_database_url: Option<DatabaseUrl>,
 
@@ -122,6 +139,13 @@ impl ServeConfig {
             Duration::ZERO,
             HOUR,
         )?;
+        if d.db_pooler == Pooler::Transaction && self.leader_database_url.is_none() {
+            return Err(
+                "OWP_DB_POOLER=transaction needs OWP_LEADER_DATABASE_URL, a direct \
+                        URL to PostgreSQL for the leader's lock, LISTEN and migrations"
+                    .into(),
+            );
+        }
         self.settings.validate()
     }
 

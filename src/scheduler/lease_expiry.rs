@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use sqlx::PgPool;
+use crate::store::Db;
 
 use super::BATCH;
 use crate::domain::retry::Backoff;
@@ -11,7 +11,7 @@ use crate::store::sweeps::{self, Ended};
 use crate::store::StoreResult;
 
 /// Expires every overdue lease, in batches of `BATCH` rows, one transaction each.
-pub async fn run(pool: &PgPool, backoff: Backoff) -> StoreResult<Ended> {
+pub async fn run(pool: &Db, backoff: Backoff) -> StoreResult<Ended> {
     let started = Instant::now();
     let mut total = Ended::default();
     loop {

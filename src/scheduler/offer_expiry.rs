@@ -3,14 +3,14 @@
 
 use std::time::Instant;
 
-use sqlx::PgPool;
+use crate::store::Db;
 
 use super::BATCH;
 use crate::store::offers;
 use crate::store::StoreResult;
 
 /// Expires every overdue offer, in batches of `BATCH`, one transaction each.
-pub async fn run(pool: &PgPool) -> StoreResult<u64> {
+pub async fn run(pool: &Db) -> StoreResult<u64> {
     let started = Instant::now();
     let mut total = 0;
     loop {

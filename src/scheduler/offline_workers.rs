@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use crate::store::Db;
 
 use super::BATCH;
 use crate::domain::retry::Backoff;
@@ -18,11 +18,7 @@ pub struct Offline {
     pub failed: u64,
 }
 
-pub async fn run(
-    pool: &PgPool,
-    heartbeat_timeout: Duration,
-    backoff: Backoff,
-) -> StoreResult<Offline> {
+pub async fn run(pool: &Db, heartbeat_timeout: Duration, backoff: Backoff) -> StoreResult<Offline> {
     let started = Instant::now();
     let mut total = Offline::default();
     loop {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
+use crate::store::Db;
 
 use super::BATCH;
 use crate::store::retention::{self, Pruned};
@@ -13,7 +13,7 @@ use crate::store::StoreResult;
 /// over years of history does not hold the leader's sweep for long.
 const MAX_BATCHES: usize = 50;
 
-pub async fn run(pool: &PgPool, older_than: Duration) -> StoreResult<Pruned> {
+pub async fn run(pool: &Db, older_than: Duration) -> StoreResult<Pruned> {
     let started = Instant::now();
     let mut total = Pruned::default();
     for _ in 0..MAX_BATCHES {

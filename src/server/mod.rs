@@ -77,12 +77,19 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             .map_err(|e| anyhow::anyhow!("invalid setting: OWP_PROMOTE_BASIC_AFTER: {e}"))?;
     }
     tracing::info!(config = ?cfg, "starting");
+    let direct = cfg.leader_database_url();
+    let direct_options: sqlx::postgres::PgConnectOptions = direct
+        .expose()
+        .parse()
+        .context("OWP_LEADER_DATABASE_URL is not a valid PostgreSQL URL")?;
     let pool = store::connect_lazy(cfg.db.database_url.expose(), &pool_settings(&cfg.db))
-        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?
+        .with_session_options(direct_options.clone());
     if cfg.auto_migrate {
-        store::migrations::apply_with_retry(cfg.db.database_url.expose(), MIGRATION_PATIENCE)
+        // sqlx's migrator holds a session advisory lock: never through a pooler
+        store::migrations::apply_with_retry(direct.expose(), MIGRATION_PATIENCE)
             .await
-            .with_context(|| format!("applying migrations to {}", cfg.db.database_url))?;
+            .with_context(|| format!("applying migrations to {direct}"))?;
         tracing::info!("migrations applied");
     }
     let registration = Registration::from_settings(
@@ -107,12 +114,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     if let Some(port) = cfg.settings.metrics_port {
         serve_metrics(&app, SocketAddr::new(cfg.host, port)).await?;
     }
-    let leader_db: sqlx::postgres::PgConnectOptions = cfg
-        .leader_database_url()
-        .expose()
-        .parse()
-        .context("OWP_LEADER_DATABASE_URL is not a valid PostgreSQL URL")?;
-    scheduler::start(&app, leader_db);
+    scheduler::start(&app, direct_options);
     let server = app.tasks.spawn(
         "api_server",
         serve_on(app.clone(), listener, std::future::pending()),

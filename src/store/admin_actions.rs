@@ -4,7 +4,7 @@
 //! its next report (the lease's `end_reason` says the server ended it).
 
 use crate::domain::ids::{TaskId, WorkerId};
-use sqlx::PgPool;
+use crate::store::Db;
 
 use super::StoreResult;
 use crate::domain::status::TaskStatus;
@@ -43,7 +43,7 @@ async fn lock(tx: &mut sqlx::PgConnection, task_id: &str) -> StoreResult<Option<
 /// gets one more try), or set to 0 with `reset_attempts`.
 /// Fires the status triggers (`store` docs: what triggers write).
 pub async fn requeue(
-    pool: &PgPool,
+    pool: &Db,
     task_id: &TaskId,
     reset_attempts: bool,
     actor: &str,
@@ -98,7 +98,7 @@ pub async fn requeue(
 /// To the terminal `cancelled`, from any status that is not terminal: the live lease (if
 /// any) ends as `cancelled`, the slot and area are freed.
 /// Fires the status triggers (`store` docs: what triggers write).
-pub async fn cancel(pool: &PgPool, task_id: &TaskId, actor: &str) -> StoreResult<TaskAction> {
+pub async fn cancel(pool: &Db, task_id: &TaskId, actor: &str) -> StoreResult<TaskAction> {
     let task_id = task_id.as_str();
     let mut tx = super::begin(pool).await?;
     let Some(t) = lock(&mut tx, task_id).await? else {
@@ -146,7 +146,7 @@ pub enum WorkerAction {
 /// Pauses (no new work; leases kept) or resumes a worker. The worker's own heartbeats
 /// cannot lift an admin's pause.
 pub async fn set_paused(
-    pool: &PgPool,
+    pool: &Db,
     worker_id: &WorkerId,
     paused: bool,
     actor: &str,
@@ -182,7 +182,7 @@ pub async fn set_paused(
 /// live leases end as `worker_revoked` (its open offers are withdrawn) and their tasks are ready again without counting a
 /// failed attempt; its opened PRs keep their slots (they await review).
 /// Fires the status triggers (`store` docs: what triggers write).
-pub async fn revoke(pool: &PgPool, worker_id: &WorkerId, actor: &str) -> StoreResult<WorkerAction> {
+pub async fn revoke(pool: &Db, worker_id: &WorkerId, actor: &str) -> StoreResult<WorkerAction> {
     let worker_id = worker_id.as_str();
     let mut tx = super::begin(pool).await?;
     let revoked = sqlx::query_scalar!(
@@ -228,7 +228,7 @@ pub async fn revoke(pool: &PgPool, worker_id: &WorkerId, actor: &str) -> StoreRe
 
 /// Gives the worker a new token (its digest); the old one stops working at once.
 pub async fn rotate_token(
-    pool: &PgPool,
+    pool: &Db,
     worker_id: &WorkerId,
     digest: &[u8; 32],
     actor: &str,
@@ -284,12 +284,7 @@ pub enum Edited {
 
 /// Applies an edit under the task's row lock, refusing what the task's status forbids
 /// (`domain::task_edit`), with a `task_updated` event listing what changed.
-pub async fn edit(
-    pool: &PgPool,
-    task_id: &TaskId,
-    e: &TaskEdit,
-    actor: &str,
-) -> StoreResult<Edited> {
+pub async fn edit(pool: &Db, task_id: &TaskId, e: &TaskEdit, actor: &str) -> StoreResult<Edited> {
     let task_id = task_id.as_str();
     use crate::domain::task_edit::{forbidden_change, Changes};
     let mut tx = super::begin(pool).await?;
@@ -361,7 +356,7 @@ pub async fn edit(
 
 /// Sets a worker's trust tier (0-3), audited with the old and new tier and the reason.
 pub async fn set_trust_tier(
-    pool: &PgPool,
+    pool: &Db,
     worker_id: &WorkerId,
     level: i16,
     reason: &str,

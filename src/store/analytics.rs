@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
+use crate::store::{Begin, Db};
 
 use super::StoreResult;
 
@@ -34,15 +34,8 @@ pub struct Figures {
 }
 
 /// `None` when the repo does not exist.
-pub async fn repo_figures(
-    pool: &PgPool,
-    repo: &str,
-    window: Duration,
-) -> StoreResult<Option<Figures>> {
-    let mut tx = super::begin(pool).await?;
-    sqlx::query!("set transaction isolation level repeatable read, read only")
-        .execute(&mut *tx)
-        .await?;
+pub async fn repo_figures(pool: &Db, repo: &str, window: Duration) -> StoreResult<Option<Figures>> {
+    let mut tx = super::begin_as(pool, Begin::Snapshot).await?;
     // The repo's leases are a few thousand index probes; a hash join instead reads every
     // lease of every repo (60 ms at 100k leases, growing with the pool). The planner
     // cannot know the join is that selective, so it is told.

@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
+use crate::store::Db;
 
 use super::StoreResult;
 use crate::domain::status::TaskStatus;
 use crate::wire::github::OutboxEntry;
 
 /// Whether a delivery with this id was handled before.
-pub async fn delivery_seen(pool: &PgPool, delivery_id: &str) -> StoreResult<bool> {
+pub async fn delivery_seen(pool: &Db, delivery_id: &str) -> StoreResult<bool> {
     let seen = sqlx::query_scalar!(
         r#"select exists (select 1 from github_deliveries where delivery_id = $1) as "seen!""#,
         delivery_id
@@ -22,7 +22,7 @@ pub async fn delivery_seen(pool: &PgPool, delivery_id: &str) -> StoreResult<bool
 
 /// Records a handled delivery (a second record of the same id changes nothing).
 pub async fn record_delivery(
-    pool: &PgPool,
+    pool: &Db,
     delivery_id: &str,
     event: &str,
     outcome: &str,
@@ -47,7 +47,7 @@ pub struct TaskRef {
 
 /// The task that holds the PR with this key (domain::pr_link); a task whose link was
 /// reported before keys were kept is found by its link as written.
-pub async fn task_by_pr(pool: &PgPool, key: &str, url: &str) -> StoreResult<Option<TaskRef>> {
+pub async fn task_by_pr(pool: &Db, key: &str, url: &str) -> StoreResult<Option<TaskRef>> {
     let trimmed = url.trim_end_matches('/');
     let t = sqlx::query_as!(
         TaskRef,
@@ -70,7 +70,7 @@ pub async fn task_by_pr(pool: &PgPool, key: &str, url: &str) -> StoreResult<Opti
 }
 
 /// Every task (of any pool repo) imported from this issue key.
-pub async fn tasks_by_external_id(pool: &PgPool, external_id: &str) -> StoreResult<Vec<TaskRef>> {
+pub async fn tasks_by_external_id(pool: &Db, external_id: &str) -> StoreResult<Vec<TaskRef>> {
     let ts = sqlx::query_as!(
         TaskRef,
         r#"select id, repo, status as "status: TaskStatus" from tasks where external_id = $1"#,
@@ -83,13 +83,13 @@ pub async fn tasks_by_external_id(pool: &PgPool, external_id: &str) -> StoreResu
 
 /// A GitHub event in a task's history (audit actor `github`).
 pub async fn record_task_event(
-    pool: &PgPool,
+    pool: &Db,
     task: &TaskRef,
     kind: &str,
     data: serde_json::Value,
 ) -> StoreResult<()> {
-    // one statement: no transaction needed around it
-    let mut conn = pool.acquire().await?;
+    // one statement: no transaction needed around it (but a pooler's, `Db::session`)
+    let mut conn = pool.session().await?;
     super::audit::insert_event(
         &mut conn,
         super::audit::Event {
@@ -101,11 +101,12 @@ pub async fn record_task_event(
             ..Default::default()
         },
     )
-    .await
+    .await?;
+    Ok(conn.finish().await?)
 }
 
 /// The repo's `pr_opened` tasks, oldest first: (task id, PR link).
-pub async fn open_prs(pool: &PgPool, repo: &str, limit: i64) -> StoreResult<Vec<(String, String)>> {
+pub async fn open_prs(pool: &Db, repo: &str, limit: i64) -> StoreResult<Vec<(String, String)>> {
     let rows = sqlx::query!(
         r#"select id, pr_url as "pr_url!" from tasks
            where repo = $1 and status = 'pr_opened' and pr_url is not null
@@ -140,7 +141,7 @@ pub struct OutboxRow {
 /// counting a try on each. Only the oldest pending row of each issue is due, so an issue
 /// hears its events in order.
 pub async fn claim_due(
-    pool: &PgPool,
+    pool: &Db,
     limit: i64,
     hold: Duration,
     cooldown: Duration,
@@ -179,7 +180,7 @@ pub async fn claim_due(
 }
 
 /// GitHub accepted the row's steps up to `steps_done`.
-pub async fn step_done(pool: &PgPool, id: i64, steps_done: i32) -> StoreResult<()> {
+pub async fn step_done(pool: &Db, id: i64, steps_done: i32) -> StoreResult<()> {
     sqlx::query!(
         "update github_outbox set steps_done = $2, uncertain = false where id = $1",
         id,
@@ -190,7 +191,7 @@ pub async fn step_done(pool: &PgPool, id: i64, steps_done: i32) -> StoreResult<(
     Ok(())
 }
 
-pub async fn delivered(pool: &PgPool, id: i64) -> StoreResult<()> {
+pub async fn delivered(pool: &Db, id: i64) -> StoreResult<()> {
     sqlx::query!(
         "update github_outbox set delivered_at = now(), claimed_until = null, last_error = null
          where id = $1",
@@ -204,7 +205,7 @@ pub async fn delivered(pool: &PgPool, id: i64) -> StoreResult<()> {
 /// Try again after `delay`; `count_try` false gives the try back (a rate limit is not the
 /// row's failure).
 pub async fn retry_later(
-    pool: &PgPool,
+    pool: &Db,
     id: i64,
     delay: Duration,
     error: &str,
@@ -228,7 +229,7 @@ pub async fn retry_later(
 }
 
 /// Gives the row up for good: visible in the outbox list, the task's history and a metric.
-pub async fn give_up(pool: &PgPool, row: &OutboxRow, error: &str) -> StoreResult<()> {
+pub async fn give_up(pool: &Db, row: &OutboxRow, error: &str) -> StoreResult<()> {
     let mut tx = super::begin(pool).await?;
     sqlx::query!(
         "update github_outbox set gave_up_at = now(), claimed_until = null, last_error = $2
@@ -258,7 +259,7 @@ pub async fn give_up(pool: &PgPool, row: &OutboxRow, error: &str) -> StoreResult
 }
 
 /// Rows still to deliver (not given up).
-pub async fn pending(pool: &PgPool) -> StoreResult<i64> {
+pub async fn pending(pool: &Db) -> StoreResult<i64> {
     let n = sqlx::query_scalar!(
         r#"select count(*) as "n!" from github_outbox where delivered_at is null and gave_up_at is null"#
     )
@@ -268,7 +269,7 @@ pub async fn pending(pool: &PgPool) -> StoreResult<i64> {
 }
 
 /// `pending` (not delivered yet), `failed` (given up) or `delivered`; newest first.
-pub async fn list(pool: &PgPool, state: &str, limit: i64) -> StoreResult<Vec<OutboxEntry>> {
+pub async fn list(pool: &Db, state: &str, limit: i64) -> StoreResult<Vec<OutboxEntry>> {
     let rows = sqlx::query!(
         r#"select id, task_id, gh_repo || '#' || issue_number as "issue!", event, attempts, steps_done,
                   created_at, next_attempt_at, delivered_at, gave_up_at, last_error

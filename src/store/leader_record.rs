@@ -1,8 +1,8 @@
 //! The leader record (the `scheduler_state` row): which replica leads, and when it last
 //! swept. Informational: the advisory lock (`leader_lock`) decides who leads.
 
+use crate::store::Db;
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use super::StoreResult;
 
@@ -11,7 +11,7 @@ pub struct LeaderRecord {
     pub last_sweep_at: Option<DateTime<Utc>>,
 }
 
-pub async fn read_leader_record(pool: &PgPool) -> StoreResult<LeaderRecord> {
+pub async fn read_leader_record(pool: &Db) -> StoreResult<LeaderRecord> {
     let r = sqlx::query!("select leader, last_sweep_at from scheduler_state where singleton")
         .fetch_one(pool)
         .await?;
@@ -22,7 +22,7 @@ pub async fn read_leader_record(pool: &PgPool) -> StoreResult<LeaderRecord> {
 }
 
 /// Called by a replica that just won the election.
-pub async fn record_leader(pool: &PgPool, replica: &str) -> StoreResult<()> {
+pub async fn record_leader(pool: &Db, replica: &str) -> StoreResult<()> {
     sqlx::query!(
         "update scheduler_state set leader = $1, leader_since = now() where singleton",
         replica
@@ -34,7 +34,7 @@ pub async fn record_leader(pool: &PgPool, replica: &str) -> StoreResult<()> {
 
 /// Called by the leader after a completed sweep; a replica that lost the lead cannot
 /// overwrite its successor's name, because the update names the expected leader.
-pub async fn record_sweep(pool: &PgPool, replica: &str) -> StoreResult<()> {
+pub async fn record_sweep(pool: &Db, replica: &str) -> StoreResult<()> {
     sqlx::query!(
         "update scheduler_state set last_sweep_at = now() where singleton and leader = $1",
         replica
@@ -45,7 +45,7 @@ pub async fn record_sweep(pool: &PgPool, replica: &str) -> StoreResult<()> {
 }
 
 /// Called on a graceful step-down, so the record does not name a replica that left.
-pub async fn clear_leader(pool: &PgPool, replica: &str) -> StoreResult<()> {
+pub async fn clear_leader(pool: &Db, replica: &str) -> StoreResult<()> {
     sqlx::query!(
         "update scheduler_state set leader = null where singleton and leader = $1",
         replica

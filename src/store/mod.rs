@@ -25,6 +25,7 @@ pub mod analytics;
 pub mod audit;
 pub mod claim;
 mod codec;
+mod db;
 pub mod github;
 pub mod invariants;
 pub mod leader_lock;
@@ -49,6 +50,8 @@ use std::time::Duration;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
+
+pub use db::{Begin, Db, Session};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -136,12 +139,19 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// dropped at any await when a client hangs up or a request times out, so the BEGIN runs
 /// in a task of its own: abandoned, that task still ends with a `Transaction`, whose drop
 /// rolls it back. (The test `a_cancelled_begin_never_leaves_...` fails without this.)
-pub async fn begin(
-    pool: &PgPool,
+pub async fn begin(db: &Db) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    begin_as(db, Begin::ReadWrite).await
+}
+
+/// [`begin`], for a transaction of the given kind (said in its BEGIN: no round trip of its
+/// own, and behind a pooler the only place it may be said).
+pub async fn begin_as(
+    db: &Db,
+    kind: Begin,
 ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
     let started = std::time::Instant::now();
-    let pool = pool.clone();
-    let tx = tokio::spawn(async move { pool.begin().await })
+    let db = db.clone();
+    let tx = tokio::spawn(async move { db.begin_raw(kind).await })
         .await
         .map_err(|e| {
             sqlx::Error::Protocol(format!("the task opening a transaction failed: {e}"))
@@ -169,18 +179,36 @@ pub struct PoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
+    /// `url` is a transaction-mode pooler (PgBouncer), not PostgreSQL ([`Db`]).
+    pub through_pooler: bool,
 }
 
-pub async fn connect(url: &str, s: &PoolSettings) -> Result<PgPool, sqlx::Error> {
-    let opts: PgConnectOptions = url.parse()?;
-    pool_options(s).connect_with(with_timeouts(opts, s)).await
+pub async fn connect(url: &str, s: &PoolSettings) -> Result<Db, sqlx::Error> {
+    let db = connect_lazy(url, s)?;
+    // connect now, so a wrong URL fails here
+    drop(db.acquire().await?);
+    Ok(db)
 }
 
 /// A pool that connects on first use, so `serve` starts (and reports not-ready) while the
 /// database is still down.
-pub fn connect_lazy(url: &str, s: &PoolSettings) -> Result<PgPool, sqlx::Error> {
+pub fn connect_lazy(url: &str, s: &PoolSettings) -> Result<Db, sqlx::Error> {
     let opts: PgConnectOptions = url.parse()?;
-    Ok(pool_options(s).connect_lazy_with(with_timeouts(opts, s)))
+    let timeouts = timeouts(s);
+    Ok(if s.through_pooler {
+        // no statement cache and no `options` startup parameter: see `db`
+        let opts = opts
+            .application_name("owp-pool")
+            .disable_statement_logging()
+            .statement_cache_capacity(0);
+        Db::through_pooler(pool_options(s).connect_lazy_with(opts), &timeouts)
+    } else {
+        let opts = opts
+            .application_name("owp-pool")
+            .disable_statement_logging()
+            .options(timeouts);
+        Db::direct(pool_options(s).connect_lazy_with(opts))
+    })
 }
 
 /// A pooled connection idle this long is pinged before it is handed out; a busier one is
@@ -205,22 +233,21 @@ fn pool_options(s: &PoolSettings) -> PgPoolOptions {
         })
 }
 
-fn with_timeouts(opts: PgConnectOptions, s: &PoolSettings) -> PgConnectOptions {
+/// The server-side timeouts of every request (milliseconds). sqlx logs statements, and
+/// slow ones at WARN, with their SQL text: [`connect_lazy`] turns that off too.
+fn timeouts(s: &PoolSettings) -> [(&'static str, String); 2] {
     let ms = |d: Duration| d.as_millis().to_string();
-    // sqlx logs statements, and slow ones at WARN, with their SQL text: not in our logs
-    opts.application_name("owp-pool")
-        .disable_statement_logging()
-        .options([
-            ("statement_timeout", ms(s.statement_timeout)),
-            (
-                "idle_in_transaction_session_timeout",
-                ms(s.statement_timeout * 2),
-            ),
-        ])
+    [
+        ("statement_timeout", ms(s.statement_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            ms(s.statement_timeout * 2),
+        ),
+    ]
 }
 
 /// Readiness: the database answers and every migration this binary knows is applied.
-pub async fn migrations_current(pool: &PgPool) -> StoreResult<bool> {
+pub async fn migrations_current(pool: &Db) -> StoreResult<bool> {
     // not a checked query: the table is sqlx's own and may not exist yet
     let applied: Vec<i64> =
         sqlx::query_scalar("select version from _sqlx_migrations where success order by version")

@@ -8,8 +8,9 @@
 use crate::domain::ids::{OfferId, WorkerId};
 use std::time::Duration;
 
+use crate::store::Db;
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use super::StoreResult;
 use crate::config::TierCaps;
@@ -18,7 +19,7 @@ use crate::domain::status::RejectReason;
 use crate::wire::offers::OfferView;
 
 /// The offers with these ids, in the given order.
-pub async fn offers_by_id(pool: &PgPool, ids: &[String]) -> StoreResult<Vec<OfferView>> {
+pub async fn offers_by_id(pool: &Db, ids: &[String]) -> StoreResult<Vec<OfferView>> {
     let mut rows = sqlx::query_as!(
         OfferView,
         r#"select o.id as offer_id, t.id as task_id, t.repo, t.title, t.description, t.estimate_points,
@@ -120,7 +121,7 @@ async fn lock_open(
 /// Starts answering an offer: the transaction holding its task and offer locked, or the
 /// answer already due (committed: an offer found expired is ended on the way).
 async fn open_answer(
-    pool: &PgPool,
+    pool: &Db,
     offer_id: &str,
     worker_id: &str,
 ) -> StoreResult<Result<(sqlx::Transaction<'static, sqlx::Postgres>, Locked), Answered>> {
@@ -138,7 +139,7 @@ async fn open_answer(
 /// the lease's audit event (I7); the offer ends `accepted`.
 /// Fires the status triggers (`store` docs: what triggers write).
 pub async fn accept(
-    pool: &PgPool,
+    pool: &Db,
     offer_id: &OfferId,
     worker_id: &WorkerId,
     lease_ttl: Duration,
@@ -199,7 +200,7 @@ pub async fn accept(
 /// the offer ends `rejected` with the reason.
 /// Fires the status triggers (`store` docs: what triggers write).
 pub async fn reject(
-    pool: &PgPool,
+    pool: &Db,
     offer_id: &OfferId,
     worker_id: &WorkerId,
     reason: RejectReason,
@@ -263,7 +264,7 @@ pub async fn end_offers(
 
 /// Ends up to `batch` offers past their expiry (the leader's duty); how many.
 /// Fires the status triggers (`store` docs: what triggers write).
-pub async fn expire_overdue(pool: &PgPool, batch: i64) -> StoreResult<u64> {
+pub async fn expire_overdue(pool: &Db, batch: i64) -> StoreResult<u64> {
     let mut tx = super::begin(pool).await?;
     // offers_open_by_expiry; the task rows are locked first (skip locked: a task an answer
     // or an admin is changing right now is left for the next sweep)

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::store::{Begin, Db};
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use super::StoreResult;
 use crate::domain::status::TaskStatus;
@@ -38,15 +38,12 @@ impl PoolOverview {
 }
 
 pub async fn read_overview(
-    pool: &PgPool,
+    pool: &Db,
     heartbeat_timeout: Duration,
     pr_stale_after: Duration,
 ) -> StoreResult<PoolOverview> {
     // one snapshot, so the counts add up
-    let mut tx = super::begin(pool).await?;
-    sqlx::query!("set transaction isolation level repeatable read, read only")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = super::begin_as(pool, Begin::Snapshot).await?;
     let w = sqlx::query!(
         r#"select count(*) filter (where online and last_heartbeat > now() - make_interval(secs => $1)) as "online!",
                   count(*) as "total!",
@@ -93,10 +90,7 @@ pub async fn read_overview(
 /// Leases granted and tasks finished (completed or merged) per minute over the last
 /// `minutes`, oldest first, every minute listed (zeros included). Reads the audit log's
 /// last hour by its BRIN index on `at`.
-pub async fn throughput(
-    pool: &PgPool,
-    minutes: i32,
-) -> StoreResult<Vec<(DateTime<Utc>, i64, i64)>> {
+pub async fn throughput(pool: &Db, minutes: i32) -> StoreResult<Vec<(DateTime<Utc>, i64, i64)>> {
     let rows = sqlx::query!(
         r#"with m as (
                select generate_series(date_trunc('minute', now()) - make_interval(mins => $1 - 1),

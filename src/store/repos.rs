@@ -1,6 +1,7 @@
 //! Repositories and their review budgets.
 
-use sqlx::{PgConnection, PgPool};
+use crate::store::Db;
+use sqlx::PgConnection;
 
 use super::audit::{insert_event, Event};
 use super::StoreResult;
@@ -26,7 +27,7 @@ pub enum Upserted {
 }
 
 /// Whether the pool has this repo.
-pub async fn exists(pool: &PgPool, repo: &str) -> StoreResult<bool> {
+pub async fn exists(pool: &Db, repo: &str) -> StoreResult<bool> {
     let found = sqlx::query_scalar!(
         r#"select exists (select 1 from repositories where repo = $1) as "found!""#,
         repo
@@ -39,7 +40,7 @@ pub async fn exists(pool: &PgPool, repo: &str) -> StoreResult<bool> {
 /// Creates the repo or updates its settings. The repo row is locked first, so the change
 /// and the claims that count this repo's slots and areas (under the same lock) are
 /// serialised: a claim sees either the old settings or the new ones with their flags.
-pub async fn upsert_repo(pool: &PgPool, r: &RepoSettings, actor: &str) -> StoreResult<Upserted> {
+pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResult<Upserted> {
     let mut tx = super::begin(pool).await?;
     let locks_were_on = sqlx::query_scalar!(
         "select area_locks_enabled from repositories where repo = $1 for update",

@@ -2,7 +2,7 @@
 //! worker's, the leader's reconciliation with the lease history, and automatic promotion.
 
 use crate::domain::ids::WorkerId;
-use sqlx::PgPool;
+use crate::store::Db;
 
 use super::StoreResult;
 use crate::domain::reputation::{Counts, PromotionRule};
@@ -15,7 +15,7 @@ pub struct Standing {
 
 /// One read: the worker's tier and counters (all zero with no counted attempt yet); `None`
 /// for an unknown worker.
-pub async fn standing(pool: &PgPool, worker_id: &WorkerId) -> StoreResult<Option<Standing>> {
+pub async fn standing(pool: &Db, worker_id: &WorkerId) -> StoreResult<Option<Standing>> {
     let worker_id = worker_id.as_str();
     let row = sqlx::query!(
         r#"select w.trust_tier,
@@ -64,7 +64,7 @@ pub struct Reconciled {
 /// the history, so it sees every change that committed before the locks; a change that
 /// commits later adds its delta after this transaction, to the repaired value.
 pub async fn reconcile_batch(
-    pool: &PgPool,
+    pool: &Db,
     after: &str,
     batch: i64,
 ) -> StoreResult<(Reconciled, Option<String>)> {
@@ -123,7 +123,7 @@ pub async fn reconcile_batch(
 
 /// Promotes to `basic` the untrusted workers that meet `rule`, each with its audit event
 /// (actor `system`). Workers whose tier an admin set, and revoked workers, are left alone.
-pub async fn promote_basic(pool: &PgPool, rule: &PromotionRule) -> StoreResult<Vec<String>> {
+pub async fn promote_basic(pool: &Db, rule: &PromotionRule) -> StoreResult<Vec<String>> {
     // only workers with some delivered history can meet any rule worth having
     let rows = sqlx::query!(
         r#"select r.worker_id, r.attempts::int8 as "attempts!", r.delivered::int8 as "delivered!",

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
+use crate::store::Db;
 
 use super::StoreResult;
 
@@ -29,7 +29,7 @@ impl Pruned {
 
 /// Deletes up to `batch` rows of each table older than `older_than`, and records the
 /// horizon so the invariant checker knows history before it may be gone.
-pub async fn prune_batch(pool: &PgPool, older_than: Duration, batch: i64) -> StoreResult<Pruned> {
+pub async fn prune_batch(pool: &Db, older_than: Duration, batch: i64) -> StoreResult<Pruned> {
     let mut tx = super::begin(pool).await?;
     let secs = older_than.as_secs_f64();
     let r = sqlx::query!(

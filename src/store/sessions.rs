@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::store::Db;
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 
 use super::StoreResult;
 
@@ -17,7 +17,7 @@ pub struct Session {
 
 /// Stores a new session (and drops expired ones, so the table stays small).
 pub async fn create(
-    pool: &PgPool,
+    pool: &Db,
     digest: &[u8],
     admin_digest: &[u8],
     actor: &str,
@@ -45,7 +45,7 @@ pub async fn create(
 }
 
 /// The live session with this digest.
-pub async fn find(pool: &PgPool, digest: &[u8]) -> StoreResult<Option<Session>> {
+pub async fn find(pool: &Db, digest: &[u8]) -> StoreResult<Option<Session>> {
     let s = sqlx::query_as!(
         Session,
         "select admin_digest, actor, csrf, expires_at from dashboard_sessions
@@ -57,7 +57,7 @@ pub async fn find(pool: &PgPool, digest: &[u8]) -> StoreResult<Option<Session>> 
     Ok(s)
 }
 
-pub async fn delete(pool: &PgPool, digest: &[u8]) -> StoreResult<()> {
+pub async fn delete(pool: &Db, digest: &[u8]) -> StoreResult<()> {
     sqlx::query!("delete from dashboard_sessions where digest = $1", digest)
         .execute(pool)
         .await?;

@@ -2,8 +2,8 @@
 //! `LISTEN owp_work` on one direct connection per replica (not a request-pool connection),
 //! and the cheap check the fallback runs when a notification may have been lost.
 
+use crate::store::Db;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::PgPool;
 
 use super::StoreResult;
 
@@ -11,7 +11,7 @@ pub const CHANNEL: &str = "owp_work";
 
 /// Tells every replica that about `hint` units of work may be claimable; `from` names the
 /// sender, so it can ignore its own signal.
-pub async fn notify(pool: &PgPool, from: &str, hint: usize) -> StoreResult<()> {
+pub async fn notify(pool: &Db, from: &str, hint: usize) -> StoreResult<()> {
     sqlx::query!(
         "select pg_notify($1, $2)",
         CHANNEL,
@@ -23,7 +23,7 @@ pub async fn notify(pool: &PgPool, from: &str, hint: usize) -> StoreResult<()> {
 }
 
 /// Whether any task is ready and past its retry backoff (tasks_ready_queue).
-pub async fn ready_work_exists(pool: &PgPool) -> StoreResult<bool> {
+pub async fn ready_work_exists(pool: &Db) -> StoreResult<bool> {
     let exists = sqlx::query_scalar!(
         r#"select exists (select 1 from tasks where status = 'ready'
                           and (retry_at is null or retry_at <= now())) as "e!""#
@@ -39,13 +39,18 @@ pub struct Signal {
     pub hint: usize,
 }
 
-/// The replica's `LISTEN` connection: its own one-connection pool built from the request
-/// pool's options, so listening never takes a request slot.
+/// The replica's `LISTEN` connection: its own one-connection pool, direct to PostgreSQL
+/// (`Db::session_options`: a transaction-mode pooler cannot keep a LISTEN), so listening
+/// never takes a request slot.
 pub struct Listener(PgListener);
 
 impl Listener {
-    pub async fn connect(request_pool: &PgPool) -> StoreResult<Self> {
-        let options = (*request_pool.connect_options()).clone();
+    pub async fn connect(request_pool: &Db) -> StoreResult<Self> {
+        let options = request_pool.session_options().ok_or_else(|| {
+            sqlx::Error::Configuration(
+                "no direct URL to LISTEN on (OWP_LEADER_DATABASE_URL)".into(),
+            )
+        })?;
         let own = PgPoolOptions::new()
             .max_connections(1)
             .connect_lazy_with(options);

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
+use crate::store::Db;
 
 use super::StoreResult;
 use crate::wire::stale_prs::StalePr;
 
 /// The oldest stale PRs first, of one repo or all.
 pub async fn list(
-    pool: &PgPool,
+    pool: &Db,
     stale_after: Duration,
     repo: Option<&str>,
     limit: i64,
@@ -33,7 +33,7 @@ pub async fn list(
 
 /// Which of `ids` are stale PRs now.
 pub async fn which_are_stale(
-    pool: &PgPool,
+    pool: &Db,
     stale_after: Duration,
     ids: &[String],
 ) -> StoreResult<Vec<String>> {

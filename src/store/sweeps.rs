@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use crate::store::Db;
+use sqlx::PgConnection;
 
 use super::StoreResult;
 use crate::domain::retry::Backoff;
@@ -52,11 +53,7 @@ struct Victim {
 
 /// Ends up to `batch` leases that ran past their TTL.
 /// Fires the status triggers (`store` docs: what triggers write).
-pub async fn expire_overdue_leases(
-    pool: &PgPool,
-    batch: i64,
-    backoff: Backoff,
-) -> StoreResult<Ended> {
+pub async fn expire_overdue_leases(pool: &Db, batch: i64, backoff: Backoff) -> StoreResult<Ended> {
     let mut tx = super::begin(pool).await?;
     // tasks_live_by_expiry; skip locked passes over tasks a report is changing right now,
     // and a second sweep (two leaders) over the ones this sweep holds
@@ -80,7 +77,7 @@ pub async fn expire_overdue_leases(
 /// arrives meanwhile is skipped (its row is locked) or no longer matches the re-stated
 /// condition.
 pub async fn mark_silent_workers_offline(
-    pool: &PgPool,
+    pool: &Db,
     heartbeat_timeout: Duration,
     batch: i64,
 ) -> StoreResult<u64> {
@@ -114,7 +111,7 @@ pub async fn mark_silent_workers_offline(
 /// slot and area: the PR exists and still awaits review.
 /// Fires the status triggers (`store` docs: what triggers write).
 pub async fn end_offline_workers_leases(
-    pool: &PgPool,
+    pool: &Db,
     batch: i64,
     backoff: Backoff,
 ) -> StoreResult<Ended> {

@@ -5,8 +5,9 @@
 //! audit_events_by_kind/_by_actor/_by_target).
 
 use crate::domain::ids::{TaskId, WorkerId};
+use crate::store::{Begin, Db};
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use super::StoreResult;
 use crate::domain::status::{TaskStatus, WorkerStatus};
@@ -23,11 +24,8 @@ pub struct TaskFilter<'a> {
     pub limit: i64,
 }
 
-async fn read_only(pool: &PgPool) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
-    let mut tx = super::begin(pool).await?;
-    sqlx::query!("set transaction read only")
-        .execute(&mut *tx)
-        .await?;
+async fn read_only(pool: &Db) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = super::begin_as(pool, Begin::ReadOnly).await?;
     // optional filters are `$n is null or ...`: custom plans fold the absent ones away
     sqlx::query!("set local plan_cache_mode = force_custom_plan")
         .execute(&mut *tx)
@@ -35,7 +33,7 @@ async fn read_only(pool: &PgPool) -> StoreResult<sqlx::Transaction<'static, sqlx
     Ok(tx)
 }
 
-pub async fn list_tasks(pool: &PgPool, f: &TaskFilter<'_>) -> StoreResult<Vec<TaskView>> {
+pub async fn list_tasks(pool: &Db, f: &TaskFilter<'_>) -> StoreResult<Vec<TaskView>> {
     let mut tx = read_only(pool).await?;
     let rows = sqlx::query_as!(
         TaskView,
@@ -142,7 +140,7 @@ async fn history(
 }
 
 pub async fn task_detail(
-    pool: &PgPool,
+    pool: &Db,
     task_id: &TaskId,
     reader: Reader<'_>,
     limit: i64,
@@ -152,10 +150,7 @@ pub async fn task_detail(
         Reader::Admin => None,
         Reader::Worker(w) => Some(w),
     };
-    let mut tx = super::begin(pool).await?;
-    sqlx::query!("set transaction isolation level repeatable read, read only")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = super::begin_as(pool, Begin::Snapshot).await?;
     sqlx::query!("set local plan_cache_mode = force_custom_plan")
         .execute(&mut *tx)
         .await?;
@@ -221,7 +216,7 @@ pub async fn task_detail(
 
 /// Whether this worker holds or ever held the task (a lease of its, or the task names it).
 pub async fn worker_knows_task(
-    pool: &PgPool,
+    pool: &Db,
     worker_id: &WorkerId,
     task_id: &TaskId,
 ) -> StoreResult<bool> {
@@ -249,7 +244,7 @@ pub struct WorkerFilter<'a> {
     pub heartbeat_timeout_secs: f64,
 }
 
-pub async fn list_workers(pool: &PgPool, f: &WorkerFilter<'_>) -> StoreResult<Vec<WorkerView>> {
+pub async fn list_workers(pool: &Db, f: &WorkerFilter<'_>) -> StoreResult<Vec<WorkerView>> {
     let mut tx = read_only(pool).await?;
     let rows = sqlx::query_as!(
         WorkerView,
@@ -287,7 +282,7 @@ pub async fn list_workers(pool: &PgPool, f: &WorkerFilter<'_>) -> StoreResult<Ve
 
 /// The worker (`None`: unknown) and the tasks it holds under live leases.
 pub async fn worker_detail(
-    pool: &PgPool,
+    pool: &Db,
     worker_id: &WorkerId,
     heartbeat_timeout_secs: f64,
 ) -> StoreResult<Option<(WorkerView, Vec<TaskView>)>> {
@@ -322,9 +317,11 @@ pub async fn worker_detail(
     Ok(Some((worker, leases)))
 }
 
-pub async fn list_repos(pool: &PgPool, stale_after_secs: f64) -> StoreResult<Vec<RepoView>> {
-    let mut conn = pool.acquire().await?;
-    repos_in(&mut conn, stale_after_secs).await
+pub async fn list_repos(pool: &Db, stale_after_secs: f64) -> StoreResult<Vec<RepoView>> {
+    let mut conn = pool.session().await?;
+    let repos = repos_in(&mut conn, stale_after_secs).await?;
+    conn.finish().await?;
+    Ok(repos)
 }
 
 /// Every repo with what it holds, on the caller's connection (the pool overview reads it
@@ -377,10 +374,7 @@ pub const TOTAL_CAP: i64 = 10_000;
 
 /// A page of events, newest first, and how many match the filters in all (at most
 /// `TOTAL_CAP + 1`: more than the cap).
-pub async fn list_events(
-    pool: &PgPool,
-    f: &AuditFilter<'_>,
-) -> StoreResult<(Vec<AuditEvent>, i64)> {
+pub async fn list_events(pool: &Db, f: &AuditFilter<'_>) -> StoreResult<(Vec<AuditEvent>, i64)> {
     let mut tx = read_only(pool).await?;
     let events = page_of_events(&mut tx, f).await?;
     // counted up to the cap: an exact count of a million events is a scan of a million

@@ -1,6 +1,7 @@
 //! Workers: registration, authentication by token digest, heartbeats.
 
-use sqlx::{PgConnection, PgPool};
+use crate::store::Db;
+use sqlx::PgConnection;
 
 use super::audit::{insert_event, Event};
 use super::StoreResult;
@@ -18,7 +19,7 @@ pub struct NewWorker {
     pub trust_tier: i16,
 }
 
-pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
+pub async fn insert_worker(pool: &Db, w: &NewWorker) -> StoreResult<()> {
     let mut tx = super::begin(pool).await?;
     sqlx::query!(
         "insert into workers (id, name, github_handle, token_digest, skills, capacity_points, max_concurrent_tasks, trust_tier)
@@ -60,7 +61,7 @@ pub async fn insert_worker(pool: &PgPool, w: &NewWorker) -> StoreResult<()> {
 /// `back` re-check `not online` on the locked row and skip, so the event is written once.
 /// For an online worker the statement only reads: its sign of life is coalesced by the
 /// replica (`liveness`) and written by `stamp_seen`.
-pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Option<WorkerId>> {
+pub async fn authenticate(pool: &Db, digest: &[u8; 32]) -> StoreResult<Option<WorkerId>> {
     let id = sqlx::query_scalar!(
         r#"with w as (select id, online from workers where token_digest = $1 and revoked_at is null),
            back as (
@@ -83,7 +84,7 @@ pub async fn authenticate(pool: &PgPool, digest: &[u8; 32]) -> StoreResult<Optio
 /// online worker's `last_heartbeat`, unless it is fresh (under a second old) or its row is
 /// locked by a claim or a report right now (which stamp it themselves). How many were
 /// written.
-pub async fn stamp_seen(pool: &PgPool, ids: &[WorkerId]) -> StoreResult<u64> {
+pub async fn stamp_seen(pool: &Db, ids: &[WorkerId]) -> StoreResult<u64> {
     let ids: Vec<&str> = ids.iter().map(WorkerId::as_str).collect();
     let r = sqlx::query!(
         "update workers set last_heartbeat = now()
@@ -124,7 +125,7 @@ pub async fn touch_locked(tx: &mut PgConnection, worker_id: &str) -> StoreResult
 /// now, so a concurrent heartbeat's change is seen and each change is audited exactly
 /// once, from the status it really left (I7).
 pub async fn heartbeat(
-    pool: &PgPool,
+    pool: &Db,
     digest: &[u8; 32],
     status: WorkerStatus,
     note: Option<&str>,

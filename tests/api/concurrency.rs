@@ -93,7 +93,11 @@ async fn kept_open_counts_stay_exact_while_folded_under_contention(
             tokio::spawn(async move {
                 let mut folded = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    folded += owp_pool::store::open_counts::compact(&pool).await.unwrap();
+                    folded += owp_pool::store::open_counts::compact(&owp_pool::store::Db::from(
+                        pool.clone(),
+                    ))
+                    .await
+                    .unwrap();
                     tokio::time::sleep(Duration::from_millis(3)).await;
                 }
                 folded
@@ -111,7 +115,7 @@ async fn kept_open_counts_stay_exact_while_folded_under_contention(
         "the compactors folded changes meanwhile ({folded})"
     );
     fleet.assert_all_good(&o).await;
-    owp_pool::store::open_counts::compact(&fleet.pool)
+    owp_pool::store::open_counts::compact(&owp_pool::store::Db::from(fleet.pool.clone()))
         .await
         .unwrap();
     let (changes, open): (i64, i64) = sqlx::query_as(

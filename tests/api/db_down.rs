@@ -18,9 +18,10 @@ async fn a_database_outage_answers_503_and_heals_by_itself() {
         max_connections: 5,
         acquire_timeout: Duration::from_secs(1),
         statement_timeout: Duration::from_secs(5),
+        through_pooler: false,
     };
     let pool = store::connect_lazy(&pg.url(), &settings).unwrap();
-    store::MIGRATOR.run(&pool).await.unwrap();
+    store::MIGRATOR.run(pool.pool()).await.unwrap();
     let settings = owp_pool::config::Settings {
         gauges_interval: Duration::from_millis(100),
         ..test_settings()

@@ -17,6 +17,7 @@ mod long_poll;
 mod offers;
 mod operator;
 mod ops;
+mod pooler;
 mod pr_slots;
 mod reliability;
 mod replicas;

@@ -152,10 +152,13 @@ async fn a_worker_coming_back_during_the_offline_sweep_keeps_its_leases(pool: Pg
         .execute(&mut *returning)
         .await
         .unwrap();
-    let swept =
-        owp_pool::scheduler::offline_workers::run(&pool, Duration::from_secs(300), Backoff::NONE)
-            .await
-            .unwrap();
+    let swept = owp_pool::scheduler::offline_workers::run(
+        &owp_pool::store::Db::from(pool.clone()),
+        Duration::from_secs(300),
+        Backoff::NONE,
+    )
+    .await
+    .unwrap();
     returning.commit().await.unwrap();
     assert_eq!(swept.requeued + swept.failed, 0, "{swept:?}");
     assert_eq!(
@@ -227,10 +230,13 @@ async fn a_worker_coming_back_online_is_audited_once(pool: PgPool) {
         .execute(&pool)
         .await
         .unwrap();
-    let swept =
-        owp_pool::scheduler::offline_workers::run(&pool, Duration::from_secs(300), Backoff::NONE)
-            .await
-            .unwrap();
+    let swept = owp_pool::scheduler::offline_workers::run(
+        &owp_pool::store::Db::from(pool.clone()),
+        Duration::from_secs(300),
+        Backoff::NONE,
+    )
+    .await
+    .unwrap();
     assert_eq!(swept.workers, 1);
     assert_invariants(&pool).await;
     let requests = (0..10).map(|i| {
@@ -283,7 +289,7 @@ async fn a_late_report_of_an_old_attempt_never_lands_on_the_new_one(pool: PgPool
         .execute(&pool)
         .await
         .unwrap();
-    owp_pool::scheduler::lease_expiry::run(&pool, Backoff::NONE)
+    owp_pool::scheduler::lease_expiry::run(&owp_pool::store::Db::from(pool.clone()), Backoff::NONE)
         .await
         .unwrap();
     let second = app.poll(&w).await[0]["lease_id"]
@@ -518,7 +524,8 @@ async fn a_cancelled_begin_never_leaves_a_pooled_connection_in_a_transaction(
         // poll the BEGIN a random number of times, the database working in between, then
         // drop it: timers are too coarse (1 ms) to cut inside a sub-millisecond round trip
         let polls = rand::rng().random_range(1..5);
-        let mut begin = Box::pin(owp_pool::store::begin(&pool));
+        let db = owp_pool::store::Db::from(pool.clone());
+        let mut begin = Box::pin(owp_pool::store::begin(&db));
         let mut done = false;
         for _ in 0..polls {
             if futures::poll!(begin.as_mut()).is_ready() {
@@ -582,7 +589,9 @@ async fn a_cancelled_commit_still_lands_and_leaves_the_connection_clean(
         .unwrap();
     let mut cancelled = 0;
     for n in 0..300 {
-        let mut tx = owp_pool::store::begin(&pool).await.unwrap();
+        let mut tx = owp_pool::store::begin(&owp_pool::store::Db::from(pool.clone()))
+            .await
+            .unwrap();
         sqlx::query("insert into kept values ($1)")
             .bind(n)
             .execute(&mut *tx)

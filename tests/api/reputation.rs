@@ -194,10 +194,13 @@ async fn metrics_follow_a_scripted_history(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let pruned =
-        owp_pool::store::retention::prune_batch(&pool, Duration::from_secs(90 * 86_400), 1000)
-            .await
-            .unwrap();
+    let pruned = owp_pool::store::retention::prune_batch(
+        &owp_pool::store::Db::from(pool.clone()),
+        Duration::from_secs(90 * 86_400),
+        1000,
+    )
+    .await
+    .unwrap();
     assert!(pruned.leases >= 2, "{pruned:?}");
     assert_eq!(reputation(&app, &w.id).await, r);
     let report = run_leader_duties(&app).await;

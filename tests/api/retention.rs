@@ -71,9 +71,10 @@ async fn retention_removes_old_history_and_keeps_recent_and_live_rows(pool: PgPo
     age(&pool, old_done, 100).await;
     age(&pool, old_open, 100).await;
 
-    let pruned = owp_pool::scheduler::retention::run(&pool, 90 * DAY)
-        .await
-        .unwrap();
+    let pruned =
+        owp_pool::scheduler::retention::run(&owp_pool::store::Db::from(pool.clone()), 90 * DAY)
+            .await
+            .unwrap();
     assert_eq!(pruned.leases, 1, "{pruned:?}");
     assert_eq!(pruned.artifacts, 1, "{pruned:?}");
     assert!(pruned.audit_events >= 6, "{pruned:?}");
@@ -102,14 +103,16 @@ async fn retention_removes_old_history_and_keeps_recent_and_live_rows(pool: PgPo
         .await
         .expect(StatusCode::OK);
     // now terminal, its old lease and artifact go on the next run; then nothing is left
-    let again = owp_pool::scheduler::retention::run(&pool, 90 * DAY)
-        .await
-        .unwrap();
+    let again =
+        owp_pool::scheduler::retention::run(&owp_pool::store::Db::from(pool.clone()), 90 * DAY)
+            .await
+            .unwrap();
     assert_eq!((again.leases, again.artifacts), (1, 1), "{again:?}");
     assert_eq!(count(&pool, leases, old_open).await, 0);
-    let last = owp_pool::scheduler::retention::run(&pool, 90 * DAY)
-        .await
-        .unwrap();
+    let last =
+        owp_pool::scheduler::retention::run(&owp_pool::store::Db::from(pool.clone()), 90 * DAY)
+            .await
+            .unwrap();
     assert_eq!(last.total(), 0, "{last:?}");
     assert_eq!(count(&pool, leases, new_done).await, 1);
     assert_invariants(&pool).await;

@@ -141,9 +141,12 @@ async fn expired_leases_and_closed_prs_back_off_too_but_a_release_does_not(pool:
         .execute(&pool)
         .await
         .unwrap();
-    owp_pool::scheduler::lease_expiry::run(&pool, app.ctx.backoff())
-        .await
-        .unwrap();
+    owp_pool::scheduler::lease_expiry::run(
+        &owp_pool::store::Db::from(pool.clone()),
+        app.ctx.backoff(),
+    )
+    .await
+    .unwrap();
     let (retry_in, _, from) = backoff_of(&pool, &expiring).await;
     assert!(retry_in > 1.0, "{retry_in}");
     assert_eq!(from.as_deref(), Some(a.id.as_str()));

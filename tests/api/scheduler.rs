@@ -1,6 +1,7 @@
 //! Scheduler duties in process: lease expiry, offline workers, and sweeps racing each other.
 
 use owp_pool::domain::retry::Backoff;
+use owp_pool::store::Db;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -223,9 +224,10 @@ async fn two_sweeps_at_once_requeue_each_lease_once(opts: PgPoolOptions, conn: P
         .unwrap();
     let b = opts.max_connections(4).connect_with(conn).await.unwrap();
     seed_expired(&a, 5_000, "bulk").await;
+    let (da, db) = (Db::from(a.clone()), Db::from(b.clone()));
     let (ra, rb) = tokio::join!(
-        lease_expiry::run(&a, Backoff::NONE),
-        lease_expiry::run(&b, Backoff::NONE)
+        lease_expiry::run(&da, Backoff::NONE),
+        lease_expiry::run(&db, Backoff::NONE)
     );
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(
@@ -261,9 +263,10 @@ async fn two_sweeps_at_once_requeue_each_lease_once(opts: PgPoolOptions, conn: P
                  lease_expires_at = now() + interval '1 hour' where status = 'ready'").execute(&a).await.unwrap();
     sqlx::query("insert into leases (id, task_id, worker_id, attempt) select lease_id, id, worker_id, 1 from tasks").execute(&a).await.unwrap();
     let t = Duration::from_secs(60);
+    let (da, db) = (Db::from(a.clone()), Db::from(b.clone()));
     let (oa, ob) = tokio::join!(
-        offline_workers::run(&a, t, Backoff::NONE),
-        offline_workers::run(&b, t, Backoff::NONE)
+        offline_workers::run(&da, t, Backoff::NONE),
+        offline_workers::run(&db, t, Backoff::NONE)
     );
     let (oa, ob) = (oa.unwrap(), ob.unwrap());
     assert_eq!(oa.workers + ob.workers, 1);
@@ -312,7 +315,9 @@ async fn claims_keep_flowing_while_a_sweep_requeues_100k_leases(
 
     let sweep = tokio::spawn(async move {
         let started = Instant::now();
-        let r = lease_expiry::run(&sweeper, Backoff::NONE).await.unwrap();
+        let r = lease_expiry::run(&Db::from(sweeper.clone()), Backoff::NONE)
+            .await
+            .unwrap();
         (r, started.elapsed())
     });
     let mut latencies = vec![];

@@ -313,9 +313,12 @@ async fn a_worker_whose_task_moved_on_gets_lease_lost(pool: PgPool) {
         "an expired lease is not offered back to its holder"
     );
     // the scheduler requeues it; b takes it; a's late report must not overwrite b's attempt
-    owp_pool::scheduler::lease_expiry::run(&app.pool, app.ctx.backoff())
-        .await
-        .unwrap();
+    owp_pool::scheduler::lease_expiry::run(
+        &owp_pool::store::Db::from(app.pool.clone()),
+        app.ctx.backoff(),
+    )
+    .await
+    .unwrap();
     assert_eq!(app.poll(&b).await[0]["task_id"], t.as_str());
     for status in ["in_progress", "completed", "failed"] {
         let e = app

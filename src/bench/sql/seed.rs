@@ -147,7 +147,7 @@ pub async fn expiring_leases(
     n: i64,
     in_secs: f64,
 ) -> StoreResult<DateTime<Utc>> {
-    let mut tx = crate::store::begin(pool).await?;
+    let mut tx = pool.begin().await?;
     sqlx::query!(
         "insert into repositories (repo, max_open_prs) values ($1, 10000)",
         prefix

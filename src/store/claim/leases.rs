@@ -1,7 +1,8 @@
 //! A worker's live leases, and the idle re-poll that lists them without a claim.
 
 use crate::domain::ids::WorkerId;
-use sqlx::{PgConnection, PgPool};
+use crate::store::Db;
+use sqlx::PgConnection;
 
 use crate::domain::status::TaskStatus;
 use crate::store::StoreResult;
@@ -10,12 +11,9 @@ use crate::wire::work::Lease;
 /// A poll that need not claim (nothing changed since the worker's last empty claim): it
 /// still counts as a sign of life, like a claim, and answers with the worker's leases.
 /// `None` when the worker is offline: a full claim brings it back (with its event).
-pub async fn poll_without_claim(
-    pool: &PgPool,
-    worker: &WorkerId,
-) -> StoreResult<Option<Vec<Lease>>> {
+pub async fn poll_without_claim(pool: &Db, worker: &WorkerId) -> StoreResult<Option<Vec<Lease>>> {
     let worker_id = worker.as_str();
-    let mut conn = pool.acquire().await?;
+    let mut conn = pool.session().await?;
     // the request's sign of life was recorded when it authenticated (`liveness`)
     let online = sqlx::query_scalar!(
         r#"select coalesce((select online from workers where id = $1), false) as "online!""#,
@@ -23,10 +21,12 @@ pub async fn poll_without_claim(
     )
     .fetch_one(&mut *conn)
     .await?;
-    if !online {
-        return Ok(None);
-    }
-    Ok(Some(live_leases(&mut conn, worker).await?))
+    let leases = match online {
+        true => Some(live_leases(&mut conn, worker).await?),
+        false => None,
+    };
+    conn.finish().await?;
+    Ok(leases)
 }
 
 /// The worker's unexpired live leases. An expired one still counts against its capacity

@@ -27,7 +27,8 @@ pub use leases::{live_leases, poll_without_claim};
 
 use std::time::Duration;
 
-use sqlx::{PgConnection, PgPool};
+use crate::store::Db;
+use sqlx::PgConnection;
 
 use crate::config::TierCaps;
 use crate::domain::ids::WorkerId;
@@ -85,7 +86,7 @@ struct Reserved {
 
 /// `GET /v1/work`: leases up to the worker's free capacity, then every live lease it holds.
 /// Fires the status triggers (`store` docs: what triggers write).
-pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
+pub async fn claim_leases(pool: &Db, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
     let mut tx = crate::store::begin(pool).await?;
     let granted = claim_in(&mut tx, req).await?;
     let leases = live_leases(&mut tx, req.worker_id).await?;
@@ -101,7 +102,7 @@ pub async fn claim_leases(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<
 /// `POST /v1/work/offers`: offers up to the worker's free capacity; the ids of the offers
 /// made (the worker's older open offers are not repeated).
 /// Fires the status triggers (`store` docs: what triggers write).
-pub async fn make_offers(pool: &PgPool, req: &ClaimRequest<'_>) -> StoreResult<Vec<String>> {
+pub async fn make_offers(pool: &Db, req: &ClaimRequest<'_>) -> StoreResult<Vec<String>> {
     let mut tx = crate::store::begin(pool).await?;
     let offers = claim_in(&mut tx, req).await?;
     crate::store::commit(tx).await?;

@@ -4,7 +4,7 @@ mod report;
 
 pub use report::{update_status, Artifact, StatusResult, StatusUpdate};
 
-use sqlx::PgPool;
+use crate::store::Db;
 
 use crate::domain::ids::TaskId;
 use crate::domain::new_task::NewTask;
@@ -20,7 +20,7 @@ pub enum Created {
 /// Creates all tasks in one transaction with their audit events (I7). A task whose repo
 /// and `external_id` exist already is not created again: its existing id is answered, so
 /// importing one source twice (even concurrently) makes each task once.
-pub async fn insert_tasks(pool: &PgPool, tasks: &[NewTask], actor: &str) -> StoreResult<Created> {
+pub async fn insert_tasks(pool: &Db, tasks: &[NewTask], actor: &str) -> StoreResult<Created> {
     let mut repos: Vec<&str> = tasks.iter().map(|t| t.repo.as_str()).collect();
     repos.sort_unstable();
     repos.dedup();

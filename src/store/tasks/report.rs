@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use crate::store::Db;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
 use crate::config::TierCaps;
 use crate::domain::ids::TaskId;
@@ -213,7 +214,7 @@ fn backoff_after(report: Report, releases: i64) -> Option<i32> {
 /// Applies one status report: locks the task row, decides with the domain rules, writes the
 /// task, its lease, artifact and audit events in one transaction (four round trips).
 /// Fires the status triggers (`store` docs: what triggers write).
-pub async fn update_status(pool: &PgPool, u: &StatusUpdate<'_>) -> StoreResult<StatusResult> {
+pub async fn update_status(pool: &Db, u: &StatusUpdate<'_>) -> StoreResult<StatusResult> {
     let worker_id = match u.actor {
         Actor::Worker(w) => Some(w),
         Actor::Admin => None,

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use owp_pool::store::Db;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -50,14 +51,25 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn start(opts: PgPoolOptions, conn: PgConnectOptions, replicas: usize) -> Fleet {
-        let mut apps = Vec::new();
-        for i in 0..replicas {
+        let mut pools = Vec::new();
+        for _ in 0..replicas {
             let pool = opts
                 .clone()
                 .max_connections(10)
                 .connect_with(conn.clone())
                 .await
                 .unwrap();
+            pools.push(Db::direct(pool));
+        }
+        let pool = opts.max_connections(4).connect_with(conn).await.unwrap();
+        Fleet::on(pools, pool).await
+    }
+
+    /// A fleet whose replicas use `pools` (one each), checked through `checker`, a direct
+    /// pool.
+    pub async fn on(pools: Vec<Db>, checker: PgPool) -> Fleet {
+        let mut apps = Vec::new();
+        for (i, pool) in pools.into_iter().enumerate() {
             let settings = owp_pool::config::Settings {
                 replica_id: format!("replica-{i}"),
                 // short, so failed tasks come back within the run, through the backoff path
@@ -65,12 +77,13 @@ impl Fleet {
                 retry_backoff_max: std::time::Duration::from_millis(400),
                 ..test_settings()
             };
-            apps.push(spawn_app_with(pool, settings).await);
+            let mut app = spawn_app_with(pool, settings).await;
+            app.pool = checker.clone();
+            apps.push(app);
         }
-        let pool = opts.max_connections(4).connect_with(conn).await.unwrap();
         Fleet {
             replicas: apps,
-            pool,
+            pool: checker,
             workers: vec![],
         }
     }

@@ -1,12 +1,14 @@
 //! The test harness: start the real app on an ephemeral port against a test database, and
 //! a small client speaking the wire protocol; `fleet` simulates many workers, `replicas`
-//! runs real `owp` processes, `private_pg` owns a PostgreSQL instance for outage tests,
+//! runs real `owp` processes, `private_pg` owns a PostgreSQL instance for outage tests, `pgbouncer` a pooler
+//! in transaction mode,
 //! `eventually` waits on conditions instead of time.
 
 pub mod cli;
 pub mod eventually;
 pub mod fake_github;
 pub mod fleet;
+pub mod pgbouncer;
 pub mod private_pg;
 pub mod proxy;
 pub mod replicas;
@@ -102,14 +104,9 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
     spawn_app_with(pool, test_settings()).await
 }
 
-pub async fn spawn_app_with(pool: PgPool, settings: Settings) -> TestApp {
+pub async fn spawn_app_with(pool: impl Into<owp_pool::store::Db>, settings: Settings) -> TestApp {
     // registration is closed by default; the test app opens it, as OWP_OPEN_REGISTRATION does
-    let ctx = AppContext::new(
-        pool.clone(),
-        settings,
-        TokenSet::new([ADMIN]),
-        Registration::Open,
-    );
+    let ctx = AppContext::new(pool, settings, TokenSet::new([ADMIN]), Registration::Open);
     spawn_ctx(ctx).await
 }
 
@@ -126,7 +123,7 @@ pub async fn spawn_ctx(ctx: AppContext) -> TestApp {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap(),
-        pool: ctx.pool.clone(),
+        pool: ctx.pool.pool().clone(),
         ctx,
         _stop: tx,
     }
