@@ -409,7 +409,9 @@ async fn coalesced_signs_of_life_keep_a_polling_worker_online(
         .await
         .unwrap();
         assert!(online, "a polling worker was marked offline");
-        assert!(age < 1.5, "its sign of life is {age:.2} s old");
+        // within the heartbeat timeout (what the offline sweep judges by), however slow
+        // the machine; written every 100 ms when it is not
+        assert!(age < 2.0, "its sign of life is {age:.2} s old");
     }
     let quiet_online: bool = sqlx::query_scalar("select online from workers where id = $1")
         .bind(&quiet.id)
