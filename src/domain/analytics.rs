@@ -31,14 +31,20 @@ impl Period {
     }
 }
 
+/// `7d`, `30d`, `90d`, or v0.1's `last_7_days`, `last_30_days`, `last_90_days`.
 impl FromStr for Period {
     type Err = &'static str;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
+        let s = s.trim();
+        let s = super::compat::PERIODS
+            .iter()
+            .find(|(v01, _)| *v01 == s)
+            .map_or(s, |(_, ours)| ours);
+        match s {
             "7d" => Ok(Self::Week),
             "30d" => Ok(Self::Month),
             "90d" => Ok(Self::Quarter),
-            _ => Err("one of 7d, 30d, 90d"),
+            _ => Err("one of 7d, 30d, 90d (or last_7_days, last_30_days, last_90_days)"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Pure rules of the pool: no I/O, no SQL, no HTTP. Everything here is unit-tested.
 
 pub mod analytics;
+pub mod compat;
 pub mod github_issue;
 pub mod github_writeback;
 pub mod ids;

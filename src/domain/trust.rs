@@ -49,11 +49,14 @@ impl fmt::Display for TrustTier {
     }
 }
 
-/// A name (`trusted`) or a level (`2`).
+/// A name (`trusted`), a level (`2`), or v0.1's `maintainer` (`core`).
 impl FromStr for TrustTier {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let s = s.trim();
+        if s.eq_ignore_ascii_case(super::compat::TIER_MAINTAINER) {
+            return Ok(Self::Core);
+        }
         Self::ALL
             .into_iter()
             .find(|t| t.as_str().eq_ignore_ascii_case(s))

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::Json;
 
 use crate::app::AppContext;
+use crate::domain::compat;
 use crate::domain::input;
 use crate::domain::input::Invalid;
 use crate::error::ApiError;
@@ -33,12 +34,15 @@ pub async fn list_events(
         ),
     };
     let event_type = input::optional_text("event_type", q.event_type.as_deref(), 100)?;
+    // v0.1's event names select this service's events
+    let alias = event_type.as_deref().and_then(compat::audit_alias);
     let actor = input::optional_text("actor", q.actor.as_deref(), 200)?;
     let target = input::optional_text("target", q.target.as_deref(), 200)?;
     let (events, total) = views::list_events(
         &app.pool,
         &AuditFilter {
-            event_type: event_type.as_deref(),
+            event_type: alias.map(|a| a.kind).or(event_type.as_deref()),
+            to_status: alias.and_then(|a| a.to_status),
             actor: actor.as_deref(),
             target: target.as_deref(),
             since: q.since,

@@ -161,6 +161,7 @@ pub fn router(app: AppContext) -> Router {
                 .delete(dashboard::sign_out),
         )
         .route("/v1/admin/throughput", get(dashboard::throughput))
+        .route("/v1", get(ops::service_info))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/health", get(ops::health))

@@ -28,7 +28,7 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         workers::actions::set_trust_tier, workers::get_reputation, analytics::repo_analytics,
         analytics::repo_analytics_by_name, github::webhook, github::sync, github::outbox,
         dashboard::sign_in, dashboard::current, dashboard::sign_out, dashboard::throughput,
-        ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
+        ops::service_info, ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
     ),
     components(schemas(crate::wire::ErrorBody, crate::wire::admin::TasksCreated)),
     modifiers(&Security),

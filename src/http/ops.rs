@@ -10,11 +10,25 @@ use axum::Json;
 use crate::app::AppContext;
 use crate::error::ApiError;
 use crate::store;
-use crate::wire::overview::HealthResponse;
+use crate::wire::overview::{HealthResponse, ServiceInfo};
 use crate::wire::ErrorBody;
 
 /// How long readiness waits for the database before answering 503.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Service information (v0.1's `GET /v1`): name, version, protocol, where the document
+/// is. Needs no token and never touches the database.
+#[utoipa::path(get, path = "/v1", tag = "operations", responses((status = 200, body = ServiceInfo)))]
+pub async fn service_info() -> Json<ServiceInfo> {
+    Json(ServiceInfo {
+        name: "owp-pool".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        protocol_version: "1".into(),
+        compatible_with: vec!["0.1".into()],
+        openapi: "/openapi.json".into(),
+        dashboard: "/".into(),
+    })
+}
 
 /// Liveness: the process answers. Never touches the database.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = HealthResponse)))]

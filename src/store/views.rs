@@ -360,6 +360,8 @@ pub async fn repos_in(
 #[derive(Default)]
 pub struct AuditFilter<'a> {
     pub event_type: Option<&'a str>,
+    /// Only changes to this status.
+    pub to_status: Option<&'a str>,
     pub actor: Option<&'a str>,
     pub target: Option<&'a str>,
     pub since: Option<DateTime<Utc>>,
@@ -385,12 +387,14 @@ pub async fn list_events(pool: &Db, f: &AuditFilter<'_>) -> StoreResult<(Vec<Aud
                  and ($2::text is null or actor = $2)
                  and ($3::text is null or target = $3)
                  and ($4::timestamptz is null or at >= $4)
+                 and ($6::text is null or to_status = $6)
                limit $5) capped"#,
         f.event_type,
         f.actor,
         f.target,
         f.since,
         TOTAL_CAP + 1,
+        f.to_status,
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -416,6 +420,7 @@ async fn page_of_events(
              and ($3::text is null or target = $3)
              and ($4::timestamptz is null or at >= $4)
              and ($5::int8 is null or id < $5)
+             and ($8::text is null or to_status = $8)
            order by id desc
            offset $6 limit $7"#,
         f.event_type,
@@ -425,6 +430,7 @@ async fn page_of_events(
         f.before,
         f.offset,
         f.limit,
+        f.to_status,
     )
     .fetch_all(tx)
     .await?;

@@ -6,8 +6,9 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AnalyticsQuery {
-    /// The window, ending now: 7d, 30d (default) or 90d.
-    #[param(pattern = "^(7d|30d|90d)$")]
+    /// The window, ending now: 7d, 30d (default) or 90d; v0.1's last_7_days, last_30_days
+    /// and last_90_days are the same.
+    #[param(pattern = "^(7d|30d|90d|last_7_days|last_30_days|last_90_days)$")]
     pub period: Option<String>,
 }
 

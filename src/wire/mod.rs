@@ -132,8 +132,9 @@ impl utoipa::PartialSchema for TierInput {
             .item(enum_schema(
                 crate::domain::trust::TrustTier::ALL
                     .iter()
-                    .map(|t| t.as_str()),
-                "a tier by name",
+                    .map(|t| t.as_str())
+                    .chain([crate::domain::compat::TIER_MAINTAINER]),
+                "a tier by name (v0.1's `maintainer` is `core`)",
             ))
             .item(level)
             .description(Some("A trust tier: a name, or its level (0-3)."))

@@ -48,6 +48,24 @@ pub struct StateResponse {
     pub scheduler: SchedulerOut,
 }
 
+/// `GET /v1`: what answers here.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ServiceInfo {
+    /// `owp-pool`
+    pub name: String,
+    /// This build's version.
+    pub version: String,
+    /// The Open Work Protocol version spoken: `1`.
+    pub protocol_version: String,
+    /// Earlier protocol versions whose clients are served (docs/PROTOCOL.md,
+    /// "Compatibility with v0.1").
+    pub compatible_with: Vec<String>,
+    /// Where the OpenAPI document is.
+    pub openapi: String,
+    /// Where the dashboard is.
+    pub dashboard: String,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
     /// ok (live) or ready

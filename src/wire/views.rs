@@ -201,6 +201,9 @@ pub struct RepoList {
 #[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// An event kind; v0.1's `task_assigned` (`lease_granted`), `task_completed`
+    /// (`task_status_changed` to `completed`) and `trust_tier_changed`
+    /// (`worker_trust_tier_changed`) select the same events.
     #[param(max_length = 100)]
     pub event_type: Option<String>,
     /// `admin:<name>`, `admin`, `worker:<id>`, `system`.

@@ -6,6 +6,7 @@ mod chaos;
 mod cli_admin;
 mod cli_import;
 mod cli_worker;
+mod compat;
 mod concurrency;
 mod dashboard;
 mod db_down;

@@ -127,8 +127,12 @@ pub async fn set_trust_tier(
     ApiJson(req): ApiJson<TrustTierRequest>,
 ) -> Result<Json<TrustTierResponse>, ApiError> {
     checked_id(&worker_id)?;
-    // exactly as the document says: a lower-case name, or an integer level 0-3
+    // exactly as the document says: a lower-case name (v0.1's `maintainer` is `core`), or
+    // an integer level 0-3
     let tier = match &req.tier {
+        serde_json::Value::String(s) if s == crate::domain::compat::TIER_MAINTAINER => {
+            Some(TrustTier::Core)
+        }
         serde_json::Value::String(s) => TrustTier::ALL.into_iter().find(|t| t.as_str() == s),
         serde_json::Value::Number(n) => n
             .as_f64()
@@ -139,7 +143,7 @@ pub async fn set_trust_tier(
     .ok_or_else(|| {
         Invalid::new(
             "tier",
-            "must be untrusted, basic, trusted or core, or a level 0-3",
+            "must be untrusted, basic, trusted or core (v0.1: maintainer), or a level 0-3",
         )
     })?;
     let reason = input::text("reason", &req.reason, 1, 500)?;
