@@ -11,22 +11,49 @@ use crate::wire::work::Lease;
 /// A poll that need not claim (nothing changed since the worker's last empty claim): it
 /// still counts as a sign of life, like a claim, and answers with the worker's leases.
 /// `None` when the worker is offline: a full claim brings it back (with its event).
+/// One statement: the worker's row, and its live leases beside it (tasks_held_by_worker).
 pub async fn poll_without_claim(pool: &Db, worker: &WorkerId) -> StoreResult<Option<Vec<Lease>>> {
-    let worker_id = worker.as_str();
-    let mut conn = pool.session().await?;
     // the request's sign of life was recorded when it authenticated (`liveness`)
-    let online = sqlx::query_scalar!(
-        r#"select coalesce((select online from workers where id = $1), false) as "online!""#,
-        worker_id
+    let rows = sqlx::query!(
+        r#"select w.online, t.id as "task_id?", t.lease_id as "lease_id?", t.repo as "repo?",
+                  t.title as "title?", t.description as "description?",
+                  t.estimate_points as "estimate_points?", t.priority as "priority?", t.area,
+                  t.tier as "tier?", t.required_skills as "required_skills?",
+                  t.status as "status?: TaskStatus", t.attempt as "attempt?",
+                  t.lease_expires_at as "lease_expires_at?"
+           from workers w
+           left join tasks t on t.worker_id = w.id and task_is_live(t.status)
+                            and t.lease_expires_at > now()
+           where w.id = $1"#,
+        worker.as_str()
     )
-    .fetch_one(&mut *conn)
+    .fetch_all(pool)
     .await?;
-    let leases = match online {
-        true => Some(live_leases(&mut conn, worker).await?),
-        false => None,
-    };
-    conn.finish().await?;
-    Ok(leases)
+    if !rows.first().is_some_and(|r| r.online) {
+        return Ok(None);
+    }
+    let mut leases: Vec<Lease> = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(Lease {
+                task_id: r.task_id?,
+                lease_id: r.lease_id?,
+                repo: r.repo?,
+                title: r.title?,
+                description: r.description?,
+                estimate_points: r.estimate_points?,
+                priority: r.priority?,
+                area: r.area,
+                tier: r.tier?,
+                required_skills: r.required_skills?,
+                status: r.status?,
+                attempt: r.attempt?,
+                lease_expires_at: r.lease_expires_at?,
+            })
+        })
+        .collect();
+    by_priority(&mut leases);
+    Ok(Some(leases))
 }
 
 /// The worker's unexpired live leases. An expired one still counts against its capacity
@@ -45,12 +72,17 @@ pub async fn live_leases(tx: &mut PgConnection, worker_id: &WorkerId) -> StoreRe
     )
     .fetch_all(tx)
     .await?;
-    // sorted here, not in SQL: the claim transaction forbids sorts (see claim_candidates)
     let mut rows = rows;
-    rows.sort_by(|a, b| {
+    by_priority(&mut rows);
+    Ok(rows)
+}
+
+/// Highest priority first, then by id: sorted here, not in SQL, since the claim
+/// transaction forbids sorts (see claim_candidates).
+fn by_priority(leases: &mut [Lease]) {
+    leases.sort_by(|a, b| {
         b.priority
             .cmp(&a.priority)
             .then_with(|| a.task_id.cmp(&b.task_id))
     });
-    Ok(rows)
 }
