@@ -12,6 +12,9 @@ let csrf = null;
 let stream = null;
 let lastState = null;
 let refreshTimer = null;
+// the latest route() call, and its number when it is a live refresh (0 otherwise)
+let routeSeq = 0;
+let liveRoute = 0;
 // What the last action said, on which view, and when: kept across re-renders for a while.
 let lastNotice = null;
 const NOTICE_KEEP_MS = 10000;
@@ -50,7 +53,10 @@ function table(headers, rows, caption) {
 }
 function show(...nodes) {
   const m = main();
-  m.replaceChildren(...nodes);
+  // a live refresh whose data arrived after someone started filling in a form keeps it
+  if (liveRoute && liveRoute === routeSeq && formBusy()) return;
+  // views pass `cond ? node : null`; replaceChildren would print a null as the word "null"
+  m.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
   // a live refresh right after an action must not wipe the action's answer
   if (lastNotice && lastNotice.hash === location.hash && Date.now() - lastNotice.at < NOTICE_KEEP_MS) {
     paintNotice(lastNotice.text, lastNotice.isError);
@@ -162,6 +168,12 @@ function connect() {
     }
   });
 }
+// A form someone is filling in: focus inside it, or a field changed from its default.
+function formBusy() {
+  const m = main();
+  return Boolean(m.querySelector("form:focus-within"))
+    || [...m.querySelectorAll("form input:not([type=checkbox]), form textarea")].some((i) => i.value !== i.defaultValue);
+}
 function scheduleRefresh() {
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => route(true), 250);
@@ -184,8 +196,10 @@ function route(live = false) {
     : parts[0] === "workers" ? () => workersView(params)
     : parts[0] === "repos" ? () => reposView()
     : () => overview();
-  // a live refresh keeps a form being filled in
-  if (live && main().querySelector("form:focus-within")) return Promise.resolve();
+  // a live refresh keeps a form being filled in (checked again when its data arrives: show)
+  if (live && formBusy()) return Promise.resolve();
+  routeSeq += 1;
+  liveRoute = live ? routeSeq : 0;
   return view().catch((err) => { if (err.status !== 401) show(h("p", { class: "error", role: "alert" }, err.message)); });
 }
 

@@ -129,6 +129,11 @@ assert.ok(made, "the task exists");
 await page.click(`a[href="#/tasks/${leased}"]`);
 await page.waitForSelector("text=Leases");
 await page.screenshot({ path: `${SHOTS}/task.png`, fullPage: true });
+// a view's absent parts (no next page, no description) leave nothing behind: they once
+// printed the word "null" under the tables
+const strayNull = () => page.evaluate(() => [...document.getElementById("main").childNodes]
+  .some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim() === "null"));
+assert.equal(await strayNull(), false, "the task page prints no stray null");
 
 step("requeue from the page reaches the database");
 await page.click("button:has-text('Requeue')");
@@ -153,6 +158,7 @@ await page.click("button:has-text('Set tier')");
 await page.waitForSelector("#notice:has-text('alice is trusted')");
 assert.equal((await api(B, "GET", `/v1/workers/${reg.worker_id}`)).trust_tier, "trusted");
 await page.screenshot({ path: `${SHOTS}/workers.png`, fullPage: true });
+assert.equal(await strayNull(), false, "the workers page prints no stray null");
 
 step("repositories: create one");
 await page.click("nav >> text=Repositories");
