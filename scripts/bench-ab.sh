@@ -2,6 +2,8 @@
 # A/B lifecycle benchmark of two release binaries, interleaved (A, B, A, B), a fresh
 # database per run, so both meet the same machine drift (docs/BENCHMARKS.md).
 # Usage: scripts/bench-ab.sh OLD_BINARY NEW_BINARY [ROUNDS]   (TASKS=20000 WORKERS=100)
+#   the lifecycle benchmark is NEW_BINARY's (LOADER= another), BENCH_ARGS= more of its flags
+#   (e.g. "--open-loop 20s" or "--rounds 5")
 #   MODE=heartbeat: `owp bench-heartbeat` instead (HB_WORKERS=50000 HB_DURATION=60s
 #   LIFECYCLE_TASKS=0: the lifecycle beside the heartbeats when above 0)
 #   POOLER_A / POOLER_B: `none` (default), `rules` (OWP_DB_POOLER=transaction straight to
@@ -64,8 +66,10 @@ run() {
       --workers "${HB_WORKERS:-50000}" --duration "${HB_DURATION:-60s}" \
       --lifecycle-tasks "${LIFECYCLE_TASKS:-0}"
   else
-    "$bin" bench --url "http://127.0.0.1:$port" --admin-token $token --workers "${WORKERS:-100}" \
-      --tasks "${TASKS:-20000}" --database-url "$url" --server-pid $pid
+    # one loader for both sides (the new binary's benchmark), so only the server differs
+    # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
+    "${LOADER:-$new}" bench --url "http://127.0.0.1:$port" --admin-token $token --workers "${WORKERS:-100}" \
+      --tasks "${TASKS:-20000}" --database-url "$url" --server-pid $pid ${BENCH_ARGS:-}
   fi
   kill $pid
   wait $pid 2>/dev/null || true

@@ -4,7 +4,7 @@
 
 use owp_pool::domain::status::{Report, TaskStatus};
 use owp_pool::domain::transition::{
-    allowed, decide, failed_attempt, outcome, Actor, PriorLease, TaskView, Verdict,
+    allowed, decide, failed_attempt, guarded_from, outcome, Actor, PriorLease, TaskView, Verdict,
 };
 use proptest::prelude::*;
 
@@ -159,4 +159,49 @@ proptest! {
         prop_assert_eq!(o.status == TaskStatus::Failed, attempt + 1 >= max);
         prop_assert_eq!(o.requeued.is_some(), attempt + 1 < max);
     }
+
+    /// The one-statement report's guard (store::tasks::guarded) never applies what the
+    /// locking path would refuse, nor with another outcome: whenever the guard matches (the
+    /// caller holds the task under the lease it names, unexpired, in a guarded status),
+    /// `decide` says Apply, or Repeat for the status itself, whatever the prior leases.
+    #[test]
+    fn the_guarded_report_agrees_with_the_locking_path(c in case(), attempt in 0i32..10, max in 1i32..10) {
+        let Some(from) = guarded_from(c.to) else { return Ok(()) };
+        prop_assume!(from.contains(&c.status));
+        let lease = c.current.unwrap_or("l_1");
+        let c = Case { admin: false, holder: Some(ME), current: Some(lease), sent: Some(lease), expired: false, ..c };
+        let v = verdict(&c);
+        if c.to == Report::Rest(c.status) {
+            prop_assert_eq!(v, Verdict::Repeat, "{:?}", c);
+        } else {
+            prop_assert_eq!(v, Verdict::Apply, "{:?}", c);
+            // the statement writes one outcome for every attempt count, and keeps the count
+            let o = outcome(c.to, attempt, max);
+            prop_assert_eq!(o.attempt, attempt);
+            prop_assert_eq!(o, outcome(c.to, 0, 1).with_attempt(attempt));
+            prop_assert!(o.requeued.is_none() && !o.backs_off);
+        }
+    }
+}
+
+/// Every live status a guarded report may leave is in its guard, so the common reports
+/// (in_progress from leased, completed from in_progress) never pay the second round trip.
+#[test]
+fn the_guard_covers_the_common_reports() {
+    let from = |s| guarded_from(Report::Rest(s)).unwrap_or_default();
+    assert_eq!(
+        from(TaskStatus::InProgress),
+        vec![
+            TaskStatus::Leased,
+            TaskStatus::InProgress,
+            TaskStatus::Blocked
+        ]
+    );
+    assert_eq!(
+        from(TaskStatus::Completed),
+        vec![TaskStatus::Leased, TaskStatus::InProgress]
+    );
+    assert!(guarded_from(Report::Released).is_none());
+    assert!(guarded_from(Report::Rest(TaskStatus::Failed)).is_none());
+    assert!(guarded_from(Report::Rest(TaskStatus::PrOpened)).is_none());
 }

@@ -72,6 +72,8 @@ pub async fn run(args: BenchHeartbeatArgs) -> anyhow::Result<()> {
             server_pid: None,
             ceiling_connections: 20,
             timeout: args.duration * 3,
+            rounds: 1,
+            open_loop: None,
         }))
     });
     let mut beats = Vec::with_capacity(args.workers);

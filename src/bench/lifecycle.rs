@@ -2,7 +2,10 @@
 //! latency percentiles per endpoint, errors, server RSS, and the invariant checker's verdict.
 //!
 //! It registers W workers, creates T tasks across R repos, then every worker loops
-//! poll -> `in_progress` -> `completed` until all tasks are done.
+//! poll -> `in_progress` -> `completed` until all tasks are done (closed loop), `--rounds`
+//! times into the same database (the rate as the tables grow). `--open-loop` then offers
+//! lifecycles at half the closed-loop rate and prints latency at that fixed load
+//! (`bench::open_loop`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,9 +55,17 @@ pub struct BenchArgs {
     /// (its OWP_DB_MAX_CONNECTIONS, 20 by default), so both compete for the same database.
     #[arg(long, default_value_t = 20)]
     pub ceiling_connections: usize,
-    /// Give up after this long.
+    /// Give up after this long (each round).
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Closed-loop rounds of `--tasks` lifecycles each, one after the other into the same
+    /// database: the rate of each as the tables grow.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    /// After the closed loop, offer lifecycles at half its rate for this long (open loop):
+    /// latency at a fixed load (`bench::open_loop`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub open_loop: Option<Duration>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -65,8 +76,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let bases = base_urls(&args.url)?;
     let base = bases[0].clone();
     println!(
-        "bench: {} workers, {} tasks, {} repos against {base}",
-        args.workers, args.tasks, args.repos
+        "bench: {} workers, {} tasks x {} rounds, {} repos against {base}",
+        args.workers, args.tasks, args.rounds, args.repos
     );
     // the ceiling first, with the same concurrency, on a scratch table of the same database
     let ceiling = match &args.database_url {
@@ -78,26 +89,74 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         &base,
         Credentials::Admin(args.admin_token.clone()),
     );
-    seed(&admin, &args).await?;
+    let repos = seed_repos(&admin, &args).await?;
     let tokens = register_workers(&admin.as_caller(Credentials::None), &args).await?;
-
-    let stats = Arc::new(Stats::default());
+    let clients: Vec<Client> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let base = &bases[i % bases.len()];
+            Client::with_http(http.clone(), base, Credentials::Worker(token))
+        })
+        .collect();
     let rss_before = args.server_pid.and_then(rss_kib);
+    let mut rates = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        create_tasks(&admin, &repos, args.tasks).await?;
+        let rate = closed_loop(&clients, &args, ceiling).await?;
+        if args.rounds > 1 {
+            println!(
+                "round {round}: {rate:.0} lifecycles/s, server rss {} MiB",
+                args.server_pid
+                    .and_then(rss_kib)
+                    .map_or("?".into(), |k| (k / 1024).to_string())
+            );
+        }
+        rates.push(rate);
+    }
+    if let [first, .., last] = rates[..] {
+        println!(
+            "growth: last round {last:.0}/s vs first {first:.0}/s ({:+.1} %)",
+            (last / first - 1.0) * 100.0
+        );
+    }
+    if let (Some(window), Some(&rate)) = (args.open_loop, rates.last()) {
+        let offered = (rate / 2.0).max(1.0);
+        let n = (offered * window.as_secs_f64()).ceil() as usize + args.workers;
+        create_tasks(&admin, &repos, n).await?;
+        super::open_loop::run(&clients, offered, window).await?;
+    }
+    if let Some(pid) = args.server_pid {
+        println!(
+            "server rss: before {} MiB, after {} MiB",
+            rss_before.map_or("?".into(), |k| (k / 1024).to_string()),
+            rss_kib(pid).map_or("?".into(), |k| (k / 1024).to_string()),
+        );
+    }
+    if let Some(url) = &args.database_url {
+        check_invariants(url).await?;
+    }
+    Ok(())
+}
+
+/// One closed-loop round: every worker polls and reports until `--tasks` more lifecycles are
+/// done. Prints the round's report; its rate.
+async fn closed_loop(
+    clients: &[Client],
+    args: &BenchArgs,
+    ceiling: Option<f64>,
+) -> anyhow::Result<f64> {
+    let stats = Arc::new(Stats::default());
     let started = Instant::now();
     let deadline = started + args.timeout;
     let target = args.tasks as u64;
-    let mut handles = Vec::new();
-    for (i, token) in tokens.into_iter().enumerate() {
-        let client = Client::with_http(
-            http.clone(),
-            &bases[i % bases.len()],
-            Credentials::Worker(token),
-        );
-        let stats = stats.clone();
-        handles.push(tokio::spawn(async move {
-            worker_loop(client, stats, target, deadline).await
-        }));
-    }
+    let handles: Vec<_> = clients
+        .iter()
+        .map(|client| {
+            let (client, stats) = (client.clone(), stats.clone());
+            tokio::spawn(async move { worker_loop(client, stats, target, deadline).await })
+        })
+        .collect();
     let peak_rss = Arc::new(AtomicU64::new(0));
     let sampler = args
         .server_pid
@@ -108,35 +167,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     if let Some(s) = sampler {
         s.abort();
+        println!(
+            "server peak rss: {} MiB",
+            peak_rss.load(Ordering::Relaxed) / 1024
+        );
     }
     let done = stats.completed.load(Ordering::Relaxed);
     print_report(&stats, done, target, elapsed);
+    let rate = done as f64 / elapsed.as_secs_f64();
     if let Some(c) = ceiling {
-        let rate = done as f64 / elapsed.as_secs_f64();
         println!(
-            "raw-SQL ceiling: {c:.0} lifecycles/s; the service did {rate:.0}/s, {:.0} % of it",
+            "raw-SQL ceiling: {c:.0} lifecycles/s; the service did {rate:.0}/s, {:.0} % of it (P1: >= 50 %)",
             rate / c * 100.0
         );
-    }
-    if let Some(pid) = args.server_pid {
-        println!(
-            "server rss: before {} MiB, peak {} MiB, after {} MiB",
-            rss_before.map_or("?".into(), |k| (k / 1024).to_string()),
-            peak_rss.load(Ordering::Relaxed) / 1024,
-            rss_kib(pid).map_or("?".into(), |k| (k / 1024).to_string()),
-        );
-    }
-    if let Some(url) = &args.database_url {
-        check_invariants(url).await?;
     }
     if done < target {
         bail!("only {done} of {target} tasks completed before the timeout");
     }
-    Ok(())
+    Ok(rate)
 }
 
-/// Creates the repos and tasks of this run (names unique per run).
-async fn seed(admin: &Client, args: &BenchArgs) -> anyhow::Result<()> {
+/// Creates the repos of this run (names unique per run).
+async fn seed_repos(admin: &Client, args: &BenchArgs) -> anyhow::Result<Vec<String>> {
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let repos: Vec<String> = (0..args.repos)
         .map(|i| format!("bench-{run_id}/r{i}"))
@@ -152,8 +204,13 @@ async fn seed(admin: &Client, args: &BenchArgs) -> anyhow::Result<()> {
         };
         admin.upsert_repo(&repo).await?;
     }
+    Ok(repos)
+}
+
+/// Creates `n` ready tasks spread over the repos, half of them asking for a skill.
+async fn create_tasks(admin: &Client, repos: &[String], n: usize) -> anyhow::Result<()> {
     let setup = Instant::now();
-    let batch: Vec<TaskRequest> = (0..args.tasks)
+    let batch: Vec<TaskRequest> = (0..n)
         .map(|i| TaskRequest {
             repo: repos[i % repos.len()].clone(),
             title: format!("task {i}"),
@@ -169,11 +226,7 @@ async fn seed(admin: &Client, args: &BenchArgs) -> anyhow::Result<()> {
     for chunk in batch.chunks(200) {
         admin.create_tasks(chunk).await?;
     }
-    println!(
-        "created {} tasks in {:.1}s",
-        args.tasks,
-        setup.elapsed().as_secs_f64()
-    );
+    println!("created {n} tasks in {:.1}s", setup.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -273,7 +326,7 @@ async fn worker_loop(client: Client, stats: Arc<Stats>, target: u64, deadline: I
     }
 }
 
-async fn report(client: &Client, lease: &Lease, status: &str, stats: &Stats) -> bool {
+pub(super) async fn report(client: &Client, lease: &Lease, status: &str, stats: &Stats) -> bool {
     let t = Instant::now();
     let body = StatusRequest {
         lease_id: Some(lease.lease_id.clone()),

@@ -75,6 +75,26 @@ pub fn allowed(from: TaskStatus, to: Report) -> bool {
     }
 }
 
+/// The statuses a holder's report `to` applies from (or, from `to` itself, repeats as a
+/// renewal) when it may skip the lock-then-decide path: the store writes it in one
+/// statement guarded by "the caller holds the task under the lease it names, unexpired,
+/// in one of these statuses" (`store::tasks::guarded`). Under that guard [`decide`] says
+/// `Apply` or `Repeat` whatever the prior leases, and [`outcome`] does not depend on the
+/// attempt counters. Reports that need more (a PR link, the release count, the attempts of
+/// a failure, an admin) answer `None` and take the locking path, as does a report whose
+/// guard matches nothing: that path then gives the exact answer.
+pub fn guarded_from(to: Report) -> Option<Vec<TaskStatus>> {
+    use TaskStatus::{Blocked, Completed, InProgress};
+    if !matches!(to, Report::Rest(InProgress | Blocked | Completed)) {
+        return None;
+    }
+    let from = TaskStatus::ALL
+        .into_iter()
+        .filter(|&s| s.is_live() && (allowed(s, to) || to == Report::Rest(s)))
+        .collect();
+    Some(from)
+}
+
 /// Decides what a report means. `lease_id` is the one the client sent, if any.
 pub fn decide(
     task: &TaskView<'_>,
@@ -154,6 +174,13 @@ pub struct Outcome {
     /// A lost attempt requeued the task: it waits out the retry backoff
     /// (`domain::retry`), longer for the worker that lost it.
     pub backs_off: bool,
+}
+
+impl Outcome {
+    /// The same outcome with another attempt count.
+    pub fn with_attempt(self, attempt: i32) -> Self {
+        Self { attempt, ..self }
+    }
 }
 
 /// The outcome of an allowed transition to `to`, given the task's attempt counters.

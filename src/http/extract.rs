@@ -151,11 +151,10 @@ impl FromRequestParts<AppContext> for AuthWorker {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
-        let token = WorkerToken::from_request_parts(parts, app).await?;
-        match workers::authenticate(&app.pool, &token.key).await? {
-            Some(worker) => Ok(token.accepted(app, worker)),
-            None => Err(token.refused(app)),
-        }
+        WorkerToken::from_request_parts(parts, app)
+            .await?
+            .authenticate(app)
+            .await
     }
 }
 
@@ -167,6 +166,14 @@ pub struct WorkerToken {
 }
 
 impl WorkerToken {
+    /// Checks the token in a statement of its own (`store::workers::authenticate`).
+    pub async fn authenticate(self, app: &AppContext) -> Result<AuthWorker, ApiError> {
+        match workers::authenticate(&app.pool, &self.key).await? {
+            Some(worker) => Ok(self.accepted(app, worker)),
+            None => Err(self.refused(app)),
+        }
+    }
+
     /// The statement found the token's worker: from now on the token has limits of its
     /// own (`http::limits`), and the request is the worker's sign of life.
     pub fn accepted(self, app: &AppContext, worker: WorkerId) -> AuthWorker {
@@ -344,7 +351,25 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppContext> for Caller {
+/// An admin, or a worker's token not yet checked: for a route whose worker path may check
+/// the token in its own statement (a guarded status report), and otherwise authenticates
+/// it the usual way ([`CallerToken::authenticate`]).
+pub enum CallerToken {
+    Admin(AuthAdmin),
+    Worker(WorkerToken),
+}
+
+impl CallerToken {
+    /// The caller, its worker token checked as [`AuthWorker`] checks it.
+    pub async fn authenticate(self, app: &AppContext) -> Result<Caller, ApiError> {
+        match self {
+            Self::Admin(a) => Ok(Caller::Admin(a)),
+            Self::Worker(token) => token.authenticate(app).await.map(Caller::Worker),
+        }
+    }
+}
+
+impl FromRequestParts<AppContext> for CallerToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
@@ -353,11 +378,22 @@ impl FromRequestParts<AppContext> for Caller {
         {
             return AuthAdmin::from_request_parts(parts, app)
                 .await
-                .map(Caller::Admin);
+                .map(CallerToken::Admin);
         }
-        AuthWorker::from_request_parts(parts, app)
+        WorkerToken::from_request_parts(parts, app)
             .await
-            .map(Caller::Worker)
+            .map(CallerToken::Worker)
+    }
+}
+
+impl FromRequestParts<AppContext> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
+        CallerToken::from_request_parts(parts, app)
+            .await?
+            .authenticate(app)
+            .await
     }
 }
 

@@ -12,6 +12,7 @@ mod dashboard;
 mod db_down;
 mod errors;
 mod github;
+mod guarded;
 mod hostile;
 mod limits;
 mod long_poll;

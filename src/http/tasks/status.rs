@@ -9,9 +9,9 @@ use crate::domain::input;
 use crate::domain::input::{Checked, Invalid};
 use crate::domain::status::{Report, TaskStatus};
 use crate::error::ApiError;
-use crate::http::extract::{ApiJson, Caller};
+use crate::http::extract::{ApiJson, Caller, CallerToken};
 use crate::store::tasks;
-use crate::store::tasks::{Artifact, StatusResult, StatusUpdate};
+use crate::store::tasks::{Artifact, Guarded, GuardedReport, StatusResult, StatusUpdate};
 use crate::wire::tasks::{StatusRequest, StatusResponse};
 use crate::wire::ErrorBody;
 
@@ -86,7 +86,7 @@ fn validate(req: StatusRequest, max_extra: usize) -> Checked<ValidReport> {
 pub async fn report_status(
     State(app): State<AppContext>,
     Path(task_id): Path<TaskId>,
-    caller: Caller,
+    token: CallerToken,
     ApiJson(req): ApiJson<StatusRequest>,
 ) -> Result<Json<StatusResponse>, ApiError> {
     if task_id.contains('\0') {
@@ -95,6 +95,25 @@ pub async fn report_status(
     }
     let lease_id = req.lease_id.clone().filter(|l| !l.trim().is_empty());
     let c = validate(req, app.settings.max_artifact_extra)?;
+    let caller = match token {
+        CallerToken::Worker(token) => match guarded(&app, &task_id, lease_id.as_deref(), &c) {
+            None => Caller::Worker(token.authenticate(&app).await?),
+            Some(g) => match tasks::report_guarded(&app.pool, &token.key, &g).await? {
+                Guarded::Applied {
+                    worker,
+                    status,
+                    lease_expires_at,
+                } => {
+                    token.accepted(&app, worker);
+                    let status = Report::Rest(status);
+                    return Ok(reported(&app, &task_id, c.report, status, lease_expires_at));
+                }
+                Guarded::Missed { worker } => Caller::Worker(token.accepted(&app, worker)),
+                Guarded::NoWorker => Caller::Worker(token.authenticate(&app).await?),
+            },
+        },
+        token => token.authenticate(&app).await?,
+    };
     if c.quality.is_some() && matches!(caller, Caller::Worker(_)) {
         return Err(ApiError::Forbidden("only an admin rates a PR (quality)"));
     }
@@ -121,21 +140,7 @@ pub async fn report_status(
         StatusResult::Updated {
             status,
             lease_expires_at,
-        } => {
-            if !matches!(
-                c.report,
-                Report::Rest(TaskStatus::InProgress | TaskStatus::Blocked)
-            ) {
-                // capacity, a slot or the task itself is free again
-                app.long_poll.work_ready(1);
-            }
-            Ok(Json(StatusResponse {
-            ok: true,
-            task_id: task_id.into(),
-                status: status.as_str().into(),
-                lease_expires_at,
-            }))
-        }
+        } => Ok(reported(&app, &task_id, c.report, status, lease_expires_at)),
         StatusResult::NotFound => Err(ApiError::NotFound("task")),
         StatusResult::LeaseLost => Err(ApiError::LeaseLost),
         StatusResult::LeaseIdRequired => Err(Invalid::new(
@@ -156,4 +161,49 @@ pub async fn report_status(
         )
         .into()),
     }
+}
+
+/// A worker's report that may take the one-statement path: no artifact to check or record,
+/// and a report and lease the domain's guard covers (`store::tasks::guarded`).
+fn guarded<'a>(
+    app: &'a AppContext,
+    task_id: &'a str,
+    lease_id: Option<&'a str>,
+    c: &'a ValidReport,
+) -> Option<GuardedReport<'a>> {
+    if !c.artifact.is_empty() || c.quality.is_some() {
+        return None;
+    }
+    GuardedReport::new(
+        task_id,
+        lease_id,
+        c.report,
+        c.message.as_deref(),
+        app.settings.lease_ttl,
+        &app.settings.tier_lease_ttl,
+        app.settings.on_time_per_point,
+    )
+}
+
+/// The answer to an applied report; a report that frees capacity, a slot or the task
+/// itself wakes this replica's waiting polls.
+fn reported(
+    app: &AppContext,
+    task_id: &str,
+    report: Report,
+    status: Report,
+    lease_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Json<StatusResponse> {
+    if !matches!(
+        report,
+        Report::Rest(TaskStatus::InProgress | TaskStatus::Blocked)
+    ) {
+        app.long_poll.work_ready(1);
+    }
+    Json(StatusResponse {
+        ok: true,
+        task_id: task_id.to_string(),
+        status: status.as_str().into(),
+        lease_expires_at,
+    })
 }

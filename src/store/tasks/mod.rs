@@ -1,7 +1,10 @@
-//! Tasks: bulk creation, and status reports applied under the task's row lock.
+//! Tasks: bulk creation, and status reports: one guarded statement when the report
+//! qualifies (`guarded`), else applied under the task's row lock (`report`).
 
+mod guarded;
 mod report;
 
+pub use guarded::{report_guarded, Guarded, GuardedReport};
 pub use report::{update_status, Artifact, StatusResult, StatusUpdate};
 
 use crate::store::Db;

@@ -28,7 +28,7 @@ pub struct Artifact {
 }
 
 impl Artifact {
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.pr_url.is_none()
             && self.commit_sha.is_none()
             && self.patch_url.is_none()
