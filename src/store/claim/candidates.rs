@@ -36,9 +36,10 @@ pub(super) async fn claim_candidates(
     repos.dedup();
     let mut budgets = lock_budgets(tx, &repos, &candidates[0].repo, req).await?;
 
-    let mut claimed = Vec::new();
+    // choose under the locks, then grant all in one statement
+    let mut chosen = Vec::new();
     for c in &candidates {
-        if claimed.len() as i64 == want {
+        if chosen.len() as i64 == want {
             break;
         }
         if c.estimate_points > *free_points {
@@ -55,29 +56,16 @@ pub(super) async fn claim_candidates(
         if area.is_some_and(|a| b.held_areas.contains(a)) {
             continue;
         }
-        let granted = match req.grant {
-            Grant::Lease { ttl } => {
-                let ttl = req.caps.tier_lease_ttl.apply(eligible.tier, ttl);
-                grant_lease(tx, &c.id, req.worker_id, ttl, area.is_some()).await?
-            }
-            Grant::Offer { ttl } => {
-                grant_offer(tx, &c.id, req.worker_id, ttl, area.is_some()).await?
-            }
-        };
-        let Some(id) = granted else {
-            // the candidate is locked and ready: only an inconsistent row ends here
-            tracing::warn!(task_id = %c.id, "passed over a ready task that has a live lease or whose area is held");
-            continue;
-        };
         b.open += 1;
         b.worker_open += 1;
         if let Some(a) = area {
             b.held_areas.insert(a.to_string());
         }
         *free_points -= c.estimate_points;
-        claimed.push(id);
+        chosen.push((c.id.as_str(), area.is_some()));
     }
-    Ok(claimed)
+    // an inconsistent row passed over leaves its points counted: conservative, and rare
+    grant(tx, req, eligible.tier, &chosen).await
 }
 
 /// A ready task this poll may claim, locked for this transaction.

@@ -192,81 +192,66 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
     Ok(Reserved { ids, can_take_more })
 }
 
-/// Leases one locked candidate to the worker, with its lease row and audit event (I7), in
-/// one statement; the lease id, or none when the task is no longer ready.
-async fn grant_lease(
+/// Grants the chosen candidates (locked, in claim order, each with whether it takes its
+/// area's lock) in one statement: leases or offers, their rows and audit events (I7). The
+/// lease or offer ids of what was granted; a candidate left out is an inconsistent row
+/// (a live lease or offer on a ready task, an area another task holds), passed over.
+async fn grant(
     tx: &mut PgConnection,
-    task_id: &str,
-    worker_id: &str,
-    ttl: Duration,
-    holds_area_lock: bool,
-) -> StoreResult<Option<String>> {
-    let lease_id = LeaseId::generate();
-    let granted = sqlx::query_scalar!(
-        r#"with t as (
-               update tasks set status = 'leased', worker_id = $2, lease_id = $3,
-                   lease_expires_at = now() + make_interval(secs => $4),
-                   holds_area_lock = $5, updated_at = now(),
-                   retry_at = null, withheld_from = null, withheld_until = null
-               where id = $1 and status = 'ready'
-                 -- a row left inconsistent (a live lease on a ready task, an area another
-                 -- task holds) is passed over, never a conflict that fails every poll
-                 and not exists (select 1 from leases x where x.task_id = $1 and x.ended_at is null)
-                 and not ($5 and exists (select 1 from tasks a
-                                         where a.repo = tasks.repo and a.area = tasks.area and a.holds_area_lock))
-               returning id, attempt, repo),
-           l as (insert into leases (id, task_id, worker_id, attempt)
-                 select $3, id, $2, attempt from t),
-           a as (insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data, actor)
-                 select 'lease_granted', id, $2, repo, $3, 'ready', 'leased', jsonb_build_object('attempt', attempt),
-                        'worker:' || $2
-                 from t)
-           select count(*) as "n!" from t"#,
-        task_id,
-        worker_id,
-        lease_id.as_str(),
-        ttl.as_secs_f64(),
-        holds_area_lock,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok((granted == 1).then_some(lease_id.0))
-}
-
-/// Reserves one locked candidate for the worker with an offer row and its audit event, in
-/// one statement; the offer id, or none when the task is no longer ready.
-async fn grant_offer(
-    tx: &mut PgConnection,
-    task_id: &str,
-    worker_id: &str,
-    ttl: Duration,
-    holds_area_lock: bool,
-) -> StoreResult<Option<String>> {
-    let offer_id = OfferId::generate();
-    let granted = sqlx::query_scalar!(
-        r#"with t as (
-               update tasks set status = 'offered', worker_id = $2, offer_id = $3,
-                   holds_area_lock = $5, updated_at = now()
-               where id = $1 and status = 'ready'
-                 and not exists (select 1 from offers x where x.task_id = $1 and x.ended_at is null)
-                 and not ($5 and exists (select 1 from tasks a
-                                         where a.repo = tasks.repo and a.area = tasks.area and a.holds_area_lock))
-               returning id, repo),
-           o as (insert into offers (id, task_id, worker_id, expires_at)
-                 select $3, id, $2, now() + make_interval(secs => $4) from t
-                 returning expires_at),
-           a as (insert into audit_events (kind, task_id, worker_id, repo, from_status, to_status, data, actor)
-                 select 'task_offered', t.id, $2, t.repo, 'ready', 'offered',
-                        jsonb_build_object('offer_id', $3::text, 'expires_at', o.expires_at), 'worker:' || $2
-                 from t, o)
-           select count(*) as "n!" from t"#,
-        task_id,
-        worker_id,
-        offer_id.as_str(),
-        ttl.as_secs_f64(),
-        holds_area_lock,
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok((granted == 1).then_some(offer_id.0))
+    req: &ClaimRequest<'_>,
+    tier: i16,
+    chosen: &[(&str, bool)],
+) -> StoreResult<Vec<String>> {
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tasks: Vec<&str> = chosen.iter().map(|c| c.0).collect();
+    let area_locks: Vec<bool> = chosen.iter().map(|c| c.1).collect();
+    let worker = req.worker_id.as_str();
+    let rows = match req.grant {
+        Grant::Lease { ttl } => {
+            let ttl = req.caps.tier_lease_ttl.apply(tier, ttl);
+            let ids: Vec<String> = chosen.iter().map(|_| LeaseId::generate().0).collect();
+            sqlx::query_file!(
+                "src/store/claim/grant_leases.sql",
+                &tasks as &[&str],
+                &ids,
+                &area_locks,
+                worker,
+                ttl.as_secs_f64(),
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|r| (r.task_id, r.grant_id))
+            .collect::<Vec<_>>()
+        }
+        Grant::Offer { ttl } => {
+            let ids: Vec<String> = chosen.iter().map(|_| OfferId::generate().0).collect();
+            sqlx::query_file!(
+                "src/store/claim/grant_offers.sql",
+                &tasks as &[&str],
+                &ids,
+                &area_locks,
+                worker,
+                ttl.as_secs_f64(),
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|r| (r.task_id, r.grant_id))
+            .collect()
+        }
+    };
+    // in claim order
+    let mut granted = Vec::with_capacity(rows.len());
+    for (task, _) in chosen {
+        match rows.iter().find(|r| r.0 == *task) {
+            Some((_, id)) => granted.push(id.clone()),
+            None => {
+                tracing::warn!(task_id = %task, "passed over a ready task that has a live lease or offer, or whose area is held")
+            }
+        }
+    }
+    Ok(granted)
 }

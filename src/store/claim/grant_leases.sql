@@ -1,0 +1,31 @@
+-- Leases the chosen candidates (locked by this transaction) to the worker, with their lease
+-- rows and audit events (I7), in one statement (store::claim::grant_leases). $1 task ids in
+-- claim order, $2 their new lease ids, $3 whether each takes its area's lock, $4 worker,
+-- $5 lease TTL (s). A row left inconsistent (a live lease on a ready task, an area another
+-- task holds) is passed over, never a conflict that fails every poll. The chosen candidates
+-- never share an area (claim_candidates), so the area check against other tasks suffices.
+-- No ORDER BY: the claim's transaction forbids sorts (select_candidates), and a sort's
+-- disabled cost would push the plan past jit_above_cost (a second of JIT per poll).
+with chosen as (
+    select * from unnest($1::text[], $2::text[], $3::bool[])
+        as c(task_id, lease_id, area_lock)),
+t as (
+    update tasks set status = 'leased', worker_id = $4, lease_id = c.lease_id,
+        lease_expires_at = now() + make_interval(secs => $5),
+        holds_area_lock = c.area_lock, updated_at = now(),
+        retry_at = null, withheld_from = null, withheld_until = null
+    from chosen c
+    where tasks.id = c.task_id and tasks.status = 'ready'
+      and not exists (select 1 from leases x where x.task_id = c.task_id and x.ended_at is null)
+      and not (c.area_lock and exists (select 1 from tasks a
+                                      where a.repo = tasks.repo and a.area = tasks.area and a.holds_area_lock))
+    returning tasks.id, tasks.attempt, tasks.repo, c.lease_id),
+l as (
+    insert into leases (id, task_id, worker_id, attempt)
+    select lease_id, id, $4, attempt from t),
+a as (
+    insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data, actor)
+    select 'lease_granted', id, $4, repo, lease_id, 'ready', 'leased', jsonb_build_object('attempt', attempt),
+           'worker:' || $4
+    from t)
+select id as "task_id!", lease_id as "grant_id!" from t
