@@ -10,7 +10,12 @@ t as (
     update tasks set status = 'offered', worker_id = $4, offer_id = c.offer_id,
         holds_area_lock = c.area_lock, updated_at = now()
     from chosen c
-    where tasks.id = c.task_id and tasks.status = 'ready'
+    -- The generic plan must walk the primary key for these ids: joined to the unnest alone
+    -- it hashed every ready task, and a plain `status = 'ready'` let it walk the partial
+    -- ready-queue index instead (both milliseconds a poll at 10,000 ready tasks). The
+    -- status test is a CASE so that no partial index's predicate matches it.
+    where tasks.id = any($1::text[]) and tasks.id = c.task_id
+      and case when tasks.status = 'ready' then true else false end
       and not exists (select 1 from offers x where x.task_id = c.task_id and x.ended_at is null)
       and not (c.area_lock and exists (select 1 from tasks a
                                       where a.repo = tasks.repo and a.area = tasks.area and a.holds_area_lock))
