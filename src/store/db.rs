@@ -13,7 +13,7 @@
 //! - runs a lone statement in a transaction of its own: sqlx parses and describes it in one
 //!   round trip and binds it in the next, and between the two PgBouncer may hand the server
 //!   session to another client (whose unnamed statement ours would then execute);
-//! - sets the timeouts per transaction (`SET LOCAL`): PgBouncer refuses the `options`
+//! - sets the timeouts and `jit = off` per transaction (`SET LOCAL`): PgBouncer refuses the `options`
 //!   startup parameter that carries them on a direct connection.
 //!
 //! The cost is two round trips more per lone statement and one statement more per
@@ -53,11 +53,11 @@ impl Db {
     }
 
     /// A pool whose connections go through a transaction-mode pooler; `set_local` is the
-    /// `SET LOCAL` list every transaction starts with (the timeouts).
+    /// `SET LOCAL` list every transaction starts with (the timeouts, no JIT).
     pub fn through_pooler(pool: PgPool, set_local: &[(&str, String)]) -> Self {
         let mut begin = String::from("DEALLOCATE ALL;");
         for (name, value) in set_local {
-            // names are ours; values are numbers we formatted
+            // names and values are ours (numbers we formatted, `off`)
             begin.push_str(&format!(" SET LOCAL {name} = '{value}';"));
         }
         Db {

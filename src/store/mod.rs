@@ -194,19 +194,19 @@ pub async fn connect(url: &str, s: &PoolSettings) -> Result<Db, sqlx::Error> {
 /// database is still down.
 pub fn connect_lazy(url: &str, s: &PoolSettings) -> Result<Db, sqlx::Error> {
     let opts: PgConnectOptions = url.parse()?;
-    let timeouts = timeouts(s);
+    let settings = request_settings(s);
     Ok(if s.through_pooler {
         // no statement cache and no `options` startup parameter: see `db`
         let opts = opts
             .application_name("owp-pool")
             .disable_statement_logging()
             .statement_cache_capacity(0);
-        Db::through_pooler(pool_options(s).connect_lazy_with(opts), &timeouts)
+        Db::through_pooler(pool_options(s).connect_lazy_with(opts), &settings)
     } else {
         let opts = opts
             .application_name("owp-pool")
             .disable_statement_logging()
-            .options(timeouts);
+            .options(settings);
         Db::direct(pool_options(s).connect_lazy_with(opts))
     })
 }
@@ -233,11 +233,16 @@ fn pool_options(s: &PoolSettings) -> PgPoolOptions {
         })
 }
 
-/// The server-side timeouts of every request (milliseconds). sqlx logs statements, and
-/// slow ones at WARN, with their SQL text: [`connect_lazy`] turns that off too.
-fn timeouts(s: &PoolSettings) -> [(&'static str, String); 2] {
+/// The server-side settings of every request: its timeouts (milliseconds), and no JIT. A
+/// request's statements are short; JIT compiles a plan whose estimated cost passes
+/// `jit_above_cost`, and an estimate can be inflated without the statement being slow (the
+/// claim's `enable_sort = off` adds 10^10 to any sort): that cost a second per poll once
+/// (issue 25). sqlx logs statements, and slow ones at WARN, with their SQL text:
+/// [`connect_lazy`] turns that off too.
+fn request_settings(s: &PoolSettings) -> [(&'static str, String); 3] {
     let ms = |d: Duration| d.as_millis().to_string();
     [
+        ("jit", "off".to_string()),
         ("statement_timeout", ms(s.statement_timeout)),
         (
             "idle_in_transaction_session_timeout",

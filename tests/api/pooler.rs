@@ -17,14 +17,17 @@ use crate::support::*;
 
 const DEADLINE: Duration = Duration::from_secs(240);
 
-fn through(bouncer: &PgBouncer, conn: &PgConnectOptions) -> Db {
-    let settings = PoolSettings {
+fn settings() -> PoolSettings {
+    PoolSettings {
         max_connections: 10,
         acquire_timeout: Duration::from_secs(10),
         statement_timeout: Duration::from_secs(10),
         through_pooler: true,
-    };
-    store::connect_lazy(&bouncer.url(&database_url(conn)), &settings)
+    }
+}
+
+fn through(bouncer: &PgBouncer, conn: &PgConnectOptions) -> Db {
+    store::connect_lazy(&bouncer.url(&database_url(conn)), &settings())
         .unwrap()
         .with_session_options(conn.clone())
 }
@@ -193,4 +196,39 @@ async fn replicas_through_pgbouncer_elect_wake_sweep_and_revoke(
     }
     let pool = sqlx::PgPool::connect(&direct).await.unwrap();
     assert_invariants(&pool).await;
+}
+
+/// Every request runs with its timeouts and without JIT, direct or through the pooler
+/// (where the settings ride each transaction's `SET LOCAL`, the startup `options` being
+/// refused): a short statement must not pay for compiling a plan whose estimate is
+/// inflated (the claim's `enable_sort = off`).
+#[sqlx::test]
+async fn requests_run_with_their_timeouts_and_without_jit(
+    _opts: PgPoolOptions,
+    conn: PgConnectOptions,
+) {
+    let bouncer = PgBouncer::start(2);
+    let direct = store::connect_lazy(
+        &database_url(&conn),
+        &PoolSettings {
+            through_pooler: false,
+            ..settings()
+        },
+    )
+    .unwrap();
+    for db in [direct, through(&bouncer, &conn)] {
+        let (jit, timeout): (String, String) =
+            sqlx::query_as("select current_setting('jit'), current_setting('statement_timeout')")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!((jit.as_str(), timeout.as_str()), ("off", "10s"));
+        let mut tx = store::begin(&db).await.unwrap();
+        let jit: String = sqlx::query_scalar("select current_setting('jit')")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(jit, "off", "inside a transaction too");
+        tx.rollback().await.unwrap();
+    }
 }

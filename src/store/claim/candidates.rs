@@ -24,12 +24,15 @@ pub(super) async fn claim_candidates(
     eligible: &Eligibility<'_>,
     free_points: &mut i32,
     want: i64,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<Granted> {
     let offering = matches!(req.grant, Grant::Offer { .. });
     let candidates =
         select_candidates(tx, req.worker_id, eligible, *free_points, want, offering).await?;
     if candidates.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Granted {
+            ids: Vec::new(),
+            leases: None,
+        });
     }
     let mut repos: Vec<&str> = candidates.iter().map(|c| c.repo.as_str()).collect();
     repos.sort_unstable();

@@ -1,5 +1,5 @@
 -- Offers the chosen candidates (locked by this transaction) to the worker, with their offer
--- rows and audit events (I7), in one statement (store::claim::grant_offers). $1 task ids in
+-- rows and audit events (I7), in one statement (store::claim::grant). $1 task ids in
 -- claim order, $2 their new offer ids, $3 whether each takes its area's lock, $4 worker,
 -- $5 how long the offer stays open (s). Inconsistent rows are passed over, and no ORDER BY
 -- is used, as in grant_leases.sql.

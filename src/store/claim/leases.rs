@@ -79,7 +79,7 @@ pub async fn live_leases(tx: &mut PgConnection, worker_id: &WorkerId) -> StoreRe
 
 /// Highest priority first, then by id: sorted here, not in SQL, since the claim
 /// transaction forbids sorts (see claim_candidates).
-fn by_priority(leases: &mut [Lease]) {
+pub(super) fn by_priority(leases: &mut [Lease]) {
     leases.sort_by(|a, b| {
         b.priority
             .cmp(&a.priority)

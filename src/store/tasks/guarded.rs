@@ -44,9 +44,12 @@ impl<'a> GuardedReport<'a> {
         on_time_per_point: Duration,
     ) -> Option<Self> {
         let from = transition::guarded_from(report)?;
+        // a lease id is compared, never stored: one PostgreSQL text cannot hold (NUL) is
+        // no lease's, and the locking path answers it without sending it
+        let lease_id = lease_id.filter(|l| !l.contains('\0'))?;
         Some(Self {
             task_id,
-            lease_id: lease_id?,
+            lease_id,
             report,
             from,
             // guarded_from promises the outcome does not depend on the attempt counters
