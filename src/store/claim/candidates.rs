@@ -29,10 +29,7 @@ pub(super) async fn claim_candidates(
     let candidates =
         select_candidates(tx, req.worker_id, eligible, *free_points, want, offering).await?;
     if candidates.is_empty() {
-        return Ok(Granted {
-            ids: Vec::new(),
-            leases: None,
-        });
+        return Ok(Granted { ids: Vec::new() });
     }
     let mut repos: Vec<&str> = candidates.iter().map(|c| c.repo.as_str()).collect();
     repos.sort_unstable();

@@ -1,6 +1,6 @@
 -- Leases the chosen candidates (locked by this transaction) to the worker, with their lease
--- rows and audit events (I7), in one statement that answers with all the worker's live
--- leases (store::claim::grant). $1 task ids in
+-- rows and audit events (I7), in one statement that answers with the (task, lease) pairs it
+-- granted (store::claim::grant). $1 task ids in
 -- claim order, $2 their new lease ids, $3 whether each takes its area's lock, $4 worker,
 -- $5 lease TTL (s). A row left inconsistent (a live lease on a ready task, an area another
 -- task holds) is passed over, never a conflict that fails every poll. The chosen candidates
@@ -25,28 +25,16 @@ t as (
       and not exists (select 1 from leases x where x.task_id = c.task_id and x.ended_at is null)
       and not (c.area_lock and exists (select 1 from tasks a
                                       where a.repo = tasks.repo and a.area = tasks.area and a.holds_area_lock))
-    returning tasks.id, tasks.attempt, tasks.repo, c.lease_id, tasks.title, tasks.description,
-              tasks.estimate_points, tasks.priority, tasks.area, tasks.tier,
-              tasks.required_skills, tasks.status, tasks.lease_expires_at),
+    returning tasks.id as task_id, tasks.attempt, tasks.repo, c.lease_id),
 l as (
     insert into leases (id, task_id, worker_id, attempt)
-    select lease_id, id, $4, attempt from t),
+    select lease_id, task_id, $4, attempt from t),
 a as (
     insert into audit_events (kind, task_id, worker_id, repo, lease_id, from_status, to_status, data, actor)
-    select 'lease_granted', id, $4, repo, lease_id, 'ready', 'leased', jsonb_build_object('attempt', attempt),
+    select 'lease_granted', task_id, $4, repo, lease_id, 'ready', 'leased', jsonb_build_object('attempt', attempt),
            'worker:' || $4
     from t)
--- the worker's live leases, new and old, so the poll needs no statement to list them (the
--- snapshot predates this statement's grants: the old ones are the unexpired live leases it
--- sees, store::claim::live_leases)
-select id as "task_id!", lease_id as "lease_id!", repo as "repo!", title as "title!",
-       description as "description!", estimate_points as "estimate_points!",
-       priority as "priority!", area, tier as "tier!", required_skills as "required_skills!",
-       status as "status!: TaskStatus", attempt as "attempt!", lease_expires_at as "lease_expires_at!",
-       true as "new!"
-from t
-union all
-select id, lease_id, repo, title, description, estimate_points, priority, area, tier,
-       required_skills, status, attempt, lease_expires_at, false
-from tasks
-where worker_id = $4 and task_is_live(status) and lease_expires_at > now()
+-- Only the grants: listing the worker's older leases here too (a union) cost more than the
+-- round trip it saved, since the growing tasks table's dead versions are never pruned from
+-- the index by this statement's plan (docs/BENCHMARKS.md, the growth runs).
+select task_id as "task_id!", lease_id as "lease_id!" from t

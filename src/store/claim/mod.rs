@@ -34,7 +34,7 @@ use crate::config::TierCaps;
 use crate::domain::ids::WorkerId;
 use crate::domain::ids::{LeaseId, OfferId};
 use crate::domain::reputation::Counts;
-use crate::domain::status::{TaskStatus, WorkerStatus};
+use crate::domain::status::WorkerStatus;
 use crate::store::StoreResult;
 use crate::wire::work::Lease;
 
@@ -81,16 +81,12 @@ pub struct Claimed {
 struct Reserved {
     /// Lease or offer ids.
     ids: Vec<String>,
-    /// All the worker's live leases, when the grant statement listed them.
-    leases: Option<Vec<Lease>>,
     can_take_more: bool,
 }
 
-/// What the grant statement granted: lease or offer ids in claim order, and, for leases,
-/// all the worker's live leases (new and old).
+/// What the grant statement granted: lease or offer ids in claim order.
 struct Granted {
     ids: Vec<String>,
-    leases: Option<Vec<Lease>>,
 }
 
 /// `GET /v1/work`: leases up to the worker's free capacity, then every live lease it holds.
@@ -98,10 +94,7 @@ struct Granted {
 pub async fn claim_leases(pool: &Db, req: &ClaimRequest<'_>) -> StoreResult<Claimed> {
     let mut tx = crate::store::begin(pool).await?;
     let granted = claim_in(&mut tx, req).await?;
-    let leases = match granted.leases {
-        Some(leases) => leases,
-        None => live_leases(&mut tx, req.worker_id).await?,
-    };
+    let leases = live_leases(&mut tx, req.worker_id).await?;
     crate::store::commit(tx).await?;
     crate::metrics::leases_claimed(granted.ids.len());
     Ok(Claimed {
@@ -187,7 +180,6 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
     if paused || free_slots <= 0 || free_points <= 0 {
         return Ok(Reserved {
             ids: Vec::new(),
-            leases: None,
             can_take_more: false,
         });
     }
@@ -199,22 +191,18 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
     let granted = if want > 0 {
         claim_candidates(tx, req, &eligible, &mut free_points, want).await?
     } else {
-        Granted {
-            ids: Vec::new(),
-            leases: None,
-        }
+        Granted { ids: Vec::new() }
     };
     let can_take_more = free_points > 0 && (granted.ids.len() as i64) < free_slots;
     Ok(Reserved {
         ids: granted.ids,
-        leases: granted.leases,
         can_take_more,
     })
 }
 
 /// Grants the chosen candidates (locked, in claim order, each with whether it takes its
-/// area's lock) in one statement: leases or offers, their rows and audit events (I7), and
-/// for leases the worker's live leases. A candidate left out is an inconsistent row (a
+/// area's lock) in one statement: leases or offers, their rows and audit events (I7). A
+/// candidate left out is an inconsistent row (a
 /// live lease or offer on a ready task, an area another task holds), passed over.
 async fn grant(
     tx: &mut PgConnection,
@@ -222,21 +210,16 @@ async fn grant(
     tier: i16,
     chosen: &[(&str, bool)],
 ) -> StoreResult<Granted> {
-    let nothing = Granted {
-        ids: Vec::new(),
-        leases: None,
-    };
     if chosen.is_empty() {
-        return Ok(nothing);
+        return Ok(Granted { ids: Vec::new() });
     }
     let tasks: Vec<&str> = chosen.iter().map(|c| c.0).collect();
     let area_locks: Vec<bool> = chosen.iter().map(|c| c.1).collect();
     let worker = req.worker_id.as_str();
-    let (rows, leases) = match req.grant {
+    let rows: Vec<(String, String)> = match req.grant {
         Grant::Lease { ttl } => {
             let ttl = req.caps.tier_lease_ttl.apply(tier, ttl);
-            let (granted, leases) = grant_leases(tx, &tasks, &area_locks, worker, ttl).await?;
-            (granted, Some(leases))
+            grant_leases(tx, &tasks, &area_locks, worker, ttl).await?
         }
         Grant::Offer { ttl } => {
             let ids: Vec<String> = chosen.iter().map(|_| OfferId::generate().0).collect();
@@ -250,8 +233,7 @@ async fn grant(
             )
             .fetch_all(&mut *tx)
             .await?;
-            let granted = rows.into_iter().map(|r| (r.task_id, r.grant_id)).collect();
-            (granted, None)
+            rows.into_iter().map(|r| (r.task_id, r.grant_id)).collect()
         }
     };
     // in claim order
@@ -264,17 +246,17 @@ async fn grant(
             }
         }
     }
-    Ok(Granted { ids, leases })
+    Ok(Granted { ids })
 }
 
-/// grant_leases.sql: the (task, lease) pairs granted, and all the worker's live leases.
+/// grant_leases.sql: the (task, lease) pairs granted.
 async fn grant_leases(
     tx: &mut PgConnection,
     tasks: &[&str],
     area_locks: &[bool],
     worker: &str,
     ttl: Duration,
-) -> StoreResult<(Vec<(String, String)>, Vec<Lease>)> {
+) -> StoreResult<Vec<(String, String)>> {
     let ids: Vec<String> = tasks.iter().map(|_| LeaseId::generate().0).collect();
     let rows = sqlx::query_file!(
         "src/store/claim/grant_leases.sql",
@@ -286,29 +268,5 @@ async fn grant_leases(
     )
     .fetch_all(&mut *tx)
     .await?;
-    let granted = rows
-        .iter()
-        .filter(|r| r.new)
-        .map(|r| (r.task_id.clone(), r.lease_id.clone()))
-        .collect();
-    let mut leases: Vec<Lease> = rows
-        .into_iter()
-        .map(|r| Lease {
-            task_id: r.task_id,
-            lease_id: r.lease_id,
-            repo: r.repo,
-            title: r.title,
-            description: r.description,
-            estimate_points: r.estimate_points,
-            priority: r.priority,
-            area: r.area,
-            tier: r.tier,
-            required_skills: r.required_skills,
-            status: r.status,
-            attempt: r.attempt,
-            lease_expires_at: r.lease_expires_at,
-        })
-        .collect();
-    leases::by_priority(&mut leases);
-    Ok((granted, leases))
+    Ok(rows.into_iter().map(|r| (r.task_id, r.lease_id)).collect())
 }
