@@ -32,7 +32,8 @@ pub struct GithubSettings {
     )]
     pub github_api_url: String,
 
-    /// Issues with this label are imported as tasks (webhook `issues` `labeled`, sync).
+    /// Issues with this label are imported as tasks (webhook `issues` `labeled`, sync), as
+    /// are those with v0.1's `pool:ready`.
     #[arg(long, env = "OWP_GITHUB_IMPORT_LABEL", default_value = "owp")]
     pub github_import_label: String,
 

@@ -32,9 +32,67 @@ pub fn audit_alias(name: &str) -> Option<AuditAlias> {
     Some(AuditAlias { kind, to_status })
 }
 
+/// v0.1's import label: issues carrying it become tasks, beside `OWP_GITHUB_IMPORT_LABEL`'s.
+pub const IMPORT_LABEL: &str = "pool:ready";
+
+/// A v0.1 size (`size:M` label, `size: M` in a task file) as estimate points: t-shirt sizes
+/// on the usual story-point scale, or a number of points (1-100). Case-insensitive.
+pub fn size_points(size: &str) -> Option<i64> {
+    let size = size.trim().to_ascii_lowercase();
+    let points = match size.as_str() {
+        "xs" | "extra-small" | "tiny" => 1,
+        "s" | "small" => 2,
+        "m" | "medium" => 3,
+        "l" | "large" => 5,
+        "xl" | "extra-large" | "huge" => 8,
+        n => n.parse().ok().filter(|p| (1..=100).contains(p))?,
+    };
+    Some(points)
+}
+
+/// A v0.1 priority name (`priority:high`) as this service's number (higher is claimed
+/// first; a task's default is 10, which `medium` and `normal` keep). Case-insensitive.
+pub fn priority_value(name: &str) -> Option<i64> {
+    let value = match name.trim().to_ascii_lowercase().as_str() {
+        "low" => 0,
+        "medium" | "normal" => 10,
+        "high" => 50,
+        "urgent" | "critical" => 100,
+        _ => return None,
+    };
+    Some(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v01_sizes_and_priorities_are_numbers_here() {
+        let sizes: Vec<_> = ["XS", "s", "M", "large", "xl", "13", "0", "101", "huge-ish"]
+            .iter()
+            .map(|s| size_points(s))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                Some(1),
+                Some(2),
+                Some(3),
+                Some(5),
+                Some(8),
+                Some(13),
+                None,
+                None,
+                None
+            ]
+        );
+        assert_eq!(priority_value("High"), Some(50));
+        assert_eq!(priority_value(" low "), Some(0));
+        assert_eq!(priority_value("medium"), Some(10), "the default");
+        assert_eq!(priority_value("critical"), Some(100));
+        assert_eq!(priority_value("12"), None, "numbers are not names");
+    }
 
     #[test]
     fn v01_event_names_select_the_services_events() {

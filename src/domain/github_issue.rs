@@ -4,9 +4,11 @@
 //! | label | task field |
 //! |---|---|
 //! | `skill:<name>` | a required skill (each such label adds one) |
+//! | `skills:<a>,<b>` (v0.1) | required skills, comma-separated |
 //! | `area:<name>` | `area` (the first such label) |
 //! | `points:<n>` or `estimate:<n>` | `estimate_points` (1-100) |
-//! | `priority:<n>` | `priority` |
+//! | `size:<XS..XL or n>` (v0.1) | `estimate_points` (`compat::size_points`) |
+//! | `priority:<n>` or `priority:<low..critical>` (v0.1) | `priority` (`compat::priority_value`) |
 //! | `tier:<n>` | `tier` (0-3) |
 //!
 //! Prefixes are case-insensitive and a space after the colon is allowed; a label with a
@@ -15,6 +17,8 @@
 //! body with a link to the issue (cut to fit 20,000), and the task's `external_id` is
 //! `github:<owner>/<repo>#<number>`, so an issue becomes one task however often it is
 //! imported.
+
+use super::compat;
 
 pub const MAX_TITLE: usize = 300;
 pub const MAX_DESCRIPTION: usize = 20_000;
@@ -82,16 +86,17 @@ pub fn to_task(issue: &Issue<'_>) -> IssueTask {
         }
         let number = |lo: i64, hi: i64| value.parse::<i64>().ok().filter(|n| (lo..=hi).contains(n));
         match key.trim().to_ascii_lowercase().as_str() {
-            "skill" => {
-                let skill = value.to_lowercase();
-                if !task.required_skills.contains(&skill) && skill.chars().count() <= 50 {
-                    task.required_skills.push(skill);
-                }
-            }
+            "skill" => add_skill(&mut task.required_skills, value),
+            "skills" => value
+                .split(',')
+                .for_each(|s| add_skill(&mut task.required_skills, s)),
             "area" if task.area.is_none() => task.area = Some(cut(value, 100)),
             "points" | "estimate" => task.estimate_points = number(1, 100).or(task.estimate_points),
+            "size" => task.estimate_points = compat::size_points(value).or(task.estimate_points),
             "priority" => {
-                task.priority = number(i32::MIN.into(), i32::MAX.into()).or(task.priority)
+                task.priority = number(i32::MIN.into(), i32::MAX.into())
+                    .or_else(|| compat::priority_value(value))
+                    .or(task.priority)
             }
             "tier" => task.tier = number(0, 3).or(task.tier),
             _ => {}
@@ -104,6 +109,14 @@ pub fn to_task(issue: &Issue<'_>) -> IssueTask {
         .trim_start()
         .to_string();
     task
+}
+
+/// A skill label's value, lower-cased, once; blank or over 50 characters is ignored.
+fn add_skill(skills: &mut Vec<String>, value: &str) {
+    let skill = value.trim().to_lowercase();
+    if !skill.is_empty() && !skills.contains(&skill) && skill.chars().count() <= 50 {
+        skills.push(skill);
+    }
 }
 
 /// At most `max` characters; a cut text ends with `…`.
@@ -159,6 +172,27 @@ mod tests {
             t.description,
             "It breaks.\n\nGitHub issue: https://github.com/acme/widgets/issues/42"
         );
+    }
+
+    #[test]
+    fn v01_label_conventions_are_read_too() {
+        let t = to_task(&issue(
+            vec![
+                "pool:ready",
+                "skills:Rust, sql,,docs",
+                "size:L",
+                "priority:high",
+            ],
+            None,
+        ));
+        assert_eq!(t.required_skills, vec!["rust", "sql", "docs"]);
+        assert_eq!(t.estimate_points, Some(5));
+        assert_eq!(t.priority, Some(50));
+        let t = to_task(&issue(
+            vec!["size:huge-ish", "priority:soon", "size:2"],
+            None,
+        ));
+        assert_eq!((t.estimate_points, t.priority), (Some(2), None));
     }
 
     #[test]

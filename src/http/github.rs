@@ -255,13 +255,16 @@ async fn issues(app: &AppContext, e: IssuesEvent) -> Result<Outcome, ApiError> {
             )))
         }
         "labeled" | "opened" | "reopened" => {
-            let label = &app.settings.github.github_import_label;
+            let labels = import_labels(&app.settings.github);
             let labelled = match e.action.as_str() {
-                "labeled" => e.label.as_ref().is_some_and(|l| l.name() == label),
-                _ => e.issue.labels.iter().any(|l| l.name() == label),
+                "labeled" => e.label.as_ref().is_some_and(|l| labels.contains(&l.name())),
+                _ => e.issue.labels.iter().any(|l| labels.contains(&l.name())),
             };
             if !labelled {
-                return Ok(Outcome::Ignored(format!("ignored: not labelled {label}")));
+                return Ok(Outcome::Ignored(format!(
+                    "ignored: not labelled {}",
+                    labels.join(" or ")
+                )));
             }
             let repo = &e.repository.full_name;
             if !repos::exists(&app.pool, repo).await? {
@@ -429,6 +432,16 @@ async fn settle(
     Ok(())
 }
 
+/// The labels that make an issue a task: `OWP_GITHUB_IMPORT_LABEL`'s and v0.1's
+/// `pool:ready` (once, when they are the same).
+fn import_labels(settings: &crate::config::GithubSettings) -> Vec<&str> {
+    let mut labels = vec![settings.github_import_label.as_str()];
+    if settings.github_import_label != crate::domain::compat::IMPORT_LABEL {
+        labels.push(crate::domain::compat::IMPORT_LABEL);
+    }
+    labels
+}
+
 /// Imports the repo's issues carrying the import label that are not tasks yet.
 async fn sync_issues(
     app: &AppContext,
@@ -436,23 +449,34 @@ async fn sync_issues(
     actor: &str,
     out: &mut SyncAnswer,
 ) -> Result<(), ApiError> {
-    let label = &app.settings.github.github_import_label;
     let repo = out.repo.clone();
-    match gh
-        .open_issues(&repo, label, std::time::Duration::ZERO, |_| {})
-        .await
-    {
-        Ok(issues) => {
-            let ids = import(app, &repo, &repo, &issues, actor).await?;
-            out.already_imported = ids.iter().filter(|(_, new)| !new).count();
-            out.imported = ids
-                .into_iter()
-                .filter(|(_, new)| *new)
-                .map(|(id, _)| id)
-                .collect();
+    // one listing per import label; an issue carrying both is imported once
+    let mut issues: Vec<crate::github::GhIssue> = vec![];
+    for label in import_labels(&app.settings.github) {
+        match gh
+            .open_issues(&repo, label, std::time::Duration::ZERO, |_| {})
+            .await
+        {
+            Ok(found) => {
+                for issue in found {
+                    if !issues.iter().any(|i| i.number == issue.number) {
+                        issues.push(issue);
+                    }
+                }
+            }
+            Err(e) => {
+                out.errors.push(format!("issues: {e}"));
+                return Ok(());
+            }
         }
-        Err(e) => out.errors.push(format!("issues: {e}")),
     }
+    let ids = import(app, &repo, &repo, &issues, actor).await?;
+    out.already_imported = ids.iter().filter(|(_, new)| !new).count();
+    out.imported = ids
+        .into_iter()
+        .filter(|(_, new)| *new)
+        .map(|(id, _)| id)
+        .collect();
     Ok(())
 }
 

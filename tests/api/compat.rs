@@ -145,3 +145,158 @@ async fn audit_filters_by_v01_event_names(pool: PgPool) {
     // the service's own names keep working
     assert_eq!(kinds(&app, "lease_granted").await.len(), 2);
 }
+
+/// The task imported from acme/widgets issue `number`: (skills, points, priority).
+async fn imported(app: &TestApp, number: u64) -> (Vec<String>, i32, i32) {
+    sqlx::query_as(
+        "select required_skills, estimate_points, priority from tasks where external_id = $1",
+    )
+    .bind(format!("github:acme/widgets#{number}"))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn a_webhook_imports_pool_ready_issues_with_v01_labels(pool: PgPool) {
+    use crate::github::{app_with_github, deliver, issue_event, SECRET};
+    let app = app_with_github(pool, "http://127.0.0.1:9").await;
+    app.create_repo("acme/widgets", 5, true).await;
+    let labels = ["pool:ready", "skills:Rust,sql", "size:L", "priority:high"];
+    let a = deliver(
+        &app,
+        "issues",
+        "v01-1",
+        &issue_event("labeled", 9, &labels, Some("pool:ready")),
+        Some(SECRET),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert!(
+        a["outcome"].as_str().unwrap().starts_with("imported"),
+        "{a}"
+    );
+    assert_eq!(
+        imported(&app, 9).await,
+        (vec!["rust".to_string(), "sql".to_string()], 5, 50)
+    );
+    // opened already carrying it
+    deliver(
+        &app,
+        "issues",
+        "v01-2",
+        &issue_event("opened", 10, &["pool:ready", "size:XS"], None),
+        Some(SECRET),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(imported(&app, 10).await, (vec![], 1, 10));
+    // another label is still no import
+    let ignored = deliver(
+        &app,
+        "issues",
+        "v01-3",
+        &issue_event("labeled", 11, &["pool:later"], Some("pool:later")),
+        Some(SECRET),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+    assert!(
+        ignored["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("owp or pool:ready"),
+        "{ignored}"
+    );
+    assert_invariants(&app.pool).await;
+}
+
+#[sqlx::test]
+async fn sync_imports_pool_ready_issues_beside_the_configured_label(pool: PgPool) {
+    use crate::support::fake_github::FakeGithub;
+    let fake = FakeGithub::default();
+    let api = fake.start().await;
+    let app = crate::github::app_with_github(pool, &api).await;
+    app.create_repo("acme/widgets", 10, false).await;
+    fake.with(|g| {
+        for (n, labels) in [
+            (30, json!([{"name": "owp"}])),
+            (31, json!([{"name": "pool:ready"}, {"name": "size:M"}])),
+            (32, json!([{"name": "owp"}, {"name": "pool:ready"}])),
+            (33, json!([{"name": "bug"}])),
+        ] {
+            g.issues.push(json!({"number": n, "title": format!("Issue {n}"), "body": null,
+                "html_url": format!("https://github.com/acme/widgets/issues/{n}"), "labels": labels}));
+        }
+    });
+    let s = app
+        .admin(Method::POST, "/v1/github/repos/acme/widgets/sync", None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(s["errors"], json!([]));
+    // 32 carries both labels: one task; 33 neither: none
+    assert_eq!(s["imported"].as_array().unwrap().len(), 3, "{s}");
+    assert_eq!(imported(&app, 31).await.1, 3);
+    let unlabelled: i64 = sqlx::query_scalar(
+        "select count(*) from tasks where external_id = 'github:acme/widgets#33'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(unlabelled, 0);
+    assert_invariants(&app.pool).await;
+}
+
+/// `owp admin import FILE` with `extra` flags.
+async fn import(
+    app: &TestApp,
+    dir: &crate::support::cli::Scratch,
+    file: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "admin",
+        "--url",
+        &app.base,
+        "--admin-token",
+        ADMIN,
+        "--json",
+        "import",
+        file,
+    ];
+    args.extend_from_slice(extra);
+    crate::support::cli::run(&dir.0, &args).await
+}
+
+#[sqlx::test]
+async fn the_cli_imports_a_v01_bare_list_with_repo(pool: PgPool) {
+    use crate::support::cli::{self, Scratch};
+    let app = spawn_app(pool).await;
+    app.create_repo("acme/widgets", 5, true).await;
+    let dir = Scratch::new();
+    let file = dir.path("v01.yaml");
+    std::fs::write(
+        &file,
+        "- title: Fix the parser\n  skills: [rust]\n  size: S\n  priority: critical\n- title: Docs\n",
+    )
+    .unwrap();
+    // no repo anywhere: refused, nothing sent
+    let file = file.to_str().unwrap();
+    let out = import(&app, &dir, file, &[]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--repo"));
+    let out = import(&app, &dir, file, &["--repo", "acme/widgets"]).await;
+    let answer: Value = serde_json::from_str(&cli::ok(&out)).unwrap();
+    assert_eq!(answer["created"], 2);
+    let row: (Vec<String>, i32, i32) = sqlx::query_as(
+        "select required_skills, estimate_points, priority from tasks where title = 'Fix the parser'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(row, (vec!["rust".to_string()], 2, 100));
+    // idempotent like any import
+    let again = import(&app, &dir, file, &["--repo", "acme/widgets"]).await;
+    let again: Value = serde_json::from_str(&cli::ok(&again)).unwrap();
+    assert_eq!(again["created"], 0);
+}

@@ -13,9 +13,9 @@ use sqlx::PgPool;
 use crate::support::fake_github::FakeGithub;
 use crate::support::*;
 
-const SECRET: &str = "new-secret";
+pub(crate) const SECRET: &str = "new-secret";
 
-async fn app_with_github(pool: PgPool, api: &str) -> TestApp {
+pub(crate) async fn app_with_github(pool: PgPool, api: &str) -> TestApp {
     let mut settings = test_settings();
     settings.github.github_webhook_secret = vec![Secret::new("old-secret"), Secret::new(SECRET)];
     settings.github.github_token = Some(Secret::new("gh-token"));
@@ -26,7 +26,7 @@ async fn app_with_github(pool: PgPool, api: &str) -> TestApp {
 }
 
 /// POSTs a webhook delivery signed with `secret` (None: unsigned).
-async fn deliver(
+pub(crate) async fn deliver(
     app: &TestApp,
     event: &str,
     delivery: &str,
@@ -80,7 +80,12 @@ fn pr_closed(url: &str, merged: bool) -> Value {
            "repository": {"full_name": "acme/widgets"}})
 }
 
-fn issue_event(action: &str, number: u64, labels: &[&str], label: Option<&str>) -> Value {
+pub(crate) fn issue_event(
+    action: &str,
+    number: u64,
+    labels: &[&str],
+    label: Option<&str>,
+) -> Value {
     let labels: Vec<Value> = labels.iter().map(|l| json!({"name": l})).collect();
     let mut v = json!({"action": action,
         "issue": {"number": number, "title": format!("Issue {number}"), "body": "Fix it.",

@@ -13,6 +13,10 @@
 //!     id: PARSE-1             # the task's key: importing the file again skips it
 //! ```
 //!
+//! v0.1's file is read too: a bare list of tasks, their repo from `--repo`, with v0.1's
+//! names (`skills` for `required_skills`, `size: S|M|L…` or a number for `estimate_points`,
+//! `priority: low|medium|high|critical` or a number; `domain::compat`).
+//!
 //! The whole file is checked first (YAML, every field by the protocol's rules, every repo
 //! known), and nothing is sent when any of it is wrong. Then tasks go in batches of up to
 //! 5,000, each created in one transaction; a file of that size or less is all or nothing.
@@ -36,6 +40,10 @@ use crate::wire::admin::{TaskRequest, MAX_BULK};
 #[derive(Args)]
 pub struct ImportArgs {
     pub file: PathBuf,
+    /// The repo of every task that names none (a v0.1 file is a bare list of tasks); a
+    /// file whose `repo:` says another is refused.
+    #[arg(long)]
+    pub repo: Option<String>,
     /// Check the file and the repos, send nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -54,10 +62,13 @@ struct ImportFile {
 struct FileTask {
     title: String,
     description: Option<String>,
-    #[serde(default)]
+    #[serde(default, alias = "skills")]
     required_skills: Vec<String>,
     estimate_points: Option<i64>,
-    priority: Option<i64>,
+    /// v0.1: a t-shirt size or a number of points
+    size: Option<Scalar>,
+    /// a number, or a v0.1 name (`high`)
+    priority: Option<Scalar>,
     area: Option<String>,
     tier: Option<i64>,
     min_reputation: Option<i64>,
@@ -67,21 +78,88 @@ struct FileTask {
     repo: Option<String>,
 }
 
+/// A YAML scalar that may be a number or a word (`size: 3`, `size: M`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Number(i64),
+    Word(String),
+}
+
+impl FileTask {
+    /// `estimate_points`, or v0.1's `size` (not both).
+    fn points(&self) -> Result<Option<i64>, String> {
+        match (&self.size, self.estimate_points) {
+            (None, points) => Ok(points),
+            (Some(_), Some(_)) => Err("give estimate_points or size, not both".into()),
+            (Some(Scalar::Number(n)), None) => Ok(Some(*n)),
+            (Some(Scalar::Word(w)), None) => crate::domain::compat::size_points(w)
+                .map(Some)
+                .ok_or_else(|| format!("size: {w:?} is not XS, S, M, L, XL or 1-100 points")),
+        }
+    }
+
+    /// `priority` as a number (v0.1 names it).
+    fn priority(&self) -> Result<Option<i64>, String> {
+        match &self.priority {
+            None => Ok(None),
+            Some(Scalar::Number(n)) => Ok(Some(*n)),
+            Some(Scalar::Word(w)) => crate::domain::compat::priority_value(w)
+                .map(Some)
+                .ok_or_else(|| {
+                    format!("priority: {w:?} is not a number or low, medium, high, critical")
+                }),
+        }
+    }
+}
+
+/// The file's shape: this service's mapping (`repo:`, `tasks:`) or v0.1's bare list.
+fn parse(text: &str, path: &std::path::Path) -> anyhow::Result<ImportFile> {
+    let invalid = |e: serde_saphyr::Error| {
+        anyhow::anyhow!("{} is not a valid task file: {e}", path.display())
+    };
+    // a bare list starts with a sequence item; anything else is read as the mapping, so its
+    // errors name the mapping's fields
+    let list = text
+        .lines()
+        .map(str::trim_start)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && *l != "---")
+        .is_some_and(|l| l.starts_with("- ") || l == "-" || l.starts_with('['));
+    if list {
+        let tasks: Vec<FileTask> = serde_saphyr::from_str(text).map_err(invalid)?;
+        return Ok(ImportFile { repo: None, tasks });
+    }
+    serde_saphyr::from_str(text).map_err(invalid)
+}
+
 /// Most bytes of JSON in one request (the server's bulk limit is 8 MiB by default).
 const MAX_BATCH_BYTES: usize = 6 << 20;
 
-/// Reads and checks a file: the requests to send, or why nothing may be sent.
-pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<TaskRequest>> {
+/// Reads and checks a file: the requests to send, or why nothing may be sent. `repo` is
+/// `--repo`.
+pub fn load(path: &std::path::Path, repo: Option<&str>) -> anyhow::Result<Vec<TaskRequest>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let file: ImportFile = serde_saphyr::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{} is not a valid task file: {e}", path.display()))?;
+    let mut file = parse(&text, path)?;
+    match (&file.repo, repo) {
+        (Some(a), Some(b)) if a != b => {
+            anyhow::bail!(
+                "the file's repo is {a}, --repo says {b}: give one (nothing was imported)"
+            )
+        }
+        (None, Some(b)) => file.repo = Some(b.to_string()),
+        _ => {}
+    }
     let mut requests = Vec::with_capacity(file.tasks.len());
     let mut keys = std::collections::HashMap::new();
     for (i, t) in file.tasks.into_iter().enumerate() {
+        let estimate_points = t.points().map_err(|e| anyhow::anyhow!("tasks[{i}].{e}"))?;
+        let priority = t
+            .priority()
+            .map_err(|e| anyhow::anyhow!("tasks[{i}].{e}"))?;
         let Some(repo) = t.repo.or_else(|| file.repo.clone()) else {
             anyhow::bail!(
-                "tasks[{i}]: no repo (give `repo:` at the top of the file or on the task)"
+                "tasks[{i}]: no repo (give `--repo`, `repo:` at the top of the file or on the task)"
             );
         };
         let key = match &t.id {
@@ -107,8 +185,8 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<TaskRequest>> {
             title: t.title,
             description: t.description,
             required_skills: Some(t.required_skills),
-            estimate_points: t.estimate_points,
-            priority: t.priority,
+            estimate_points,
+            priority,
             area: t.area,
             tier: t.tier,
             min_reputation: t.min_reputation,
@@ -124,7 +202,7 @@ pub fn load(path: &std::path::Path) -> anyhow::Result<Vec<TaskRequest>> {
 }
 
 pub async fn run(client: &Client, args: ImportArgs, json: bool) -> anyhow::Result<()> {
-    let requests = load(&args.file)?;
+    let requests = load(&args.file, args.repo.as_deref())?;
     let known = client.list_repos().await?;
     let mut repos: Vec<&str> = requests.iter().map(|r| r.repo.as_str()).collect();
     repos.sort_unstable();
@@ -220,7 +298,7 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("owp-import-{}.yaml", uuid::Uuid::now_v7().simple()));
         std::fs::write(&path, text).unwrap();
-        let out = load(&path);
+        let out = load(&path, None);
         std::fs::remove_file(path).unwrap();
         out
     }
@@ -232,6 +310,50 @@ mod tests {
         assert_eq!(r[0].external_id.as_deref(), Some("yaml:A-1"));
         assert_eq!(r[1].repo, "acme/x");
         assert!(r[1].external_id.as_deref().unwrap().starts_with("yaml:"));
+    }
+
+    fn list(text: &str, repo: Option<&str>) -> anyhow::Result<Vec<TaskRequest>> {
+        let path =
+            std::env::temp_dir().join(format!("owp-import-{}.yaml", uuid::Uuid::now_v7().simple()));
+        std::fs::write(&path, text).unwrap();
+        let out = load(&path, repo);
+        std::fs::remove_file(path).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_v01_bare_list_takes_its_repo_from_the_flag_and_v01_names() {
+        let text = "# v0.1\n- title: A\n  skills: [rust, sql]\n  size: M\n  priority: high\n- title: B\n  size: 8\n  priority: 3\n";
+        let r = list(text, Some("acme/w")).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].repo, "acme/w");
+        assert_eq!(
+            r[0].required_skills.as_deref(),
+            Some(&["rust".to_string(), "sql".to_string()][..])
+        );
+        assert_eq!((r[0].estimate_points, r[0].priority), (Some(3), Some(50)));
+        assert_eq!((r[1].estimate_points, r[1].priority), (Some(8), Some(3)));
+        let e = list(text, None).unwrap_err();
+        assert!(
+            e.to_string().contains("tasks[0]: no repo (give `--repo`"),
+            "{e}"
+        );
+        let e = list("- title: A\n  size: XXL\n", Some("acme/w")).unwrap_err();
+        assert!(e.to_string().contains("tasks[0].size"), "{e}");
+        let e = list("- title: A\n  priority: soonish\n", Some("acme/w")).unwrap_err();
+        assert!(e.to_string().contains("tasks[0].priority"), "{e}");
+        let e = list(
+            "- title: A\n  size: S\n  estimate_points: 2\n",
+            Some("acme/w"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not both"), "{e}");
+        let e = list("repo: acme/w\ntasks:\n  - title: A\n", Some("acme/x")).unwrap_err();
+        assert!(e.to_string().contains("--repo says acme/x"), "{e}");
+        assert_eq!(
+            list("repo: acme/w\ntasks:\n  - title: A\n", Some("acme/w")).unwrap()[0].repo,
+            "acme/w"
+        );
     }
 
     #[test]

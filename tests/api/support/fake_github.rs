@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -253,6 +253,7 @@ async fn pull(
 async fn list_issues(
     State(gh): State<FakeGithub>,
     Path((owner, repo)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(r) = gate(
@@ -264,5 +265,22 @@ async fn list_issues(
     ) {
         return r;
     }
-    Json(gh.with(|g| g.issues.clone())).into_response()
+    // as GitHub does: `labels=a,b` lists the issues carrying every one of them
+    let wanted: Vec<&str> = q
+        .get("labels")
+        .map(|l| l.split(',').collect())
+        .unwrap_or_default();
+    let has = |issue: &serde_json::Value, label: &str| {
+        issue["labels"]
+            .as_array()
+            .is_some_and(|ls| ls.iter().any(|l| l["name"] == label))
+    };
+    let issues: Vec<serde_json::Value> = gh.with(|g| {
+        g.issues
+            .iter()
+            .filter(|i| wanted.iter().all(|w| has(i, w)))
+            .cloned()
+            .collect()
+    });
+    Json(issues).into_response()
 }
