@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/postgres.sh
 
 command -v node >/dev/null || { echo "clients-test: needs Node.js 20.3 or newer (and npm)" >&2; exit 1; }
-for dir in clients/typescript; do
+for dir in clients/typescript clients/obsidian; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
     echo "==> npm ci in $dir" >&2
     (cd "$dir" && npm ci --no-audit --no-fund --silent)
@@ -49,3 +49,4 @@ fi
 
 export OWP_URL=$u OWP_ADMIN_TOKEN=$token
 (cd clients/typescript && npm test --silent)
+(cd clients/obsidian && npm run build --silent && npm test --silent)
