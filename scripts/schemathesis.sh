@@ -36,7 +36,9 @@ curl -sf -H 'x-admin-token: ci-admin-token-0123456789' "$u/v1/admin/repos" -d '{
 curl -sf -H 'x-admin-token: ci-admin-token-0123456789' "$u/v1/admin/tasks" -d '[{"repo":"st/repo","title":"a"},{"repo":"st/repo","title":"b"}]' >/dev/null
 token=$(curl -sf "$u/v1/workers/register" -d '{"name":"schemathesis"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 
-# The state stream never ends, so it is left out here; tests/api/admin.rs reads it.
+# The state stream never ends, so it is left out here: the document describes it as a text
+# event stream whose `state` events carry the body of GET /v1/admin/state (checked here),
+# and tests/api/admin.rs checks that each event's data is that same object.
 # One worker: with two threads, Hypothesis's lambda descriptions hit a CPython 3.11 `ast`
 # race ("AST constructor recursion depth mismatch", cpython#106905) that fails the run
 # with a tool error, not an API finding.

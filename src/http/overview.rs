@@ -99,7 +99,9 @@ async fn read_overview(app: &AppContext) -> Result<StateResponse, ApiError> {
 /// most `OWP_SSE_MAX_STREAMS` per replica (503 beyond); every stream ends when the replica
 /// shuts down.
 #[utoipa::path(get, path = "/v1/admin/state/stream", tag = "admin", security(("admin" = [])),
-    responses((status = 200, content_type = "text/event-stream", description = "`event: state` with a StateResponse as data", body = StateResponse),
+    responses((status = 200, content_type = "text/event-stream",
+        description = "A Server-Sent Events stream (text, never one JSON document): events `state`, whose `data` is a `StateResponse` as JSON (the body of `GET /v1/admin/state`), and `error`, whose `data` is an `ErrorBody`; comment lines keep the connection alive. A schema cannot describe an event's data inside the stream, so it is named here.",
+        body = String),
               (status = 401, body = ErrorBody),
               (status = 503, description = "this replica serves OWP_SSE_MAX_STREAMS streams already", body = ErrorBody)))]
 pub async fn stream_state(

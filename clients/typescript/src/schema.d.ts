@@ -2296,13 +2296,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `event: state` with a StateResponse as data */
+            /** @description A Server-Sent Events stream (text, never one JSON document): events `state`, whose `data` is a `StateResponse` as JSON (the body of `GET /v1/admin/state`), and `error`, whose `data` is an `ErrorBody`; comment lines keep the connection alive. A schema cannot describe an event's data inside the stream, so it is named here. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["StateResponse"];
+                    "text/event-stream": string;
                 };
             };
             401: {
