@@ -198,9 +198,7 @@ async fn seed_repos(admin: &Client, args: &BenchArgs) -> anyhow::Result<Vec<Stri
             repo: r.clone(),
             max_open_prs: Some(args.max_open_prs),
             area_locks_enabled: Some(false),
-            pr_url_prefix: None,
-            github_write_back: None,
-            max_open_prs_per_worker: None,
+            ..RepoRequest::default()
         };
         admin.upsert_repo(&repo).await?;
     }

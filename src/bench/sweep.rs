@@ -151,9 +151,7 @@ async fn seed_queue(
                 repo: repo.clone(),
                 max_open_prs: Some(10_000),
                 area_locks_enabled: Some(false),
-                pr_url_prefix: None,
-                github_write_back: None,
-                max_open_prs_per_worker: None,
+                ..RepoRequest::default()
             })
             .await?;
     }

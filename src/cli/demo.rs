@@ -235,9 +235,7 @@ async fn create_repos(admin: &Client, run_id: &str) -> anyhow::Result<Vec<String
                 repo: repo.clone(),
                 max_open_prs: Some(plan.budget),
                 area_locks_enabled: Some(plan.area_locks),
-                pr_url_prefix: None,
-                github_write_back: None,
-                max_open_prs_per_worker: None,
+                ..RepoRequest::default()
             })
             .await?;
         names.push(repo);

@@ -203,6 +203,17 @@ impl Client {
         self.post("/v1/workers/heartbeat", req).await
     }
 
+    /// `PATCH /v1/workers/me`: the worker's own skills, capacity and repositories.
+    pub async fn update_me(
+        &self,
+        req: &crate::wire::workers::WorkerPatch,
+    ) -> ClientResult<crate::wire::workers::WorkerSettings> {
+        Ok(self
+            .send(self.request(Method::PATCH, "/v1/workers/me").json(req))
+            .await?
+            .1)
+    }
+
     /// `GET /v1/work`: claims up to `max` new leases (server default when None), holding
     /// the request up to `wait` when nothing is claimable yet; answers every live lease.
     pub async fn poll(

@@ -124,6 +124,50 @@ pub fn skills(field: &str, tags: &[String]) -> Checked<Vec<String>> {
     Ok(out)
 }
 
+/// Names (repositories, worker ids): at most `max` of 1-`max_len` characters each,
+/// de-duplicated in order.
+pub fn text_list(
+    field: &str,
+    names: &[String],
+    max: usize,
+    max_len: usize,
+) -> Checked<Vec<String>> {
+    if names.len() > max {
+        return Err(Invalid::new(field, format!("at most {max} entries")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let name = text(&format!("{field}[{i}]"), name, 1, max_len)?;
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// A trust tier exactly as the document says (TierInput): a lower-case name (v0.1's
+/// `maintainer` is `core`), or an integer level 0-3.
+pub fn trust_tier(field: &str, value: &serde_json::Value) -> Checked<super::trust::TrustTier> {
+    use super::trust::TrustTier;
+    match value {
+        serde_json::Value::String(s) if s == super::compat::TIER_MAINTAINER => {
+            Some(TrustTier::Core)
+        }
+        serde_json::Value::String(s) => TrustTier::ALL.into_iter().find(|t| t.as_str() == s),
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0)
+            .and_then(|f| TrustTier::from_level(f as i64)),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        Invalid::new(
+            field,
+            "must be untrusted, basic, trusted or core (v0.1: maintainer), or a level 0-3",
+        )
+    })
+}
+
 /// GitHub's login rules: 1-39 ASCII letters, digits or single inner hyphens.
 pub fn github_handle(field: &str, value: Option<&str>) -> Checked<Option<String>> {
     let Some(h) = value.filter(|h| !h.is_empty()) else {

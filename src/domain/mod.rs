@@ -1,5 +1,6 @@
 //! Pure rules of the pool: no I/O, no SQL, no HTTP. Everything here is unit-tested.
 
+pub mod access;
 pub mod analytics;
 pub mod compat;
 pub mod github_issue;

@@ -24,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, Response};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -61,6 +61,7 @@ pub fn router(app: AppContext) -> Router {
     let api = Router::new()
         .route("/v1/workers/register", post(workers::register_worker))
         .route("/v1/workers/heartbeat", post(workers::heartbeat))
+        .route("/v1/workers/me", patch(workers::patch_me))
         .route(
             "/v1/work",
             get(work::claim_work).post(work::claim_work_post),

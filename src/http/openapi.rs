@@ -15,7 +15,7 @@ use super::{
 Rules beyond the schemas: strings must not contain NUL (U+0000); `pr_url` (or `artifact.pr_url`) is required \
 with status `pr_opened`; unknown request fields are ignored; every non-2xx answer is an ErrorBody."),
     paths(
-        workers::register_worker, workers::heartbeat,
+        workers::register_worker, workers::heartbeat, workers::patch_me,
         work::claim_work, work::claim_work_post,
         offers::make_offers, offers::accept_offer, offers::reject_offer,
         tasks::status::report_status,

@@ -35,6 +35,17 @@ pub async fn upsert_repo(
             Some(p) => Some(Some(input::pr_url_prefix("pr_url_prefix", p)?)),
         },
         github_write_back: req.github_write_back,
+        allow_workers: match worker_ids("allow_workers", req.allow_workers.as_deref())? {
+            None => None,
+            Some(ids) if ids.is_empty() => Some(None),
+            Some(ids) => Some(Some(ids)),
+        },
+        deny_workers: worker_ids("deny_workers", req.deny_workers.as_deref())?,
+        min_trust_tier: req
+            .min_trust_tier
+            .as_ref()
+            .map(|t| input::trust_tier("min_trust_tier", t).map(|t| t.level()))
+            .transpose()?,
         max_open_prs_per_worker: match req.max_open_prs_per_worker {
             None => None,
             Some(0) => Some(None),
@@ -62,6 +73,12 @@ pub async fn upsert_repo(
             repo: settings.repo,
         }),
     ))
+}
+
+/// Up to 1,000 worker ids; `None` when the field was omitted.
+fn worker_ids(field: &str, ids: Option<&[String]>) -> input::Checked<Option<Vec<String>>> {
+    ids.map(|ids| input::text_list(field, ids, 1000, 100))
+        .transpose()
 }
 
 /// Every repository with its settings, open slots, ready tasks, held areas and stale PRs.

@@ -16,6 +16,12 @@ pub struct RepoSettings {
     pub github_write_back: Option<bool>,
     /// `None` keeps the current cap; `Some(None)` falls back to the server's setting.
     pub max_open_prs_per_worker: Option<Option<i32>>,
+    /// `None` keeps the list; `Some(None)` removes it (every worker may).
+    pub allow_workers: Option<Option<Vec<String>>>,
+    /// `None` keeps the list.
+    pub deny_workers: Option<Vec<String>>,
+    /// `None` keeps the tier.
+    pub min_trust_tier: Option<i16>,
 }
 
 pub enum Upserted {
@@ -56,8 +62,8 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
     }
     sqlx::query!(
         "insert into repositories (repo, max_open_prs, area_locks_enabled, pr_url_prefix, github_write_back,
-                                   max_open_prs_per_worker)
-         values ($1, $2, $3, $5, coalesce($6, false), $8)
+                                   max_open_prs_per_worker, allow_workers, deny_workers, min_trust_tier)
+         values ($1, $2, $3, $5, coalesce($6, false), $8, $10::text[], coalesce($11::text[], '{}'), coalesce($12::int2, 0))
          on conflict (repo) do update
              set max_open_prs = excluded.max_open_prs,
                  area_locks_enabled = excluded.area_locks_enabled,
@@ -66,6 +72,10 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
                  github_write_back = coalesce($6, repositories.github_write_back),
                  max_open_prs_per_worker = case when $7 then excluded.max_open_prs_per_worker
                                                 else repositories.max_open_prs_per_worker end,
+                 allow_workers = case when $9 then excluded.allow_workers
+                                      else repositories.allow_workers end,
+                 deny_workers = coalesce($11::text[], repositories.deny_workers),
+                 min_trust_tier = coalesce($12::int2, repositories.min_trust_tier),
                  updated_at = now()",
         r.repo,
         r.max_open_prs,
@@ -75,6 +85,10 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
         r.github_write_back,
         r.max_open_prs_per_worker.is_some(),
         r.max_open_prs_per_worker.flatten(),
+        r.allow_workers.is_some(),
+        r.allow_workers.clone().flatten() as Option<Vec<String>>,
+        r.deny_workers.as_deref() as Option<&[String]>,
+        r.min_trust_tier,
     )
     .execute(&mut *tx)
     .await?;
@@ -96,6 +110,8 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
                 "max_open_prs": r.max_open_prs, "area_locks_enabled": r.area_locks_enabled,
                 "pr_url_prefix": r.pr_url_prefix, "github_write_back": r.github_write_back,
                 "max_open_prs_per_worker": r.max_open_prs_per_worker,
+                "allow_workers": r.allow_workers, "deny_workers": r.deny_workers,
+                "min_trust_tier": r.min_trust_tier,
             })),
             ..Event::default()
         },

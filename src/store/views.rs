@@ -344,7 +344,8 @@ pub async fn repos_in(
                where not task_is_terminal(status)
                group by repo)
            select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix, r.github_write_back,
-                  r.max_open_prs_per_worker,
+                  r.max_open_prs_per_worker, r.allow_workers, r.deny_workers,
+                  r.min_trust_tier as "min_trust_tier: TrustTier",
                   coalesce(c.open, 0) as "open_slots!", coalesce(c.ready, 0) as "ready!",
                   coalesce(c.areas, '{}') as "held_areas!: Vec<String>",
                   coalesce(c.stale, 0) as "stale_prs!", r.created_at, r.updated_at

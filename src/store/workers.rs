@@ -163,3 +163,52 @@ pub async fn heartbeat(
     .await?;
     Ok(row.map(|r| (WorkerId(r.id), r.active)))
 }
+
+/// A worker's change of its own settings: `None` keeps a field; `repos` `Some(None)` takes
+/// work from every repository again.
+pub struct OwnSettings {
+    pub skills: Option<Vec<String>>,
+    pub capacity_points: Option<i32>,
+    pub max_concurrent_tasks: Option<i32>,
+    pub repos: Option<Option<Vec<String>>>,
+}
+
+/// Applies the worker's own settings with its audit event (`worker_updated`, what it sent)
+/// in one statement. The update takes the row lock a claim takes (`no key update`), so a
+/// poll in flight finishes under the old settings and the next one reads the new.
+pub async fn update_own(
+    pool: &Db,
+    worker_id: &WorkerId,
+    s: &OwnSettings,
+) -> StoreResult<crate::wire::workers::WorkerSettings> {
+    let row = sqlx::query_as!(
+        crate::wire::workers::WorkerSettings,
+        r#"with upd as (
+               update workers set
+                   skills = coalesce($2::text[], skills),
+                   capacity_points = coalesce($3::int4, capacity_points),
+                   max_concurrent_tasks = coalesce($4::int4, max_concurrent_tasks),
+                   repos = case when $5 then $6::text[] else repos end
+               where id = $1
+               returning id, skills, capacity_points, max_concurrent_tasks, repos),
+           a as (
+               insert into audit_events (kind, worker_id, data, actor)
+               select 'worker_updated', id, $7, 'worker:' || id from upd)
+           select id as "worker_id!", skills as "skills!", capacity_points as "capacity_points!",
+                  max_concurrent_tasks as "max_concurrent_tasks!", repos
+           from upd"#,
+        worker_id.as_str(),
+        s.skills.as_deref() as Option<&[String]>,
+        s.capacity_points,
+        s.max_concurrent_tasks,
+        s.repos.is_some(),
+        s.repos.clone().flatten() as Option<Vec<String>>,
+        serde_json::json!({
+            "skills": s.skills, "capacity_points": s.capacity_points,
+            "max_concurrent_tasks": s.max_concurrent_tasks, "repos": s.repos,
+        }),
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(row)
+}

@@ -31,6 +31,21 @@ pub struct RepoRequest {
     #[serde(default, deserialize_with = "super::lenient_int")]
     #[schema(minimum = 0, maximum = 10000)]
     pub max_open_prs_per_worker: Option<i64>,
+    /// Only these workers (ids) may take work here; `[]` removes the list (every worker
+    /// may); omitted keeps it. Up to 1,000 ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 1000)]
+    pub allow_workers: Option<Vec<String>>,
+    /// These workers (ids) may never take work here, whatever the allow list says; `[]`
+    /// clears it; omitted keeps it. Up to 1,000 ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 1000)]
+    pub deny_workers: Option<Vec<String>>,
+    /// The lowest trust tier admitted: a name or a level (0-3); omitted keeps it (default
+    /// `untrusted`: every tier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::TierInput>)]
+    pub min_trust_tier: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

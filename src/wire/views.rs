@@ -183,6 +183,12 @@ pub struct RepoView {
     /// The repository's own cap on one worker's open tasks (null: the server's
     /// OWP_MAX_OPEN_PRS_PER_WORKER applies).
     pub max_open_prs_per_worker: Option<i32>,
+    /// Only these workers may take work here (null: every worker).
+    pub allow_workers: Option<Vec<String>>,
+    /// These workers may never take work here.
+    pub deny_workers: Vec<String>,
+    /// The lowest trust tier admitted.
+    pub min_trust_tier: TrustTier,
     /// Open slots in use: leased, in_progress, blocked or pr_opened tasks.
     pub open_slots: i64,
     pub ready: i64,

@@ -57,3 +57,36 @@ pub struct HeartbeatResponse {
     pub worker_id: String,
     pub active_leases: i64,
 }
+
+/// `PATCH /v1/workers/me`: the worker's own settings; each field omitted stays as it is.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct WorkerPatch {
+    /// 0-50 tags of 1-50 characters; trimmed, lower-cased, de-duplicated. Replaces them.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<super::SkillTag>>, max_items = 50)]
+    pub skills: Option<Vec<String>>,
+    /// 1-1000.
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub capacity_points: Option<i64>,
+    /// 1-100 (the worker's trust tier may cap what counts: OWP_TIER_MAX_CONCURRENT).
+    #[serde(default, deserialize_with = "super::lenient_int")]
+    #[schema(minimum = 1, maximum = 100)]
+    pub max_concurrent_tasks: Option<i64>,
+    /// The repositories (owner/name) to take work from, up to 100; `[]` takes work from
+    /// every repository again.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub repos: Option<Vec<String>>,
+}
+
+/// The worker's own settings after `PATCH /v1/workers/me`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkerSettings {
+    pub worker_id: String,
+    pub skills: Vec<String>,
+    pub capacity_points: i32,
+    pub max_concurrent_tasks: i32,
+    /// null: every repository.
+    pub repos: Option<Vec<String>>,
+}

@@ -59,6 +59,55 @@ async fn admin_commands_drive_the_operator_api(pool: PgPool) {
         ),
         (Some(4), Some(false))
     );
+    // who may take work there
+    admin_json(
+        &app,
+        &dir,
+        &[
+            "repo",
+            "set",
+            "acme/widgets",
+            "--allow-workers",
+            "w_a,w_b",
+            "--deny-workers",
+            "w_b",
+            "--min-trust-tier",
+            "basic",
+        ],
+    )
+    .await;
+    let r = &admin_json(&app, &dir, &["repo", "list"]).await["repositories"][0];
+    assert_eq!(
+        (
+            &r["allow_workers"],
+            &r["deny_workers"],
+            &r["min_trust_tier"]
+        ),
+        (&json!(["w_a", "w_b"]), &json!(["w_b"]), &json!("basic"))
+    );
+    admin_json(
+        &app,
+        &dir,
+        &[
+            "repo",
+            "set",
+            "acme/widgets",
+            "--allow-workers",
+            "",
+            "--min-trust-tier",
+            "0",
+        ],
+    )
+    .await;
+    let r = &admin_json(&app, &dir, &["repo", "list"]).await["repositories"][0];
+    assert_eq!(
+        (
+            &r["allow_workers"],
+            &r["deny_workers"],
+            &r["min_trust_tier"]
+        ),
+        (&Value::Null, &json!(["w_b"]), &json!("untrusted"))
+    );
     let table = admin_text(&app, &dir, &["repo", "list"]).await;
     assert!(
         table.lines().next().unwrap().starts_with("repo") && table.contains("acme/widgets"),

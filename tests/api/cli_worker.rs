@@ -310,3 +310,54 @@ if [ "$OWP_TITLE" = quick ]; then sleep 1; else sleep 60; fi"#,
     );
     assert_invariants(&app.pool).await;
 }
+
+#[sqlx::test]
+async fn update_changes_the_workers_settings_on_the_pool_and_in_its_config(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let dir = Scratch::new();
+    let config = register(&app, &dir, "rust", "2").await;
+    let out = cli::run(
+        &dir.0,
+        &[
+            "worker",
+            "update",
+            "--skills",
+            "go,Rust",
+            "--max-concurrent",
+            "4",
+            "--repos",
+            "acme/a,acme/b",
+            "--config",
+            &config,
+            "--json",
+        ],
+    )
+    .await;
+    let now: Value = serde_json::from_str(&cli::ok(&out)).unwrap();
+    assert_eq!(now["skills"], json!(["go", "rust"]));
+    assert_eq!(now["repos"], json!(["acme/a", "acme/b"]));
+    assert_eq!(now["capacity_points"], 10, "not given: unchanged");
+    assert_eq!(
+        config_of(&config)["max_concurrent_tasks"].as_integer(),
+        Some(4)
+    );
+    // "" takes work from any repository again
+    let out = cli::run(
+        &dir.0,
+        &["worker", "update", "--repos", "", "--config", &config],
+    )
+    .await;
+    assert!(cli::ok(&out).contains("repos any"));
+    let repos: Option<Vec<String>> = sqlx::query_scalar("select repos from workers")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(repos, None);
+    // the pool's refusal reaches the user, naming the field
+    let out = cli::run(
+        &dir.0,
+        &["worker", "update", "--capacity", "0", "--config", &config],
+    )
+    .await;
+    assert!(cli::failed(&out).contains("capacity_points"));
+}

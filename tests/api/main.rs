@@ -1,5 +1,6 @@
 //! Black-box tests: the real app over HTTP against a fresh PostgreSQL database per test.
 
+mod access;
 mod admin;
 mod analytics;
 mod chaos;

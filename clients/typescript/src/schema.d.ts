@@ -603,6 +603,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workers/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change the worker's own skills, capacity and the repositories it takes work from,
+         *     without registering again. Applies from the next poll on; leases held stay.
+         */
+        patch: operations["patch_me"];
+        trace?: never;
+    };
     "/v1/workers/register": {
         parameters: {
             query?: never;
@@ -1089,8 +1109,18 @@ export interface components {
             worker_utilization: number;
         };
         RepoRequest: {
+            /**
+             * @description Only these workers (ids) may take work here; `[]` removes the list (every worker
+             *     may); omitted keeps it. Up to 1,000 ids.
+             */
+            allow_workers?: string[] | null;
             /** @description At most one open task per (repo, area) when true (default). */
             area_locks_enabled?: boolean | null;
+            /**
+             * @description These workers (ids) may never take work here, whatever the allow list says; `[]`
+             *     clears it; omitted keeps it. Up to 1,000 ids.
+             */
+            deny_workers?: string[] | null;
             /**
              * @description Comment on and label the GitHub issues this repo's tasks came from as they are
              *     leased, get a PR, are merged or fail for good (needs OWP_GITHUB_TOKEN). Omitted
@@ -1109,6 +1139,7 @@ export interface components {
              *     the server's OWP_MAX_OPEN_PRS_PER_WORKER; omitted keeps the current value.
              */
             max_open_prs_per_worker?: number | null;
+            min_trust_tier?: null | components["schemas"]["TierInput"];
             /**
              * @description Pins PR links to the repo's forge: a status report whose `pr_url` does not start
              *     with this is refused (400 naming `pr_url`). An https URL, e.g.
@@ -1140,9 +1171,13 @@ export interface components {
         };
         /** @description `GET /v1/admin/repos`: one repo's settings and what it holds. */
         RepoView: {
+            /** @description Only these workers may take work here (null: every worker). */
+            allow_workers?: string[] | null;
             area_locks_enabled: boolean;
             /** Format: date-time */
             created_at: string;
+            /** @description These workers may never take work here. */
+            deny_workers: string[];
             /** @description Progress is written back to the GitHub issues the repo's tasks came from. */
             github_write_back: boolean;
             /** @description Areas held by an open task (with area locks on). */
@@ -1155,6 +1190,8 @@ export interface components {
              *     OWP_MAX_OPEN_PRS_PER_WORKER applies).
              */
             max_open_prs_per_worker?: number | null;
+            /** @description The lowest trust tier admitted. */
+            min_trust_tier: components["schemas"]["TrustTier"];
             /**
              * Format: int64
              * @description Open slots in use: leased, in_progress, blocked or pr_opened tasks.
@@ -1616,6 +1653,37 @@ export interface components {
         WorkerList: {
             next_cursor?: string | null;
             workers: components["schemas"]["WorkerView"][];
+        };
+        /** @description `PATCH /v1/workers/me`: the worker's own settings; each field omitted stays as it is. */
+        WorkerPatch: {
+            /**
+             * Format: int64
+             * @description 1-1000.
+             */
+            capacity_points?: number | null;
+            /**
+             * Format: int64
+             * @description 1-100 (the worker's trust tier may cap what counts: OWP_TIER_MAX_CONCURRENT).
+             */
+            max_concurrent_tasks?: number | null;
+            /**
+             * @description The repositories (owner/name) to take work from, up to 100; `[]` takes work from
+             *     every repository again.
+             */
+            repos?: string[] | null;
+            /** @description 0-50 tags of 1-50 characters; trimmed, lower-cased, de-duplicated. Replaces them. */
+            skills?: components["schemas"]["SkillTag"][] | null;
+        };
+        /** @description The worker's own settings after `PATCH /v1/workers/me`. */
+        WorkerSettings: {
+            /** Format: int32 */
+            capacity_points: number;
+            /** Format: int32 */
+            max_concurrent_tasks: number;
+            /** @description null: every repository. */
+            repos?: string[] | null;
+            skills: string[];
+            worker_id: string;
         };
         /**
          * @description A worker's own status. A paused worker keeps its leases but gets no new work.
@@ -4018,6 +4086,78 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HeartbeatResponse"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description payload_too_large: body over OWP_BODY_LIMIT */
+            413: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: over a per-client limit */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: database unreachable, request timeout, or a replica limit */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    patch_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WorkerPatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkerSettings"];
                 };
             };
             400: {

@@ -25,5 +25,7 @@ export type RepoRequest = Schemas["RepoRequest"];
 export type StateResponse = Schemas["StateResponse"];
 export type AuditEvent = Schemas["AuditEvent"];
 export type ServiceInfo = Schemas["ServiceInfo"];
+export type WorkerPatch = Schemas["WorkerPatch"];
+export type WorkerSettings = Schemas["WorkerSettings"];
 export type TrustTier = Schemas["TrustTier"];
 export type ErrorBodySchema = Schemas["ErrorBody"];

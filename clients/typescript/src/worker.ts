@@ -15,6 +15,8 @@ import type {
   StatusRequest,
   StatusResponse,
   WorkResponse,
+  WorkerPatch,
+  WorkerSettings,
   WorkerStatus,
 } from "./types.js";
 
@@ -80,6 +82,11 @@ export class PoolWorker {
 
   heartbeat(status?: WorkerStatus, note?: string): Promise<Result<HeartbeatResponse>> {
     return call(this.client.POST("/v1/workers/heartbeat", { body: { status, note } }));
+  }
+
+  /** Changes the worker's own skills, capacity or repositories (`repos: []`: any). */
+  update(fields: WorkerPatch): Promise<Result<WorkerSettings>> {
+    return call(this.client.PATCH("/v1/workers/me", { body: fields }));
   }
 
   /** Claims up to free capacity; answers every live lease. With `wait`, a poll that finds

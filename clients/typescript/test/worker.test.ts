@@ -164,6 +164,22 @@ test("a revoked token is an auth_error, and run stops on it", async () => {
   });
 });
 
+test("a worker changes its own skills and repositories", async () => {
+  const { repo, skill } = await fixture();
+  const other = await fixture();
+  const worker = await registerWorker("none-yet");
+  await createTask(repo, skill);
+  await createTask(other.repo, skill);
+  assert.equal(unwrap(await worker.poll()).leases.length, 0);
+  const now = unwrap(await worker.update({ skills: [skill], repos: [other.repo] }));
+  assert.deepEqual(now.repos, [other.repo]);
+  const leases = unwrap(await worker.poll()).leases;
+  assert.deepEqual(leases.map((l) => l.repo), [other.repo]);
+  const bad = await worker.update({ capacity_points: 0 });
+  assert.equal(bad.error?.code, "validation_error");
+  assert.match(bad.error?.details ?? "", /capacity_points/);
+});
+
 test("no answer at all is a network_error value", async () => {
   const worker = new PoolWorker({ baseUrl: "http://127.0.0.1:9", token: "x", retry: { attempts: 1 } });
   const beat = await worker.heartbeat();

@@ -89,6 +89,39 @@ pub struct RepoFields {
     /// Most open tasks one worker may have here (0: the server's default).
     #[arg(long)]
     pub max_open_prs_per_worker: Option<i64>,
+    /// Only these workers (comma-separated ids) may take work here ("" removes the list).
+    #[arg(long, value_delimiter = ',')]
+    pub allow_workers: Option<Vec<String>>,
+    /// These workers (comma-separated ids) may never take work here ("" clears the list).
+    #[arg(long, value_delimiter = ',')]
+    pub deny_workers: Option<Vec<String>>,
+    /// The lowest trust tier admitted (untrusted, basic, trusted, core, or 0-3).
+    #[arg(long)]
+    pub min_trust_tier: Option<String>,
+}
+
+impl RepoFields {
+    /// The access flags as the request sends them: a list given as "" is empty.
+    pub fn access(
+        &self,
+    ) -> (
+        Option<Vec<String>>,
+        Option<Vec<String>>,
+        Option<serde_json::Value>,
+    ) {
+        let list = |v: &Option<Vec<String>>| {
+            v.as_ref()
+                .map(|ids| ids.iter().filter(|i| !i.is_empty()).cloned().collect())
+        };
+        let tier = self
+            .min_trust_tier
+            .as_ref()
+            .map(|t| match t.parse::<i64>() {
+                Ok(n) => serde_json::json!(n),
+                Err(_) => serde_json::json!(t),
+            });
+        (list(&self.allow_workers), list(&self.deny_workers), tier)
+    }
 }
 
 #[derive(Subcommand)]

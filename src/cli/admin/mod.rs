@@ -110,6 +110,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
             Ok(())
         }
         RepoCommand::Add(f) => {
+            let (allow_workers, deny_workers, min_trust_tier) = f.access();
             let req = RepoRequest {
                 repo: f.repo.clone(),
                 max_open_prs: f.max_open_prs,
@@ -117,6 +118,9 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                 pr_url_prefix: f.pr_url_prefix,
                 github_write_back: f.github_write_back,
                 max_open_prs_per_worker: f.max_open_prs_per_worker,
+                allow_workers,
+                deny_workers,
+                min_trust_tier,
             };
             let created = client.upsert_repo(&req).await?;
             done(
@@ -141,6 +145,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                     f.repo
                 );
             };
+            let (allow_workers, deny_workers, min_trust_tier) = f.access();
             let req = RepoRequest {
                 repo: f.repo.clone(),
                 max_open_prs: Some(f.max_open_prs.unwrap_or(i64::from(now.max_open_prs))),
@@ -148,6 +153,9 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                 pr_url_prefix: f.pr_url_prefix,
                 github_write_back: f.github_write_back,
                 max_open_prs_per_worker: f.max_open_prs_per_worker,
+                allow_workers,
+                deny_workers,
+                min_trust_tier,
             };
             client.upsert_repo(&req).await?;
             done(

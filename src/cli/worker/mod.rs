@@ -33,6 +33,9 @@ pub enum WorkerCommand {
     Run(RunArgs),
     /// List the worker's live leases.
     Status(StatusArgs),
+    /// Change the worker's skills, capacity or repositories on the pool, without
+    /// registering again (only what is given changes).
+    Update(UpdateArgs),
     /// Register and run simulated workers (no commands run): for demos and tests.
     Simulate(SimulateArgs),
 }
@@ -139,6 +142,26 @@ pub struct StatusArgs {
 }
 
 #[derive(Args)]
+pub struct UpdateArgs {
+    /// Comma-separated skill tags (they replace the current ones).
+    #[arg(long, value_delimiter = ',')]
+    pub skills: Option<Vec<String>>,
+    /// Points of work held at once (1-1000).
+    #[arg(long)]
+    pub capacity: Option<i64>,
+    /// Leases held at once (1-100).
+    #[arg(long)]
+    pub max_concurrent: Option<i64>,
+    /// Take work only from these repositories (comma-separated); "" from any again.
+    #[arg(long, value_delimiter = ',')]
+    pub repos: Option<Vec<String>>,
+    #[command(flatten)]
+    pub config: ConfigPath,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
 pub struct SimulateArgs {
     #[arg(long, env = "OWP_URL")]
     pub url: String,
@@ -174,6 +197,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         WorkerCommand::Register(a) => register(a).await,
         WorkerCommand::Run(a) => run_exec(a).await,
         WorkerCommand::Status(a) => status(a).await,
+        WorkerCommand::Update(a) => update(a).await,
         WorkerCommand::Simulate(a) => simulate(a).await,
     }
 }
@@ -313,6 +337,37 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         ]);
     }
     table.print();
+    Ok(())
+}
+
+async fn update(args: UpdateArgs) -> anyhow::Result<()> {
+    let (mut cfg, client) = args.config.load()?;
+    let req = crate::wire::workers::WorkerPatch {
+        skills: args.skills,
+        capacity_points: args.capacity,
+        max_concurrent_tasks: args.max_concurrent,
+        repos: args
+            .repos
+            .map(|r| r.into_iter().filter(|r| !r.is_empty()).collect()),
+    };
+    let now = client.update_me(&req).await?;
+    // `run` takes as many leases at once as the config says
+    let slots = u32::try_from(now.max_concurrent_tasks).unwrap_or(1);
+    if slots != cfg.max_concurrent_tasks {
+        cfg.max_concurrent_tasks = slots;
+        config_file::write_private(&args.config.path()?, &cfg)?;
+    }
+    if args.json {
+        return output::json(&now);
+    }
+    let repos = now.repos.map_or("any".to_string(), |r| r.join(","));
+    println!(
+        "worker {}: skills {}, capacity {}, {} at once, repos {repos}",
+        now.worker_id,
+        now.skills.join(","),
+        now.capacity_points,
+        now.max_concurrent_tasks
+    );
     Ok(())
 }
 

@@ -8,8 +8,6 @@ use crate::app::AppContext;
 use crate::auth;
 use crate::domain::ids::WorkerId;
 use crate::domain::input;
-use crate::domain::input::Invalid;
-use crate::domain::trust::TrustTier;
 use crate::error::ApiError;
 use crate::http::extract::{ApiJson, AuthAdmin};
 use crate::store::admin_actions;
@@ -127,25 +125,7 @@ pub async fn set_trust_tier(
     ApiJson(req): ApiJson<TrustTierRequest>,
 ) -> Result<Json<TrustTierResponse>, ApiError> {
     checked_id(&worker_id)?;
-    // exactly as the document says: a lower-case name (v0.1's `maintainer` is `core`), or
-    // an integer level 0-3
-    let tier = match &req.tier {
-        serde_json::Value::String(s) if s == crate::domain::compat::TIER_MAINTAINER => {
-            Some(TrustTier::Core)
-        }
-        serde_json::Value::String(s) => TrustTier::ALL.into_iter().find(|t| t.as_str() == s),
-        serde_json::Value::Number(n) => n
-            .as_f64()
-            .filter(|f| f.fract() == 0.0)
-            .and_then(|f| TrustTier::from_level(f as i64)),
-        _ => None,
-    }
-    .ok_or_else(|| {
-        Invalid::new(
-            "tier",
-            "must be untrusted, basic, trusted or core (v0.1: maintainer), or a level 0-3",
-        )
-    })?;
+    let tier = input::trust_tier("tier", &req.tier)?;
     let reason = input::text("reason", &req.reason, 1, 500)?;
     let a =
         admin_actions::set_trust_tier(&app.pool, &worker_id, tier.level(), &reason, &admin.actor)

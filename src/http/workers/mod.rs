@@ -19,7 +19,7 @@ use crate::domain::status::WorkerStatus;
 use crate::domain::trust::TrustTier;
 use crate::error::ApiError;
 use crate::http::extract::{
-    header_str, ApiJson, ApiQuery, AuthAdmin, Caller, WorkerToken, REGISTRATION_HEADER,
+    header_str, ApiJson, ApiQuery, AuthAdmin, AuthWorker, Caller, WorkerToken, REGISTRATION_HEADER,
 };
 use crate::http::paging::{decode_cursor, next_cursor, page_limit};
 use crate::store::views::WorkerFilter;
@@ -28,7 +28,8 @@ use crate::store::{reputation, views, workers};
 use crate::wire::reputation::{Reputation, ReputationMetrics};
 use crate::wire::views::{WorkerDetail, WorkerList, WorkerListQuery};
 use crate::wire::workers::{
-    HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse,
+    HeartbeatRequest, HeartbeatResponse, RegisterRequest, RegisterResponse, WorkerPatch,
+    WorkerSettings,
 };
 use crate::wire::ErrorBody;
 
@@ -99,6 +100,46 @@ pub async fn register_worker(
             heartbeat_timeout_seconds: s.heartbeat_timeout.as_secs(),
         }),
     ))
+}
+
+/// Change the worker's own skills, capacity and the repositories it takes work from,
+/// without registering again. Applies from the next poll on; leases held stay.
+#[utoipa::path(patch, path = "/v1/workers/me", tag = "workers", request_body = WorkerPatch,
+    security(("worker" = [])),
+    responses((status = 200, body = WorkerSettings), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody)))]
+pub async fn patch_me(
+    State(app): State<AppContext>,
+    worker: AuthWorker,
+    ApiJson(req): ApiJson<WorkerPatch>,
+) -> Result<Json<WorkerSettings>, ApiError> {
+    let own = own_settings(req)?;
+    let settings = workers::update_own(&app.pool, &worker.id, &own).await?;
+    // new skills or repos may match work that is ready now
+    app.long_poll.work_ready(1);
+    Ok(Json(settings))
+}
+
+fn own_settings(req: WorkerPatch) -> Checked<workers::OwnSettings> {
+    let int = |field: &str, v: Option<i64>, max: i64| {
+        v.map(|n| input::int_in(field, Some(n), 1, 1, max))
+            .transpose()
+    };
+    let repos = match req.repos {
+        None => None,
+        Some(list) if list.is_empty() => Some(None),
+        Some(list) => Some(Some(input::text_list("repos", &list, 100, 200)?)),
+    };
+    Ok(workers::OwnSettings {
+        skills: req
+            .skills
+            .as_deref()
+            .map(|s| input::skills("skills", s))
+            .transpose()?,
+        capacity_points: int("capacity_points", req.capacity_points, 1000)?,
+        max_concurrent_tasks: int("max_concurrent_tasks", req.max_concurrent_tasks, 100)?,
+        repos,
+    })
 }
 
 /// Exactly one of the documented values (or none: idle), as the OpenAPI enum says.

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::PgConnection;
 
 use super::*;
+use crate::domain::access::{self, RepoAccess};
 use crate::store::StoreResult;
 
 pub(super) struct Budget {
@@ -15,6 +16,19 @@ pub(super) struct Budget {
     /// The claiming worker's open tasks here, and the most it may have (None: no cap).
     pub(super) worker_open: i64,
     pub(super) worker_max: Option<i64>,
+    /// The repo admits the claiming worker (domain::access), read under its lock.
+    pub(super) admits: bool,
+}
+
+/// A repository row as the claim locks it.
+struct RepoRow {
+    repo: String,
+    max_open_prs: i32,
+    area_locks_enabled: bool,
+    max_open_prs_per_worker: Option<i32>,
+    allow_workers: Option<Vec<String>>,
+    deny_workers: Vec<String>,
+    min_trust_tier: i16,
 }
 
 /// Locks the candidates' repos that no other poll is claiming from (or, when all are busy,
@@ -25,59 +39,60 @@ pub(super) async fn lock_budgets(
     repos: &[&str],
     first: &str,
     req: &ClaimRequest<'_>,
+    eligible: &Eligibility<'_>,
 ) -> StoreResult<HashMap<String, Budget>> {
     let default_cap = req.caps.max_open_prs_per_worker;
-    let budget = |max_open: i32, area_locks: bool, per_worker: Option<i32>| Budget {
-        max_open: i64::from(max_open),
-        area_locks,
-        open: 0,
-        held_areas: HashSet::new(),
-        worker_open: 0,
-        worker_max: per_worker
-            .or((default_cap > 0).then_some(default_cap))
-            .map(i64::from),
+    let worker = req.worker_id.as_str();
+    let budget = |r: RepoRow| {
+        let access = RepoAccess {
+            allow: r.allow_workers.as_deref(),
+            deny: &r.deny_workers,
+            min_tier: r.min_trust_tier,
+        };
+        let admits = access::admits(&r.repo, &access, worker, eligible.tier, eligible.repos);
+        let b = Budget {
+            max_open: i64::from(r.max_open_prs),
+            area_locks: r.area_locks_enabled,
+            open: 0,
+            held_areas: HashSet::new(),
+            worker_open: 0,
+            worker_max: r
+                .max_open_prs_per_worker
+                .or((default_cap > 0).then_some(default_cap))
+                .map(i64::from),
+            admits: admits.is_ok(),
+        };
+        (r.repo, b)
     };
     // Both lock statements end the generic planning the capacity statement asked for the
     // candidates (see select_candidates): count_open's `repo = any($1)` must be planned
     // for its repos, or one repo with many open tasks turns it into a sequential scan.
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        RepoRow,
         r#"select repo, max_open_prs, area_locks_enabled, max_open_prs_per_worker,
-                  set_config('plan_cache_mode', 'auto', true) as "planning!"
-           from repositories
-           where repo = any($1) for update skip locked"#,
+                  allow_workers, deny_workers, min_trust_tier
+           from repositories, set_config('plan_cache_mode', 'auto', true)
+           where repo = any($1) for update of repositories skip locked"#,
         repos as &[&str]
     )
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {
         // every candidate repo is busy: queue for one, holding no other repo lock
-        let r = sqlx::query!(
+        let r = sqlx::query_as!(
+            RepoRow,
             r#"select repo, max_open_prs, area_locks_enabled, max_open_prs_per_worker,
-                      set_config('plan_cache_mode', 'auto', true) as "planning!"
-               from repositories where repo = $1 for update"#,
+                      allow_workers, deny_workers, min_trust_tier
+               from repositories, set_config('plan_cache_mode', 'auto', true)
+               where repo = $1 for update of repositories"#,
             first
         )
         .fetch_one(&mut *tx)
         .await?;
-        let b = budget(
-            r.max_open_prs,
-            r.area_locks_enabled,
-            r.max_open_prs_per_worker,
-        );
-        return count_open(tx, HashMap::from([(r.repo, b)]), req.worker_id).await;
+        return count_open(tx, HashMap::from([budget(r)]), worker).await;
     }
-    let budgets = rows
-        .into_iter()
-        .map(|r| {
-            let b = budget(
-                r.max_open_prs,
-                r.area_locks_enabled,
-                r.max_open_prs_per_worker,
-            );
-            (r.repo, b)
-        })
-        .collect();
-    count_open(tx, budgets, req.worker_id).await
+    let budgets = rows.into_iter().map(budget).collect();
+    count_open(tx, budgets, worker).await
 }
 
 /// Reads the open slots and held areas of locked repos, and the claiming worker's own

@@ -16,6 +16,8 @@ pub(super) struct Eligibility<'a> {
     pub(super) tier: i16,
     /// Reputation score: tasks of `min_reputation` at most this.
     pub(super) score: i16,
+    /// The repositories the worker takes work from (`None`: any).
+    pub(super) repos: Option<&'a [String]>,
 }
 
 pub(super) async fn claim_candidates(
@@ -34,7 +36,7 @@ pub(super) async fn claim_candidates(
     let mut repos: Vec<&str> = candidates.iter().map(|c| c.repo.as_str()).collect();
     repos.sort_unstable();
     repos.dedup();
-    let mut budgets = lock_budgets(tx, &repos, &candidates[0].repo, req).await?;
+    let mut budgets = lock_budgets(tx, &repos, &candidates[0].repo, req, eligible).await?;
 
     // choose under the locks, then grant all in one statement
     let mut chosen = Vec::new();
@@ -49,7 +51,8 @@ pub(super) async fn claim_candidates(
         let Some(b) = budgets.get_mut(&c.repo) else {
             continue;
         };
-        if b.open >= b.max_open || b.worker_max.is_some_and(|m| b.worker_open >= m) {
+        // access as the repo's lock read it: a rule changed since the candidates' hint wins
+        if !b.admits || b.open >= b.max_open || b.worker_max.is_some_and(|m| b.worker_open >= m) {
             continue;
         }
         let area = c.area.as_deref().filter(|_| b.area_locks);
@@ -95,7 +98,8 @@ pub(super) async fn select_candidates(
     // little cheaper than the generic one), about 0.9 ms of database CPU each time for the
     // same plan. The next statement (lock_budgets) turns custom planning back on.
     // Repos with a free slot are a hint here (re-checked under the repo lock below); they
-    // keep full repos' tasks from crowding the candidate list. Their open tasks come from
+    // keep full repos' tasks, and repos that do not admit this worker (domain::access;
+    // decided again under the repo lock), from crowding the candidate list. Their open tasks come from
     // the kept counts (store::open_counts), not a count of every repo's open tasks per poll.
     // Uses tasks_ready_queue and tasks_one_per_area.
     let candidates = sqlx::query_as!(
@@ -105,7 +109,11 @@ pub(super) async fn select_candidates(
                select r.repo, r.area_locks_enabled from repositories r
                left join repo_open_counts c on c.repo = r.repo
                left join changes d on d.repo = r.repo
-               where r.max_open_prs > coalesce(c.open, 0) + coalesce(d.delta, 0))
+               where r.max_open_prs > coalesce(c.open, 0) + coalesce(d.delta, 0)
+                 and r.min_trust_tier <= $3
+                 and (r.allow_workers is null or $5 = any(r.allow_workers))
+                 and not ($5 = any(r.deny_workers))
+                 and ($8::text[] is null or r.repo = any($8)))
            select t.id, t.repo, t.area, t.estimate_points
            from tasks t join open_repos r on r.repo = t.repo
            where t.status = 'ready'
@@ -132,6 +140,7 @@ pub(super) async fn select_candidates(
         worker_id,
         eligible.score,
         offering,
+        eligible.repos as Option<&[String]>,
     )
     .fetch_all(&mut *tx)
     .await?;

@@ -124,7 +124,7 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
     // every time.
     let w = sqlx::query!(
         r#"select skills, capacity_points, max_concurrent_tasks, status as "status: WorkerStatus", trust_tier,
-                  paused_by_admin,
+                  paused_by_admin, repos,
                   (not online or last_heartbeat < now() - interval '1 second') as "stale!",
                   coalesce(r.attempts, 0)::int8 as "attempts!", coalesce(r.delivered, 0)::int8 as "delivered!",
                   coalesce(r.on_time, 0)::int8 as "on_time!", coalesce(r.failed, 0)::int8 as "failed!",
@@ -187,6 +187,7 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
         skills: &w.skills,
         tier: w.trust_tier,
         score,
+        repos: w.repos.as_deref(),
     };
     let granted = if want > 0 {
         claim_candidates(tx, req, &eligible, &mut free_points, want).await?
