@@ -43,6 +43,9 @@ pub enum ApiError {
     /// Area locks cannot be turned on while these areas have more than one open task.
     #[error("conflict: areas_open_twice")]
     AreasOpenTwice(Vec<String>),
+    /// A worker's new capacity is below what it holds: (points held, leases held).
+    #[error("conflict: capacity_in_use")]
+    CapacityInUse(i64, i64),
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
     #[error("rate limited")]
@@ -69,7 +72,8 @@ impl ApiError {
             | Self::PrUrlTaken { .. }
             | Self::InvalidTransition { .. }
             | Self::ChangeRefused { .. }
-            | Self::AreasOpenTwice(_) => StatusCode::CONFLICT,
+            | Self::AreasOpenTwice(_)
+            | Self::CapacityInUse(..) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -88,7 +92,8 @@ impl ApiError {
             | Self::PrUrlTaken { .. }
             | Self::InvalidTransition { .. }
             | Self::ChangeRefused { .. }
-            | Self::AreasOpenTwice(_) => "conflict",
+            | Self::AreasOpenTwice(_)
+            | Self::CapacityInUse(..) => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable | Self::Busy(_) => "unavailable",
@@ -138,6 +143,11 @@ impl ApiError {
                 "area locks cannot be turned on while an area has more than one open task".into(),
                 Some(format!("areas_open_twice: {}", areas.join(", "))),
                 Some("let all but one open task of each named area finish, then try again"),
+            ),
+            Self::CapacityInUse(points, leases) => (
+                "the worker holds more work than the new capacity allows".into(),
+                Some(format!("capacity_in_use: {points} points in {leases} leases")),
+                Some("finish or release leases first (or pause the worker: status paused), then lower it"),
             ),
             Self::InvalidTransition { from, to } => (
                 "this status change is not allowed from the task's current status".into(),

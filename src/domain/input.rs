@@ -145,6 +145,13 @@ pub fn text_list(
     Ok(out)
 }
 
+/// An RFC 3339 time, e.g. `2026-12-24T09:00:00Z`.
+pub fn timestamp(field: &str, value: &str) -> Checked<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| Invalid::new(field, "must be an RFC 3339 time, e.g. 2026-12-24T09:00:00Z"))
+}
+
 /// A trust tier exactly as the document says (TierInput): a lower-case name (v0.1's
 /// `maintainer` is `core`), or an integer level 0-3.
 pub fn trust_tier(field: &str, value: &serde_json::Value) -> Checked<super::trust::TrustTier> {

@@ -1,6 +1,7 @@
 //! A new task's fields checked by the protocol's rules. The server and the CLI's import
 //! both check here, so a file is refused before anything is sent.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::ids::TaskId;
@@ -21,6 +22,10 @@ pub struct NewTask {
     pub min_reputation: i32,
     pub max_attempts: i32,
     pub external_id: Option<String>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub depends_on: Vec<String>,
+    pub reserved_for: Option<String>,
+    pub reserved_until: Option<DateTime<Utc>>,
 }
 
 /// A task as asked for (`wire::admin::TaskRequest::fields`), unchecked.
@@ -37,6 +42,10 @@ pub struct TaskFields<'a> {
     pub min_reputation: Option<i64>,
     pub max_attempts: Option<i64>,
     pub external_id: Option<&'a str>,
+    pub not_before: Option<&'a str>,
+    pub depends_on: &'a [String],
+    pub reserved_for: Option<&'a str>,
+    pub reserved_until: Option<&'a str>,
 }
 
 impl NewTask {
@@ -59,7 +68,27 @@ impl NewTask {
                 None => None,
                 Some(key) => Some(input::text("external_id", key, 1, 200)?),
             },
+            not_before: f
+                .not_before
+                .map(|t| input::timestamp("not_before", t))
+                .transpose()?,
+            depends_on: input::text_list("depends_on", f.depends_on, 50, 100)?,
+            reserved_for: input::optional_text("reserved_for", f.reserved_for, 100)?,
+            reserved_until: f
+                .reserved_until
+                .map(|t| input::timestamp("reserved_until", t))
+                .transpose()?,
         })
+        .and_then(whole_reservation)
+    }
+}
+
+/// A reservation names its worker and its end, or neither.
+fn whole_reservation(t: NewTask) -> Checked<NewTask> {
+    match (&t.reserved_for, &t.reserved_until) {
+        (Some(_), None) => Err(Invalid::new("reserved_until", "required with reserved_for")),
+        (None, Some(_)) => Err(Invalid::new("reserved_for", "required with reserved_until")),
+        _ => Ok(t),
     }
 }
 

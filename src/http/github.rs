@@ -307,6 +307,8 @@ async fn import(
     let ids = match tasks::insert_tasks(&app.pool, &tasks, actor).await? {
         Created::Ok(ids) => ids,
         Created::UnknownRepo(_) => return Err(ApiError::NotFound("repo")),
+        // issues carry no dependencies
+        Created::UnknownDependency(_) => return Err(ApiError::NotFound("task")),
     };
     let created = ids.iter().filter(|(_, new)| *new).count();
     crate::metrics::tasks_created(created);

@@ -132,3 +132,23 @@ select 'I7 reputation counters that disagree with the lease history' as label, i
          coalesce(r.failed, 0), coalesce(r.expired, 0), coalesce(r.prs_merged, 0),
          coalesce(r.prs_closed, 0), coalesce(r.quality_sum, 0), coalesce(r.quality_count, 0))
 ) v
+union all
+select 'I9 reserved task leased to another worker before its reservation ended' as label, item from (
+  select l.id as item from leases l join tasks t on t.id = l.task_id
+  where t.reserved_for is not null and l.worker_id <> t.reserved_for and l.granted_at < t.reserved_until
+) v
+union all
+select 'I9 task leased before its not_before' as label, item from (
+  select l.id as item from leases l join tasks t on t.id = l.task_id
+  where t.not_before is not null and l.granted_at < t.not_before
+) v
+union all
+select 'I9 task leased before a dependency was merged or completed' as label, item from (
+  select l.id || ' (' || d.id || ')' as item
+  from leases l join tasks t on t.id = l.task_id
+  join tasks d on d.id = any(t.depends_on)
+  join scheduler_state h on l.granted_at >= coalesce(h.pruned_before, '-infinity')
+  where not exists (
+    select 1 from audit_events a where a.task_id = d.id and a.kind = 'task_status_changed'
+      and task_is_delivered(a.to_status) and a.at <= l.granted_at)
+) v

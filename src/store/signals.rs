@@ -22,11 +22,14 @@ pub async fn notify(pool: &Db, from: &str, hint: usize) -> StoreResult<()> {
     Ok(())
 }
 
-/// Whether any task is ready and past its retry backoff (tasks_ready_queue).
+/// Whether any task is ready, past its retry backoff and its `not_before`, and held for
+/// nobody (tasks_ready_queue): a task coming due wakes a waiting poll within a second.
 pub async fn ready_work_exists(pool: &Db) -> StoreResult<bool> {
     let exists = sqlx::query_scalar!(
         r#"select exists (select 1 from tasks where status = 'ready'
-                          and (retry_at is null or retry_at <= now())) as "e!""#
+                          and (retry_at is null or retry_at <= now())
+                          and (not_before is null or not_before <= now())
+                          and (reserved_until is null or reserved_until <= now())) as "e!""#
     )
     .fetch_one(pool)
     .await?;

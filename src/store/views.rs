@@ -39,7 +39,8 @@ pub async fn list_tasks(pool: &Db, f: &TaskFilter<'_>) -> StoreResult<Vec<TaskVi
         TaskView,
         r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
                   min_reputation, required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
-                  lease_expires_at, pr_url, retry_at, external_id, created_at, updated_at
+                  lease_expires_at, pr_url, retry_at, external_id, not_before, depends_on, reserved_for,
+                  reserved_until, created_at, updated_at
            from tasks
            where ($1::text[] is null or status = any($1))
              and ($2::text is null or repo = $2)
@@ -157,7 +158,8 @@ pub async fn task_detail(
     let Some(row) = sqlx::query!(
         r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
                   min_reputation, required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
-                  lease_expires_at, pr_url, retry_at, external_id, created_at, updated_at, description
+                  lease_expires_at, pr_url, retry_at, external_id, not_before, depends_on, reserved_for,
+                  reserved_until, created_at, updated_at, description
            from tasks where id = $1"#,
         task_id
     )
@@ -201,6 +203,10 @@ pub async fn task_detail(
             pr_url: row.pr_url,
             retry_at: row.retry_at,
             external_id: row.external_id,
+            not_before: row.not_before,
+            depends_on: row.depends_on,
+            reserved_for: row.reserved_for,
+            reserved_until: row.reserved_until,
             created_at: row.created_at,
             updated_at: row.updated_at,
         },

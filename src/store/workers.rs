@@ -173,14 +173,44 @@ pub struct OwnSettings {
     pub repos: Option<Option<Vec<String>>>,
 }
 
-/// Applies the worker's own settings with its audit event (`worker_updated`, what it sent)
-/// in one statement. The update takes the row lock a claim takes (`no key update`), so a
-/// poll in flight finishes under the old settings and the next one reads the new.
+/// What a change of a worker's own settings came to.
+pub enum OwnUpdate {
+    Applied(crate::wire::workers::WorkerSettings),
+    /// The new capacity or lease count is below what the worker holds now (I2): nothing
+    /// changed. (points held, leases held)
+    InUse(i64, i64),
+}
+
+/// Applies the worker's own settings with its audit event (`worker_updated`, what it sent).
+/// The worker's row is locked first, as a claim locks it, so the capacity it holds is
+/// counted after any poll in flight has committed: a lower capacity than it holds is
+/// refused, never committed (I2).
 pub async fn update_own(
     pool: &Db,
     worker_id: &WorkerId,
     s: &OwnSettings,
-) -> StoreResult<crate::wire::workers::WorkerSettings> {
+) -> StoreResult<OwnUpdate> {
+    let mut tx = super::begin(pool).await?;
+    let id = worker_id.as_str();
+    sqlx::query!(
+        "select 1 as x from workers where id = $1 for no key update",
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if s.capacity_points.is_some() || s.max_concurrent_tasks.is_some() {
+        let used = sqlx::query!(
+            r#"select coalesce(sum(estimate_points), 0)::int8 as "points!", count(*) as "leases!"
+               from tasks where worker_id = $1 and task_holds_capacity(status)"#,
+            id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let below = |new: Option<i32>, held: i64| new.is_some_and(|n| i64::from(n) < held);
+        if below(s.capacity_points, used.points) || below(s.max_concurrent_tasks, used.leases) {
+            return Ok(OwnUpdate::InUse(used.points, used.leases));
+        }
+    }
     let row = sqlx::query_as!(
         crate::wire::workers::WorkerSettings,
         r#"with upd as (
@@ -197,7 +227,7 @@ pub async fn update_own(
            select id as "worker_id!", skills as "skills!", capacity_points as "capacity_points!",
                   max_concurrent_tasks as "max_concurrent_tasks!", repos
            from upd"#,
-        worker_id.as_str(),
+        id,
         s.skills.as_deref() as Option<&[String]>,
         s.capacity_points,
         s.max_concurrent_tasks,
@@ -208,7 +238,8 @@ pub async fn update_own(
             "max_concurrent_tasks": s.max_concurrent_tasks, "repos": s.repos,
         }),
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(row)
+    super::commit(tx).await?;
+    Ok(OwnUpdate::Applied(row))
 }

@@ -34,12 +34,12 @@ pub struct RepoRequest {
     /// Only these workers (ids) may take work here; `[]` removes the list (every worker
     /// may); omitted keeps it. Up to 1,000 ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 1000)]
+    #[schema(value_type = Option<Vec<super::IdItem>>, max_items = 1000)]
     pub allow_workers: Option<Vec<String>>,
     /// These workers (ids) may never take work here, whatever the allow list says; `[]`
     /// clears it; omitted keeps it. Up to 1,000 ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_items = 1000)]
+    #[schema(value_type = Option<Vec<super::IdItem>>, max_items = 1000)]
     pub deny_workers: Option<Vec<String>>,
     /// The lowest trust tier admitted: a name or a level (0-3); omitted keeps it (default
     /// `untrusted`: every tier).
@@ -96,6 +96,24 @@ pub struct TaskRequest {
     /// its id is answered (`created: false`), so importing a source twice is harmless.
     #[schema(min_length = 1, max_length = 200, pattern = r"[^\s\u0085]")]
     pub external_id: Option<String>,
+    /// Not claimable before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub not_before: Option<String>,
+    /// Task ids (up to 50, existing tasks): not claimable until each is merged or
+    /// completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<super::IdItem>>, max_items = 50)]
+    pub depends_on: Option<Vec<String>>,
+    /// A worker id: only this worker may claim the task until `reserved_until` (both or
+    /// neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 100, pattern = r"[^\s\u0085]")]
+    pub reserved_for: Option<String>,
+    /// When the reservation ends (RFC 3339); anyone may claim the task after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub reserved_until: Option<String>,
 }
 
 impl TaskRequest {
@@ -113,6 +131,10 @@ impl TaskRequest {
             min_reputation: self.min_reputation,
             max_attempts: self.max_attempts,
             external_id: self.external_id.as_deref(),
+            not_before: self.not_before.as_deref(),
+            depends_on: self.depends_on.as_deref().unwrap_or_default(),
+            reserved_for: self.reserved_for.as_deref(),
+            reserved_until: self.reserved_until.as_deref(),
         }
     }
 }
@@ -121,7 +143,7 @@ impl TaskRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum TasksBody {
-    One(TaskRequest),
+    One(Box<TaskRequest>),
     Many(Vec<TaskRequest>),
 }
 

@@ -83,6 +83,38 @@ impl utoipa::PartialSchema for SkillTag {
 
 impl ToSchema for SkillTag {}
 
+/// An id in a list (a worker's, a task's): 1-100 characters, not blank.
+pub struct IdItem;
+
+impl utoipa::PartialSchema for IdItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(100))
+            .pattern(Some(crate::domain::input::NOT_BLANK))
+            .into()
+    }
+}
+
+impl ToSchema for IdItem {}
+
+/// A repository's name in a list: 1-200 characters, not blank.
+pub struct RepoItem;
+
+impl utoipa::PartialSchema for RepoItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(200))
+            .pattern(Some(crate::domain::input::NOT_BLANK))
+            .into()
+    }
+}
+
+impl ToSchema for RepoItem {}
+
 // The domain's status enums, documented from their own lists so the document cannot drift.
 impl utoipa::PartialSchema for TaskStatus {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {

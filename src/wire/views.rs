@@ -55,6 +55,13 @@ pub struct TaskView {
     pub retry_at: Option<DateTime<Utc>>,
     /// The task's key in the system it came from (e.g. `github:owner/repo#42`), if any.
     pub external_id: Option<String>,
+    /// Not claimable before this time.
+    pub not_before: Option<DateTime<Utc>>,
+    /// Not claimable until each of these tasks is merged or completed.
+    pub depends_on: Vec<String>,
+    /// Claimable only by this worker until `reserved_until`.
+    pub reserved_for: Option<String>,
+    pub reserved_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

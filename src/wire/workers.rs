@@ -76,7 +76,7 @@ pub struct WorkerPatch {
     /// The repositories (owner/name) to take work from, up to 100; `[]` takes work from
     /// every repository again.
     #[serde(default)]
-    #[schema(max_items = 100)]
+    #[schema(value_type = Option<Vec<super::RepoItem>>, max_items = 100)]
     pub repos: Option<Vec<String>>,
 }
 

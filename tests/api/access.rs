@@ -302,3 +302,54 @@ async fn a_poll_waiting_on_the_repo_lock_sees_the_deny_that_held_it(pool: PgPool
         .unwrap();
     assert_eq!(held, 0);
 }
+
+/// A worker lowering its capacity while its own polls claim: every change either fits what
+/// it holds or is refused (409 capacity_in_use), and I2 holds throughout.
+#[sqlx::test]
+async fn lowering_capacity_below_what_is_held_is_refused_even_racing_polls(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.create_repo("acme/r", 1000, false).await;
+    let tasks: Vec<_> = (0..60)
+        .map(|i| json!({"repo": "acme/r", "title": format!("t{i}")}))
+        .collect();
+    app.create_tasks(tasks).await;
+    let w = app.register("w", &[], 50, 20).await;
+    assert_eq!(app.poll_query(&w, "?max=3").await.len(), 3);
+    let e = patch_me(&app, &w, json!({"max_concurrent_tasks": 2}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(e["details"], "capacity_in_use: 3 points in 3 leases");
+    patch_me(&app, &w, json!({"max_concurrent_tasks": 3}))
+        .await
+        .expect(StatusCode::OK);
+    patch_me(&app, &w, json!({"max_concurrent_tasks": 20}))
+        .await
+        .expect(StatusCode::OK);
+    let polls = async {
+        for _ in 0..15 {
+            app.poll_query(&w, "?max=1").await;
+        }
+    };
+    let lowers = async {
+        let mut refused = 0;
+        for n in (4..19).rev() {
+            let a = patch_me(&app, &w, json!({"max_concurrent_tasks": n})).await;
+            match a.status {
+                StatusCode::OK => {}
+                StatusCode::CONFLICT => {
+                    assert!(a.body["details"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("capacity_in_use"));
+                    refused += 1;
+                }
+                other => panic!("unexpected {other}: {}", a.body),
+            }
+            assert_invariants(&app.pool).await;
+        }
+        refused
+    };
+    // how many were refused depends on the interleaving; that none broke I2 does not
+    let ((), _refused) = tokio::join!(polls, lowers);
+    assert_invariants(&app.pool).await;
+}

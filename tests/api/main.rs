@@ -20,6 +20,7 @@ mod long_poll;
 mod offers;
 mod operator;
 mod ops;
+mod planned;
 mod pooler;
 mod pr_slots;
 mod reliability;

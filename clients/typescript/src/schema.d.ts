@@ -899,6 +899,7 @@ export interface components {
             server_time: string;
             worker_id: string;
         };
+        IdItem: string;
         /** @description A live lease as its holder sees it. */
         Lease: {
             area?: string | null;
@@ -1070,6 +1071,7 @@ export interface components {
             period: string;
             repo: string;
         };
+        RepoItem: string;
         RepoList: {
             repositories: components["schemas"]["RepoView"][];
         };
@@ -1113,14 +1115,14 @@ export interface components {
              * @description Only these workers (ids) may take work here; `[]` removes the list (every worker
              *     may); omitted keeps it. Up to 1,000 ids.
              */
-            allow_workers?: string[] | null;
+            allow_workers?: components["schemas"]["IdItem"][] | null;
             /** @description At most one open task per (repo, area) when true (default). */
             area_locks_enabled?: boolean | null;
             /**
              * @description These workers (ids) may never take work here, whatever the allow list says; `[]`
              *     clears it; omitted keeps it. Up to 1,000 ids.
              */
-            deny_workers?: string[] | null;
+            deny_workers?: components["schemas"]["IdItem"][] | null;
             /**
              * @description Comment on and label the GitHub issues this repo's tasks came from as they are
              *     leased, get a PR, are merged or fail for good (needs OWP_GITHUB_TOKEN). Omitted
@@ -1495,6 +1497,11 @@ export interface components {
         TaskRequest: {
             /** @description Up to 100 characters; with area locks on, one open task per area. */
             area?: string | null;
+            /**
+             * @description Task ids (up to 50, existing tasks): not claimable until each is merged or
+             *     completed.
+             */
+            depends_on?: components["schemas"]["IdItem"][] | null;
             /** @description Up to 20,000 characters. */
             description?: string | null;
             /**
@@ -1519,6 +1526,11 @@ export interface components {
              */
             min_reputation?: number | null;
             /**
+             * Format: date-time
+             * @description Not claimable before this time (RFC 3339).
+             */
+            not_before?: string | null;
+            /**
              * Format: int64
              * @description Higher is claimed first; default 10.
              */
@@ -1526,6 +1538,16 @@ export interface components {
             repo: string;
             /** @description Skills a worker needs, all of them (case-insensitive). */
             required_skills?: components["schemas"]["SkillTag"][] | null;
+            /**
+             * @description A worker id: only this worker may claim the task until `reserved_until` (both or
+             *     neither).
+             */
+            reserved_for?: string | null;
+            /**
+             * Format: date-time
+             * @description When the reservation ends (RFC 3339); anyone may claim the task after it.
+             */
+            reserved_until?: string | null;
             /**
              * Format: int64
              * @description 0-3, default 0.
@@ -1549,6 +1571,8 @@ export interface components {
             attempt: number;
             /** Format: date-time */
             created_at: string;
+            /** @description Not claimable until each of these tasks is merged or completed. */
+            depends_on: string[];
             /** Format: int32 */
             estimate_points: number;
             /** @description The task's key in the system it came from (e.g. `github:owner/repo#42`), if any. */
@@ -1563,11 +1587,20 @@ export interface components {
              * @description Claimable only by workers whose reputation score is at least this (0-100).
              */
             min_reputation: number;
+            /**
+             * Format: date-time
+             * @description Not claimable before this time.
+             */
+            not_before?: string | null;
             pr_url?: string | null;
             /** Format: int32 */
             priority: number;
             repo: string;
             required_skills: string[];
+            /** @description Claimable only by this worker until `reserved_until`. */
+            reserved_for?: string | null;
+            /** Format: date-time */
+            reserved_until?: string | null;
             /**
              * Format: date-time
              * @description While backing off after a lost attempt: claimable from then.
@@ -1670,7 +1703,7 @@ export interface components {
              * @description The repositories (owner/name) to take work from, up to 100; `[]` takes work from
              *     every repository again.
              */
-            repos?: string[] | null;
+            repos?: components["schemas"]["RepoItem"][] | null;
             /** @description 0-50 tags of 1-50 characters; trimmed, lower-cased, de-duplicated. Replaces them. */
             skills?: components["schemas"]["SkillTag"][] | null;
         };
@@ -4146,9 +4179,10 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        /** @description optional: an empty body changes nothing and answers the settings */
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["WorkerPatch"];
+                "application/json": null | components["schemas"]["WorkerPatch"];
             };
         };
         responses: {
@@ -4169,6 +4203,15 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description details: capacity_in_use: the worker holds more than the new capacity or lease count */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

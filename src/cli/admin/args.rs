@@ -126,7 +126,7 @@ impl RepoFields {
 
 #[derive(Subcommand)]
 pub enum TaskCommand {
-    Add(TaskFields),
+    Add(Box<TaskFields>),
     List {
         /// Comma-separated statuses, e.g. ready,leased.
         #[arg(long)]
@@ -182,6 +182,18 @@ pub struct TaskFields {
     /// The task's key in its source system (creating it again does nothing).
     #[arg(long)]
     pub external_id: Option<String>,
+    /// Not claimable before this time (RFC 3339).
+    #[arg(long)]
+    pub not_before: Option<String>,
+    /// Not claimable until these tasks (comma-separated ids) are merged or completed.
+    #[arg(long, value_delimiter = ',')]
+    pub depends_on: Option<Vec<String>>,
+    /// Only this worker may claim it until --reserved-until.
+    #[arg(long, requires = "reserved_until")]
+    pub reserved_for: Option<String>,
+    /// When the reservation ends (RFC 3339).
+    #[arg(long, requires = "reserved_for")]
+    pub reserved_until: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -192,6 +192,7 @@ pub fn load(path: &std::path::Path, repo: Option<&str>) -> anyhow::Result<Vec<Ta
             min_reputation: t.min_reputation,
             max_attempts: t.max_attempts,
             external_id: Some(key),
+            ..TaskRequest::default()
         });
     }
     // the server's own rules, so a file is refused here as a whole, before anything is sent

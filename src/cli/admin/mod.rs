@@ -169,7 +169,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
 
 async fn task(client: &Client, c: TaskCommand, json: bool) -> anyhow::Result<()> {
     match c {
-        TaskCommand::Add(f) => add_task(client, f, json).await,
+        TaskCommand::Add(f) => add_task(client, *f, json).await,
         TaskCommand::List {
             status,
             repo,
@@ -231,6 +231,10 @@ async fn add_task(client: &Client, f: TaskFields, json: bool) -> anyhow::Result<
         min_reputation: f.min_reputation,
         max_attempts: f.max_attempts,
         external_id: f.external_id,
+        not_before: f.not_before,
+        depends_on: f.depends_on,
+        reserved_for: f.reserved_for,
+        reserved_until: f.reserved_until,
     };
     let created = client.create_task(&req).await?;
     if json {

@@ -72,6 +72,14 @@ pub async fn create_tasks(
     let ids = match tasks::insert_tasks(&app.pool, &tasks, &admin.actor).await? {
         Created::Ok(ids) => ids,
         Created::UnknownRepo(_) => return Err(ApiError::NotFound("repo")),
+        Created::UnknownDependency((i, j, id)) => {
+            let field = if bulk {
+                format!("[{i}].depends_on[{j}]")
+            } else {
+                format!("depends_on[{j}]")
+            };
+            return Err(Invalid::new(field, format!("no task {id}")).into());
+        }
     };
     let created = ids.iter().filter(|(_, new)| *new).count();
     crate::metrics::tasks_created(created);

@@ -104,20 +104,26 @@ pub async fn register_worker(
 
 /// Change the worker's own skills, capacity and the repositories it takes work from,
 /// without registering again. Applies from the next poll on; leases held stay.
-#[utoipa::path(patch, path = "/v1/workers/me", tag = "workers", request_body = WorkerPatch,
+#[utoipa::path(patch, path = "/v1/workers/me", tag = "workers",
+    request_body(content = Option<WorkerPatch>, description = "optional: an empty body changes nothing and answers the settings"),
     security(("worker" = [])),
     responses((status = 200, body = WorkerSettings), (status = 400, body = ErrorBody),
-              (status = 401, body = ErrorBody)))]
+              (status = 401, body = ErrorBody),
+              (status = 409, description = "details: capacity_in_use: the worker holds more than the new capacity or lease count", body = ErrorBody)))]
 pub async fn patch_me(
     State(app): State<AppContext>,
     worker: AuthWorker,
     ApiJson(req): ApiJson<WorkerPatch>,
 ) -> Result<Json<WorkerSettings>, ApiError> {
     let own = own_settings(req)?;
-    let settings = workers::update_own(&app.pool, &worker.id, &own).await?;
-    // new skills or repos may match work that is ready now
-    app.long_poll.work_ready(1);
-    Ok(Json(settings))
+    match workers::update_own(&app.pool, &worker.id, &own).await? {
+        workers::OwnUpdate::Applied(settings) => {
+            // new skills or repos may match work that is ready now
+            app.long_poll.work_ready(1);
+            Ok(Json(settings))
+        }
+        workers::OwnUpdate::InUse(points, leases) => Err(ApiError::CapacityInUse(points, leases)),
+    }
 }
 
 fn own_settings(req: WorkerPatch) -> Checked<workers::OwnSettings> {

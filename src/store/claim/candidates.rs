@@ -127,6 +127,12 @@ pub(super) async fn select_candidates(
              -- retry backoff (domain::retry): nobody before retry_at, the worker that
              -- lost the attempt not before withheld_until
              and (t.retry_at is null or t.retry_at <= now())
+             -- planned work (issue 27): due, held for nobody else, its dependencies done
+             and (t.not_before is null or t.not_before <= now())
+             and (t.reserved_for is null or t.reserved_for = $5 or t.reserved_until <= now())
+             and (t.depends_on = '{}' or not exists (
+                 select 1 from tasks d where d.id = any(t.depends_on)
+                   and not task_is_delivered(d.status)))
              and (t.withheld_from is distinct from $5 or t.withheld_until <= now())
              and not (r.area_locks_enabled and t.area is not null and exists (
                  select 1 from tasks a where a.repo = t.repo and a.area = t.area and a.holds_area_lock))

@@ -18,6 +18,78 @@ pub enum Created {
     /// with its repo and `external_id` existed, and nothing was created for it).
     Ok(Vec<(TaskId, bool)>),
     UnknownRepo(String),
+    /// `[i].depends_on[j]` names no task.
+    UnknownDependency((usize, usize, String)),
+}
+
+/// The ids of the tasks not inserted because their repo and `external_id` exist already,
+/// written into `out`. A new statement: it sees rows that concurrent imports committed
+/// while ours waited.
+async fn existing_ids(
+    tx: &mut sqlx::PgConnection,
+    tasks: &[NewTask],
+    inserted: &std::collections::HashSet<String>,
+    out: &mut [(TaskId, bool)],
+) -> StoreResult<()> {
+    // a new statement: it sees rows that concurrent imports committed while ours waited
+    let (repos, keys): (Vec<&str>, Vec<&str>) = tasks
+        .iter()
+        .filter(|t| !inserted.contains(&t.id.0))
+        .filter_map(|t| Some((t.repo.as_str(), t.external_id.as_deref()?)))
+        .unzip();
+    let existing = sqlx::query!(
+        "select t.repo, t.external_id as \"external_id!\", t.id
+         from unnest($1::text[], $2::text[]) as k(repo, external_id)
+         join tasks t on t.repo = k.repo and t.external_id = k.external_id",
+        &repos as &[&str],
+        &keys as &[&str],
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for ((id, created), t) in out.iter_mut().zip(tasks) {
+        if *created {
+            continue;
+        }
+        let found = existing
+            .iter()
+            .find(|e| e.repo == t.repo && Some(e.external_id.as_str()) == t.external_id.as_deref());
+        *id = TaskId(
+            found
+                .expect("a task not inserted conflicts with an existing key")
+                .id
+                .clone(),
+        );
+    }
+    Ok(())
+}
+
+/// The first dependency that names no task: (task index, dependency index, id). Tasks are
+/// never deleted while others may depend on them (retention keeps open work's tasks).
+async fn unknown_dependency(
+    tx: &mut sqlx::PgConnection,
+    tasks: &[NewTask],
+) -> StoreResult<Option<(usize, usize, String)>> {
+    let mut ids: Vec<&str> = tasks
+        .iter()
+        .flat_map(|t| t.depends_on.iter().map(String::as_str))
+        .collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let found: Vec<String> =
+        sqlx::query_scalar!("select id from tasks where id = any($1)", &ids as &[&str])
+            .fetch_all(&mut *tx)
+            .await?;
+    for (i, t) in tasks.iter().enumerate() {
+        for (j, d) in t.depends_on.iter().enumerate() {
+            if !found.contains(d) {
+                return Ok(Some((i, j, d.clone())));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Creates all tasks in one transaction with their audit events (I7). A task whose repo
@@ -38,20 +110,27 @@ pub async fn insert_tasks(pool: &Db, tasks: &[NewTask], actor: &str) -> StoreRes
     if let Some(missing) = repos.iter().find(|r| !known.iter().any(|k| k == *r)) {
         return Ok(Created::UnknownRepo(missing.to_string()));
     }
+    if let Some(missing) = unknown_dependency(&mut tx, tasks).await? {
+        return Ok(Created::UnknownDependency(missing));
+    }
     let batch = serde_json::to_value(tasks).expect("tasks serialise to JSON");
     let inserted: Vec<String> = sqlx::query_scalar!(
         r#"with input as (
              select * from jsonb_to_recordset($1) as x(
                  id text, repo text, title text, description text, required_skills jsonb,
                  estimate_points int, priority int, area text, tier smallint, min_reputation smallint,
-                 max_attempts int, external_id text)
+                 max_attempts int, external_id text, not_before timestamptz, depends_on jsonb,
+                 reserved_for text, reserved_until timestamptz)
          ),
          ins as (
              insert into tasks (id, repo, title, description, required_skills, estimate_points,
-                                priority, area, tier, min_reputation, max_attempts, external_id)
+                                priority, area, tier, min_reputation, max_attempts, external_id,
+                                not_before, depends_on, reserved_for, reserved_until)
              select id, repo, title, description,
                     array(select jsonb_array_elements_text(required_skills)),
-                    estimate_points, priority, area, tier, min_reputation, max_attempts, external_id
+                    estimate_points, priority, area, tier, min_reputation, max_attempts, external_id,
+                    not_before, array(select jsonb_array_elements_text(depends_on)),
+                    reserved_for, reserved_until
              from input
              -- one order for every import, so two importing the same keys wait, never deadlock
              order by repo, external_id
@@ -72,35 +151,7 @@ pub async fn insert_tasks(pool: &Db, tasks: &[NewTask], actor: &str) -> StoreRes
         .map(|t| (t.id.clone(), inserted.contains(&t.id.0)))
         .collect();
     if inserted.len() < tasks.len() {
-        // a new statement: it sees rows that concurrent imports committed while ours waited
-        let (repos, keys): (Vec<&str>, Vec<&str>) = tasks
-            .iter()
-            .filter(|t| !inserted.contains(&t.id.0))
-            .filter_map(|t| Some((t.repo.as_str(), t.external_id.as_deref()?)))
-            .unzip();
-        let existing = sqlx::query!(
-            "select t.repo, t.external_id as \"external_id!\", t.id
-             from unnest($1::text[], $2::text[]) as k(repo, external_id)
-             join tasks t on t.repo = k.repo and t.external_id = k.external_id",
-            &repos as &[&str],
-            &keys as &[&str],
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for ((id, created), t) in out.iter_mut().zip(tasks) {
-            if *created {
-                continue;
-            }
-            let found = existing.iter().find(|e| {
-                e.repo == t.repo && Some(e.external_id.as_str()) == t.external_id.as_deref()
-            });
-            *id = TaskId(
-                found
-                    .expect("a task not inserted conflicts with an existing key")
-                    .id
-                    .clone(),
-            );
-        }
+        existing_ids(&mut tx, tasks, &inserted, &mut out).await?;
     }
     crate::store::commit(tx).await?;
     Ok(Created::Ok(out))
