@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 
-use super::extract::{ApiQuery, AuthAdmin};
+use super::extract::{ApiQuery, AuthAdmin, RepoAdmin};
 use crate::app::AppContext;
 use crate::domain::analytics::{bottlenecks, Period, Signals};
 use crate::domain::input::Invalid;
@@ -30,11 +30,11 @@ fn rate(part: i64, whole: i64) -> f64 {
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn repo_analytics(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     Path((owner, name)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<AnalyticsQuery>,
 ) -> Result<Json<RepoAnalytics>, ApiError> {
-    analytics_of(&app, format!("{owner}/{name}"), q).await
+    analytics_of(&app, &admin, format!("{owner}/{name}"), q).await
 }
 
 /// The same, for a repo named by one path segment (percent-encoded, e.g. `acme%2Fwidgets`
@@ -46,18 +46,20 @@ pub async fn repo_analytics(
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn repo_analytics_by_name(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     Path(repo): Path<String>,
     ApiQuery(q): ApiQuery<AnalyticsQuery>,
 ) -> Result<Json<RepoAnalytics>, ApiError> {
-    analytics_of(&app, repo, q).await
+    analytics_of(&app, &admin, repo, q).await
 }
 
 async fn analytics_of(
     app: &AppContext,
+    admin: &AuthAdmin,
     repo: String,
     q: AnalyticsQuery,
 ) -> Result<Json<RepoAnalytics>, ApiError> {
+    admin.may(&repo)?;
     let period = match q.period.as_deref() {
         None => Period::Month,
         Some(p) => p.parse().map_err(|e| Invalid::new("period", e))?,

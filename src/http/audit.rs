@@ -8,8 +8,9 @@ use crate::domain::compat;
 use crate::domain::input;
 use crate::domain::input::Invalid;
 use crate::error::ApiError;
-use crate::http::extract::{ApiQuery, AuthAdmin};
+use crate::http::extract::{ApiQuery, RepoAdmin};
 use crate::http::paging::{decode_cursor, next_cursor, page_limit};
+use crate::http::scope;
 use crate::store::views;
 use crate::store::views::AuditFilter;
 use crate::wire::views::{AuditList, AuditQuery};
@@ -21,7 +22,7 @@ use crate::wire::ErrorBody;
     responses((status = 200, body = AuditList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_events(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditList>, ApiError> {
     let limit = page_limit(q.limit)?;
@@ -38,6 +39,9 @@ pub async fn list_events(
     let alias = event_type.as_deref().and_then(compat::audit_alias);
     let actor = input::optional_text("actor", q.actor.as_deref(), 200)?;
     let target = input::optional_text("target", q.target.as_deref(), 200)?;
+    let repo = input::optional_text("repo", q.repo.as_deref(), 200)?;
+    // a scoped admin reads its repositories' events only (worker events name none)
+    let repos = scope::repos_filter(&admin, repo)?;
     let (events, total) = views::list_events(
         &app.pool,
         &AuditFilter {
@@ -45,6 +49,7 @@ pub async fn list_events(
             to_status: alias.and_then(|a| a.to_status),
             actor: actor.as_deref(),
             target: target.as_deref(),
+            repos: repos.as_deref(),
             since: q.since,
             before,
             offset,

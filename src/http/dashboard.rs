@@ -108,11 +108,17 @@ pub async fn sign_in(
     ForwardedTls(tls): ForwardedTls,
     ApiJson(req): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
-    let Some(name) = app.admin.identify(req.admin_token.trim()) else {
+    let Some(id) = app.admin.identify(req.admin_token.trim()) else {
         crate::metrics::auth_failure("admin");
         return Err(ApiError::Auth("invalid admin token"));
     };
-    let actor = name.map_or_else(|| "admin".to_string(), |n| format!("admin:{n}"));
+    if id.scope.repos().is_some() {
+        // the dashboard's pages are pool-wide (state, workers' actions, the outbox)
+        return Err(ApiError::Forbidden(
+            "the dashboard needs a pool-wide admin token; a repository's token works with the API and `owp admin`",
+        ));
+    }
+    let actor = crate::http::extract::admin_actor(id.name);
     let token = auth::generate_token();
     let csrf = auth::generate_token();
     let ttl = app.settings.dashboard_session_ttl;

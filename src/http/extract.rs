@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::app::AppContext;
 use crate::auth;
+use crate::auth::AdminScope;
 use crate::domain::ids::WorkerId;
 use crate::domain::transition::Actor;
 use crate::error::ApiError;
@@ -213,18 +214,58 @@ pub struct AuthAdmin {
     /// The dashboard session's digest, when the admin came by its cookie: a long-lived
     /// answer (the state stream) must end when the session does.
     pub session: Option<[u8; 32]>,
+    /// The whole pool, or the repositories a scoped token names. Only [`RepoAdmin`] lets a
+    /// scoped token through; its routes check the scope themselves.
+    pub scope: AdminScope,
 }
 
-impl FromRequestParts<AppContext> for AuthAdmin {
-    type Rejection = ApiError;
+impl AuthAdmin {
+    /// 403 unless this admin may act on `repo`.
+    pub fn may(&self, repo: &str) -> Result<(), ApiError> {
+        if self.scope.admits(repo) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "this admin token is scoped to other repositories",
+            ))
+        }
+    }
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
+    async fn any(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
         match session_cookie(&parts.headers) {
             Some(token) if !parts.headers.contains_key(ADMIN_HEADER) => {
                 verify_session(token, parts, app).await
             }
             _ => verify_admin(&parts.headers, app),
         }
+    }
+}
+
+/// A pool-wide admin: a token scoped to repositories is refused (403), so a route that
+/// does not think about scopes never serves one.
+impl FromRequestParts<AppContext> for AuthAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
+        let admin = Self::any(parts, app).await?;
+        if admin.scope.repos().is_some() {
+            return Err(ApiError::Forbidden(
+                "this admin token is scoped to repositories; this route needs a pool-wide admin token",
+            ));
+        }
+        Ok(admin)
+    }
+}
+
+/// Any admin, a repository-scoped token too: for the routes that limit what they read or
+/// change to `scope` (a repository's settings, tasks, audit events, analytics, sync).
+pub struct RepoAdmin(pub AuthAdmin);
+
+impl FromRequestParts<AppContext> for RepoAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppContext) -> Result<Self, ApiError> {
+        AuthAdmin::any(parts, app).await.map(Self)
     }
 }
 
@@ -279,13 +320,13 @@ async fn verify_session(
     use subtle::ConstantTimeEq;
     let key = crate::auth::digest(token);
     let session = crate::store::sessions::find(&app.pool, &key).await?;
-    let still_admin = session.as_ref().is_some_and(|s| {
+    let scope = session.as_ref().and_then(|s| {
         <[u8; 32]>::try_from(s.admin_digest.as_slice())
             .ok()
             .and_then(|d| app.admin.identify_digest(&d))
-            .is_some()
+            .map(|id| id.scope)
     });
-    let Some(session) = session.filter(|_| still_admin) else {
+    let (Some(session), Some(scope)) = (session, scope) else {
         crate::metrics::auth_failure("session");
         app.limits.forget(&key);
         return Err(ApiError::Auth(
@@ -308,16 +349,22 @@ async fn verify_session(
     Ok(AuthAdmin {
         session: Some(key),
         actor: session.actor,
+        scope,
     })
+}
+
+/// The audit log's name for an admin: `admin:<name>`, or `admin` for an unnamed token.
+pub fn admin_actor(name: Option<&str>) -> String {
+    name.map_or_else(|| "admin".to_string(), |n| format!("admin:{n}"))
 }
 
 fn verify_admin(headers: &HeaderMap, app: &AppContext) -> Result<AuthAdmin, ApiError> {
     let presented = header_str(headers, ADMIN_HEADER);
-    if let Some(name) = presented.and_then(|t| app.admin.identify(t)) {
-        let actor = name.map_or_else(|| "admin".to_string(), |n| format!("admin:{n}"));
+    if let Some(id) = presented.and_then(|t| app.admin.identify(t)) {
         return Ok(AuthAdmin {
-            actor,
+            actor: admin_actor(id.name),
             session: None,
+            scope: id.scope,
         });
     }
     crate::metrics::auth_failure("admin");
@@ -376,9 +423,8 @@ impl FromRequestParts<AppContext> for CallerToken {
         if parts.headers.contains_key(ADMIN_HEADER)
             || (bearer(&parts.headers).is_none() && session_cookie(&parts.headers).is_some())
         {
-            return AuthAdmin::from_request_parts(parts, app)
-                .await
-                .map(CallerToken::Admin);
+            // a scoped admin too: the routes taking a Caller check the task's repository
+            return AuthAdmin::any(parts, app).await.map(CallerToken::Admin);
         }
         WorkerToken::from_request_parts(parts, app)
             .await

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 
-use super::extract::{ApiQuery, AuthAdmin, RawBody};
+use super::extract::{ApiQuery, AuthAdmin, RawBody, RepoAdmin};
 use crate::app::AppContext;
 use crate::domain::github_issue;
 use crate::domain::ids::TaskId;
@@ -327,10 +327,11 @@ const SYNC_PRS: i64 = 100;
               (status = 503, description = "GitHub's rate limit: retry after it resets", body = ErrorBody)))]
 pub async fn sync(
     State(app): State<AppContext>,
-    admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     Path((owner, name)): Path<(String, String)>,
 ) -> Result<Json<SyncAnswer>, ApiError> {
     let repo = format!("{owner}/{name}");
+    admin.may(&repo)?;
     if !repos::exists(&app.pool, &repo).await? {
         return Err(ApiError::NotFound("repo"));
     }

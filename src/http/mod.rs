@@ -13,6 +13,7 @@ pub mod ops;
 pub mod overview;
 pub mod paging;
 pub mod repos;
+pub mod scope;
 pub mod stale_prs;
 pub mod tasks;
 pub mod work;

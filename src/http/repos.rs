@@ -8,7 +8,7 @@ use axum::Json;
 use crate::app::AppContext;
 use crate::domain::input;
 use crate::error::ApiError;
-use crate::http::extract::{ApiJson, AuthAdmin};
+use crate::http::extract::{ApiJson, RepoAdmin};
 use crate::store::repos::{RepoSettings, Upserted};
 use crate::store::{repos, views};
 use crate::wire::admin::{RepoRequest, RepoResponse};
@@ -22,7 +22,7 @@ use crate::wire::ErrorBody;
               (status = 409, description = "details: areas_open_twice: <areas> (area locks cannot be turned on yet)", body = ErrorBody)))]
 pub async fn upsert_repo(
     State(app): State<AppContext>,
-    admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     ApiJson(req): ApiJson<RepoRequest>,
 ) -> Result<(StatusCode, Json<RepoResponse>), ApiError> {
     let settings = RepoSettings {
@@ -58,6 +58,7 @@ pub async fn upsert_repo(
             )?)),
         },
     };
+    admin.may(&settings.repo)?;
     let status = match repos::upsert_repo(&app.pool, &settings, &admin.actor).await? {
         Upserted::Created => StatusCode::CREATED,
         Upserted::Updated => StatusCode::OK,
@@ -86,9 +87,10 @@ fn worker_ids(field: &str, ids: Option<&[String]>) -> input::Checked<Option<Vec<
     responses((status = 200, body = RepoList), (status = 401, body = ErrorBody)))]
 pub async fn list_repos(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
 ) -> Result<Json<RepoList>, ApiError> {
     let stale = app.settings.pr_stale_after.as_secs_f64();
-    let repositories = views::list_repos(&app.pool, stale).await?;
+    let mut repositories = views::list_repos(&app.pool, stale).await?;
+    repositories.retain(|r| admin.scope.admits(&r.repo));
     Ok(Json(RepoList { repositories }))
 }

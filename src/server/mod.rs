@@ -190,17 +190,8 @@ fn admin_tokens(cfg: &ServeConfig) -> anyhow::Result<Vec<Secret>> {
         .map(|t| Secret::new(t.expose().trim()))
         .filter(|t| !t.expose().is_empty())
         .collect();
-    if let Some(short) = tokens
-        .iter()
-        .map(|t| auth::split_named(t.expose()))
-        .find(|(_, token)| token.chars().count() < auth::MIN_ADMIN_TOKEN_LEN)
-    {
-        anyhow::bail!(
-            "OWP_ADMIN_TOKEN: {} is shorter than {} characters; use a long random token (e.g. `openssl rand -base64 32`)",
-            short.0.map_or_else(|| "a token".to_string(), |n| format!("the token named {n}")),
-            auth::MIN_ADMIN_TOKEN_LEN
-        );
-    }
+    let exposed: Vec<&str> = tokens.iter().map(Secret::expose).collect();
+    auth::check_admin_entries(&exposed).map_err(|e| anyhow::anyhow!("OWP_ADMIN_TOKEN: {e}"))?;
     if !tokens.is_empty() {
         return Ok(tokens);
     }

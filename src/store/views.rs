@@ -16,7 +16,10 @@ use crate::wire::views::{ArtifactView, AuditEvent, LeaseView, RepoView, TaskView
 
 pub struct TaskFilter<'a> {
     pub statuses: Option<Vec<String>>,
-    pub repo: Option<&'a str>,
+    /// Tasks of these repositories (one asked for, or a scoped admin's).
+    pub repos: Option<&'a [String]>,
+    /// Tasks that ask for this skill.
+    pub skill: Option<&'a str>,
     pub worker_id: Option<&'a str>,
     pub area: Option<&'a str>,
     /// Ids after this one.
@@ -43,18 +46,20 @@ pub async fn list_tasks(pool: &Db, f: &TaskFilter<'_>) -> StoreResult<Vec<TaskVi
                   reserved_until, created_at, updated_at
            from tasks
            where ($1::text[] is null or status = any($1))
-             and ($2::text is null or repo = $2)
+             and ($2::text[] is null or repo = any($2))
              and ($3::text is null or worker_id = $3)
              and ($4::text is null or area = $4)
              and ($5::text is null or id > $5)
+             and ($7::text is null or $7 = any(required_skills))
            order by id
            limit $6"#,
         f.statuses.as_deref(),
-        f.repo,
+        f.repos,
         f.worker_id,
         f.area,
         f.after,
         f.limit,
+        f.skill,
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -312,7 +317,8 @@ pub async fn worker_detail(
                 "in_progress".into(),
                 "blocked".into(),
             ]),
-            repo: None,
+            repos: None,
+            skill: None,
             worker_id: Some(worker_id),
             area: None,
             after: None,
@@ -371,6 +377,8 @@ pub struct AuditFilter<'a> {
     pub to_status: Option<&'a str>,
     pub actor: Option<&'a str>,
     pub target: Option<&'a str>,
+    /// Events about these repositories (their tasks and settings).
+    pub repos: Option<&'a [String]>,
     pub since: Option<DateTime<Utc>>,
     /// Ids below this one (pages go newest first).
     pub before: Option<i64>,
@@ -395,6 +403,7 @@ pub async fn list_events(pool: &Db, f: &AuditFilter<'_>) -> StoreResult<(Vec<Aud
                  and ($3::text is null or target = $3)
                  and ($4::timestamptz is null or at >= $4)
                  and ($6::text is null or to_status = $6)
+                 and ($7::text[] is null or repo = any($7))
                limit $5) capped"#,
         f.event_type,
         f.actor,
@@ -402,6 +411,7 @@ pub async fn list_events(pool: &Db, f: &AuditFilter<'_>) -> StoreResult<(Vec<Aud
         f.since,
         TOTAL_CAP + 1,
         f.to_status,
+        f.repos,
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -428,6 +438,7 @@ async fn page_of_events(
              and ($4::timestamptz is null or at >= $4)
              and ($5::int8 is null or id < $5)
              and ($8::text is null or to_status = $8)
+             and ($9::text[] is null or repo = any($9))
            order by id desc
            offset $6 limit $7"#,
         f.event_type,
@@ -438,6 +449,7 @@ async fn page_of_events(
         f.offset,
         f.limit,
         f.to_status,
+        f.repos,
     )
     .fetch_all(tx)
     .await?;

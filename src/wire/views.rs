@@ -21,6 +21,9 @@ pub struct TaskListQuery {
     pub worker_id: Option<String>,
     #[param(max_length = 100)]
     pub area: Option<String>,
+    /// Tasks that ask for this skill (compared lower-cased, as skills are stored).
+    #[param(max_length = 50)]
+    pub skill: Option<String>,
     /// 1-200, default 50.
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
@@ -225,6 +228,9 @@ pub struct AuditQuery {
     /// A task id, worker id or repo.
     #[param(max_length = 200)]
     pub target: Option<String>,
+    /// Events about this repository: its tasks' and its settings'.
+    #[param(max_length = 200)]
+    pub repo: Option<String>,
     /// Only events at or after this time (RFC 3339).
     pub since: Option<DateTime<Utc>>,
     /// 1-200, default 50.

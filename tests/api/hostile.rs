@@ -606,6 +606,26 @@ fn the_server_refuses_to_start_with_a_guessable_admin_token() {
             "the token is never echoed: {err}"
         );
     }
+    // a scope gone wrong would otherwise be a pool-wide token spelled as the whole entry
+    for entry in [
+        "carol@=long-enough-token-0001",
+        "car ol@acme/web=long-enough-token-0001",
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_owp"))
+            .arg("serve")
+            .env("DATABASE_URL", "postgres://owp:owp@127.0.0.1:1/none")
+            .env("OWP_ADMIN_TOKEN", entry)
+            .env("OWP_PORT", "0")
+            .output()
+            .expect("the owp binary runs");
+        assert!(!out.status.success(), "started with {entry:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("name@owner/repo=<token>"), "{err}");
+        assert!(
+            !err.contains("long-enough"),
+            "the token is never echoed: {err}"
+        );
+    }
 }
 
 /// Signs in to the dashboard; the `Set-Cookie` line.

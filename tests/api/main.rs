@@ -29,6 +29,7 @@ mod reputation;
 mod retention;
 mod retries;
 mod scheduler;
+mod scoped_admin;
 mod shutdown;
 mod status;
 mod status_classes;

@@ -15,6 +15,7 @@ export default class OwpPoolPlugin extends Plugin {
   activity: string[] = [];
   private lastState: StateResponse | null = null;
   private feed: AbortController | null = null;
+  private cachedPool: Pool | undefined;
   readonly fetcher = requestUrlFetch(requestUrl);
 
   async onload(): Promise<void> {
@@ -45,12 +46,16 @@ export default class OwpPoolPlugin extends Plugin {
 
   async saveSettings(): Promise<void> {
     await this.saveData(this.settings);
+    // the clients were built for the old settings
+    this.cachedPool = undefined;
     // a new URL or token: the feed follows it
     this.startFeed();
   }
 
+  /** The clients for the current settings, built once per change of them. */
   pool(): Pool {
-    return new Pool(this.settings, this.fetcher);
+    this.cachedPool ??= new Pool(this.settings, this.fetcher);
+    return this.cachedPool;
   }
 
   /** Opens (or focuses) the pool view on a tab. */

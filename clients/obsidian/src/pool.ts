@@ -46,15 +46,16 @@ export class Pool {
     return call(this.needAdmin().GET("/v1/admin/state"));
   }
 
-  /** Tasks by repo and status (the server filters), and by skill (filtered here). */
+  /** Tasks by repo, status and skill, filtered by the server. */
   async tasks(filter: TaskFilter, limit = 100): Promise<Result<TaskView[]>> {
-    const query: { repo?: string; status?: TaskView["status"]; limit: number } = { limit };
+    const query: { repo?: string; status?: TaskView["status"]; skill?: string; limit: number } = { limit };
     if (filter.repo) query.repo = filter.repo;
     if (filter.status) query.status = filter.status;
+    const skill = filter.skill?.trim().toLowerCase();
+    if (skill) query.skill = skill;
     const result = await call(this.needAdmin().GET("/v1/tasks", { params: { query } }));
     if (result.error) return result;
-    const skill = filter.skill?.trim().toLowerCase();
-    return { data: result.data.tasks.filter((t) => !skill || t.required_skills.includes(skill)) };
+    return { data: result.data.tasks };
   }
 
   task(taskId: string) {

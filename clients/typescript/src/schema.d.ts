@@ -2748,6 +2748,8 @@ export interface operations {
                 actor?: string;
                 /** @description A task id, worker id or repo. */
                 target?: string;
+                /** @description Events about this repository: its tasks' and its settings'. */
+                repo?: string;
                 /** @description Only events at or after this time (RFC 3339). */
                 since?: string;
                 /** @description 1-200, default 50. */
@@ -3034,6 +3036,8 @@ export interface operations {
                 /** @description The holder (live tasks), the PR opener, or the last holder. */
                 worker_id?: string;
                 area?: string;
+                /** @description Tasks that ask for this skill (compared lower-cased, as skills are stored). */
+                skill?: string;
                 /** @description 1-200, default 50. */
                 limit?: number;
                 /** @description The previous page's `next_cursor`, as returned (opaque). */

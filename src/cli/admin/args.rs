@@ -51,6 +51,9 @@ pub enum AdminCommand {
         /// A task id, worker id or repo.
         #[arg(long)]
         target: Option<String>,
+        /// Events about this repository (its tasks and settings).
+        #[arg(long)]
+        repo: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -137,6 +140,9 @@ pub enum TaskCommand {
         worker: Option<String>,
         #[arg(long)]
         area: Option<String>,
+        /// Tasks that ask for this skill.
+        #[arg(long)]
+        skill: Option<String>,
         /// Most tasks to show (pages are fetched as needed).
         #[arg(long, default_value_t = 50)]
         limit: usize,

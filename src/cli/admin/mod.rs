@@ -66,12 +66,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             since,
             actor,
             target,
+            repo,
             limit,
         } => {
             let q = AuditQuery {
                 event_type,
                 actor,
                 target,
+                repo,
                 since: since.as_deref().map(parse_since).transpose()?,
                 limit: Some(limit),
                 ..AuditQuery::default()
@@ -175,6 +177,7 @@ async fn task(client: &Client, c: TaskCommand, json: bool) -> anyhow::Result<()>
             repo,
             worker,
             area,
+            skill,
             limit,
         } => {
             let q = TaskListQuery {
@@ -182,6 +185,7 @@ async fn task(client: &Client, c: TaskCommand, json: bool) -> anyhow::Result<()>
                 repo,
                 worker_id: worker,
                 area,
+                skill,
                 limit: Some(limit.clamp(1, 200) as i64),
                 cursor: None,
             };

@@ -9,7 +9,8 @@ use crate::domain::ids::TaskId;
 use crate::domain::input::Invalid;
 use crate::domain::status::TaskStatus;
 use crate::error::ApiError;
-use crate::http::extract::{ApiJson, AuthAdmin};
+use crate::http::extract::{ApiJson, AuthAdmin, RepoAdmin};
+use crate::http::scope;
 use crate::store::admin_actions;
 use crate::store::admin_actions::TaskAction;
 use crate::wire::actions::{
@@ -37,11 +38,16 @@ impl Act {
         self,
         app: &AppContext,
         task_id: &TaskId,
-        actor: &str,
+        admin: &AuthAdmin,
     ) -> Result<TaskAction, ApiError> {
         if task_id.contains('\0') {
             return Ok(TaskAction::NotFound);
         }
+        match scope::task_in_scope(app, admin, task_id).await {
+            Err(ApiError::NotFound(_)) => return Ok(TaskAction::NotFound),
+            other => other?,
+        }
+        let actor = admin.actor.as_str();
         Ok(match self {
             Self::Requeue { reset_attempts } => {
                 admin_actions::requeue(&app.pool, task_id, reset_attempts, actor).await?
@@ -55,9 +61,9 @@ async fn one(
     app: &AppContext,
     act: Act,
     task_id: TaskId,
-    actor: &str,
+    admin: &AuthAdmin,
 ) -> Result<Json<TaskActionResponse>, ApiError> {
-    match act.run(app, &task_id, actor).await? {
+    match act.run(app, &task_id, admin).await? {
         TaskAction::Done(status) => {
             // the task is ready again, or its slot and area are free
             app.long_poll.work_ready(1);
@@ -79,7 +85,7 @@ async fn bulk(
     app: &AppContext,
     act: Act,
     ids: Vec<String>,
-    actor: &str,
+    admin: &AuthAdmin,
 ) -> Result<Json<BulkResponse>, ApiError> {
     if ids.is_empty() || ids.len() > MAX_BULK {
         return Err(Invalid::new("task_ids", "must hold 1-500 task ids").into());
@@ -89,7 +95,7 @@ async fn bulk(
         skipped: Vec::new(),
     };
     for id in ids {
-        match act.run(app, &TaskId::from(id.clone()), actor).await? {
+        match act.run(app, &TaskId::from(id.clone()), admin).await? {
             TaskAction::Done(_) => out.done.push(id),
             TaskAction::NotFound => out.skipped.push(BulkSkipped {
                 task_id: id,
@@ -115,14 +121,14 @@ async fn bulk(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn requeue_task(
     State(app): State<AppContext>,
-    admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     Path(task_id): Path<TaskId>,
     ApiJson(req): ApiJson<RequeueRequest>,
 ) -> Result<Json<TaskActionResponse>, ApiError> {
     let act = Act::Requeue {
         reset_attempts: req.reset_attempts.unwrap_or(false),
     };
-    one(&app, act, task_id, &admin.actor).await
+    one(&app, act, task_id, &admin).await
 }
 
 /// To the terminal `cancelled`, from any status that is not terminal; the holder's next
@@ -133,10 +139,10 @@ pub async fn requeue_task(
               (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel_task(
     State(app): State<AppContext>,
-    admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     Path(task_id): Path<TaskId>,
 ) -> Result<Json<TaskActionResponse>, ApiError> {
-    one(&app, Act::Cancel, task_id, &admin.actor).await
+    one(&app, Act::Cancel, task_id, &admin).await
 }
 
 /// Requeues up to 500 tasks, each in its own transaction.
@@ -144,13 +150,13 @@ pub async fn cancel_task(
     responses((status = 200, body = BulkResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn requeue_tasks(
     State(app): State<AppContext>,
-    admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     ApiJson(req): ApiJson<BulkRequest>,
 ) -> Result<Json<BulkResponse>, ApiError> {
     let act = Act::Requeue {
         reset_attempts: req.reset_attempts.unwrap_or(false),
     };
-    bulk(&app, act, req.task_ids, &admin.actor).await
+    bulk(&app, act, req.task_ids, &admin).await
 }
 
 /// Cancels up to 500 tasks, each in its own transaction.
@@ -158,8 +164,8 @@ pub async fn requeue_tasks(
     responses((status = 200, body = BulkResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn cancel_tasks(
     State(app): State<AppContext>,
-    admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     ApiJson(req): ApiJson<BulkRequest>,
 ) -> Result<Json<BulkResponse>, ApiError> {
-    bulk(&app, Act::Cancel, req.task_ids, &admin.actor).await
+    bulk(&app, Act::Cancel, req.task_ids, &admin).await
 }

@@ -16,8 +16,9 @@ use crate::domain::new_task::NewTask;
 use crate::domain::status::TaskStatus;
 use crate::domain::{input, new_task};
 use crate::error::ApiError;
-use crate::http::extract::{parse_value, ApiJson, ApiJsonAny, ApiQuery, AuthAdmin, Caller};
+use crate::http::extract::{parse_value, ApiJson, ApiJsonAny, ApiQuery, Caller, RepoAdmin};
 use crate::http::paging::{decode_cursor, next_cursor, page_limit};
+use crate::http::scope;
 use crate::store::admin_actions::{Edited, TaskEdit};
 use crate::store::tasks::Created;
 use crate::store::views::TaskFilter;
@@ -39,7 +40,7 @@ use crate::wire::ErrorBody;
               (status = 413, body = ErrorBody)))]
 pub async fn create_tasks(
     State(app): State<AppContext>,
-    admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     ApiJsonAny(body): ApiJsonAny,
 ) -> Result<Response, ApiError> {
     let bulk = body.is_array();
@@ -69,6 +70,9 @@ pub async fn create_tasks(
         let one = requests.first().expect("one task request");
         vec![NewTask::check(one.fields())?]
     };
+    for t in &tasks {
+        admin.may(&t.repo)?;
+    }
     let ids = match tasks::insert_tasks(&app.pool, &tasks, &admin.actor).await? {
         Created::Ok(ids) => ids,
         Created::UnknownRepo(_) => return Err(ApiError::NotFound("repo")),
@@ -116,7 +120,7 @@ pub async fn create_tasks(
     responses((status = 200, body = TaskList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_tasks(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     ApiQuery(q): ApiQuery<TaskListQuery>,
 ) -> Result<Json<TaskList>, ApiError> {
     let statuses = match q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -135,13 +139,16 @@ pub async fn list_tasks(
     let limit = page_limit(q.limit)?;
     let after = decode_cursor(q.cursor.as_deref())?;
     let repo = input::optional_text("repo", q.repo.as_deref(), 200)?;
+    let repos = scope::repos_filter(&admin, repo)?;
+    let skill = input::optional_text("skill", q.skill.as_deref(), 50)?.map(|s| s.to_lowercase());
     let worker_id = input::optional_text("worker_id", q.worker_id.as_deref(), 100)?;
     let area = input::optional_text("area", q.area.as_deref(), 100)?;
     let tasks = views::list_tasks(
         &app.pool,
         &TaskFilter {
             statuses,
-            repo: repo.as_deref(),
+            repos: repos.as_deref(),
+            skill: skill.as_deref(),
             worker_id: worker_id.as_deref(),
             area: area.as_deref(),
             after: after.as_deref(),
@@ -169,11 +176,14 @@ pub async fn get_task(
         return Err(ApiError::NotFound("task"));
     }
     let limit = i64::from(input::int_in("limit", q.limit, 100, 1, 500)?);
-    if let Caller::Worker(w) = &caller {
-        if !views::worker_knows_task(&app.pool, &w.id, &task_id).await? {
-            // the same answer for a task that does not exist: ids are not probed
-            return Err(ApiError::Forbidden("you never held this task"));
+    match &caller {
+        Caller::Worker(w) => {
+            if !views::worker_knows_task(&app.pool, &w.id, &task_id).await? {
+                // the same answer for a task that does not exist: ids are not probed
+                return Err(ApiError::Forbidden("you never held this task"));
+            }
         }
+        Caller::Admin(a) => scope::task_in_scope(&app, a, &task_id).await?,
     }
     let reader = match &caller {
         Caller::Admin(_) => views::Reader::Admin,
@@ -248,13 +258,14 @@ fn checked_edit(p: TaskPatch) -> Result<TaskEdit, Invalid> {
               (status = 404, body = ErrorBody), (status = 409, description = "details: live_lease: <field>", body = ErrorBody)))]
 pub async fn patch_task(
     State(app): State<AppContext>,
-    admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     Path(task_id): Path<TaskId>,
     ApiJson(req): ApiJson<TaskPatch>,
 ) -> Result<Json<TaskView>, ApiError> {
     if task_id.contains('\0') {
         return Err(ApiError::NotFound("task"));
     }
+    scope::task_in_scope(&app, &admin, &task_id).await?;
     let edit = checked_edit(req)?;
     match admin_actions::edit(&app.pool, &task_id, &edit, &admin.actor).await? {
         Edited::Done => {}

@@ -114,9 +114,7 @@ pub async fn report_status(
         },
         token => token.authenticate(&app).await?,
     };
-    if c.quality.is_some() && matches!(caller, Caller::Worker(_)) {
-        return Err(ApiError::Forbidden("only an admin rates a PR (quality)"));
-    }
+    may_report(&app, &caller, &task_id, &c).await?;
     let audit_actor = caller.audit_actor();
     let gh_host = app.settings.github.web_host();
     let update = StatusUpdate {
@@ -206,4 +204,21 @@ fn reported(
         status: status.as_str().into(),
         lease_expires_at,
     })
+}
+
+/// What the caller may not do whatever the task's state: a worker rates no PR, a scoped
+/// admin reaches no other repository's task (404, as for no task).
+async fn may_report(
+    app: &AppContext,
+    caller: &Caller,
+    task_id: &str,
+    c: &ValidReport,
+) -> Result<(), ApiError> {
+    match caller {
+        Caller::Admin(a) => crate::http::scope::task_in_scope(app, a, task_id).await,
+        Caller::Worker(_) if c.quality.is_some() => {
+            Err(ApiError::Forbidden("only an admin rates a PR (quality)"))
+        }
+        Caller::Worker(_) => Ok(()),
+    }
 }

@@ -19,7 +19,7 @@ use crate::domain::status::WorkerStatus;
 use crate::domain::trust::TrustTier;
 use crate::error::ApiError;
 use crate::http::extract::{
-    header_str, ApiJson, ApiQuery, AuthAdmin, AuthWorker, Caller, WorkerToken, REGISTRATION_HEADER,
+    header_str, ApiJson, ApiQuery, AuthWorker, Caller, RepoAdmin, WorkerToken, REGISTRATION_HEADER,
 };
 use crate::http::paging::{decode_cursor, next_cursor, page_limit};
 use crate::store::views::WorkerFilter;
@@ -190,7 +190,8 @@ pub async fn heartbeat(
     responses((status = 200, body = WorkerList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_workers(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    // a scoped admin too: maintainers name workers in their allow and deny lists
+    _admin: RepoAdmin,
     ApiQuery(q): ApiQuery<WorkerListQuery>,
 ) -> Result<Json<WorkerList>, ApiError> {
     let limit = page_limit(q.limit)?;
@@ -220,16 +221,18 @@ pub async fn list_workers(
     responses((status = 200, body = WorkerDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_worker(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     Path(worker_id): Path<WorkerId>,
 ) -> Result<Json<WorkerDetail>, ApiError> {
     if worker_id.contains('\0') {
         return Err(ApiError::NotFound("worker"));
     }
     let timeout = app.settings.heartbeat_timeout.as_secs_f64();
-    let (worker, leases) = views::worker_detail(&app.pool, &worker_id, timeout)
+    let (worker, mut leases) = views::worker_detail(&app.pool, &worker_id, timeout)
         .await?
         .ok_or(ApiError::NotFound("worker"))?;
+    // a scoped admin sees the worker's leases on its own repositories only
+    leases.retain(|t| admin.scope.admits(&t.repo));
     Ok(Json(WorkerDetail { worker, leases }))
 }
 

@@ -156,3 +156,12 @@ pub async fn insert_tasks(pool: &Db, tasks: &[NewTask], actor: &str) -> StoreRes
     crate::store::commit(tx).await?;
     Ok(Created::Ok(out))
 }
+
+/// The repository a task belongs to (it never changes), or `None` for no such task.
+pub async fn repo_of(pool: &Db, task_id: &str) -> StoreResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar!("select repo from tasks where id = $1", task_id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
