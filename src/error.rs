@@ -18,6 +18,9 @@ pub enum ApiError {
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
     /// Neither `OWP_REGISTRATION_TOKEN` nor `OWP_OPEN_REGISTRATION` is set.
+    /// The caller's claim waits for a maintainer's approval (the repo's `claim_approval`).
+    #[error("forbidden: awaiting_approval")]
+    AwaitingApproval,
     #[error("registration closed")]
     RegistrationClosed,
     #[error("not found: {0}")]
@@ -65,7 +68,9 @@ impl ApiError {
         match self {
             Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::RegistrationClosed => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::RegistrationClosed | Self::AwaitingApproval => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_)
             | Self::LeaseLost
@@ -85,7 +90,7 @@ impl ApiError {
         match self {
             Self::Validation(_) => "validation_error",
             Self::Auth(_) => "auth_error",
-            Self::Forbidden(_) | Self::RegistrationClosed => "forbidden",
+            Self::Forbidden(_) | Self::RegistrationClosed | Self::AwaitingApproval => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_)
             | Self::LeaseLost
@@ -110,6 +115,11 @@ impl ApiError {
             ),
             Self::Auth(what) => ((*what).into(), None, Some("send valid credentials")),
             Self::Forbidden(why) => ((*why).into(), None, None),
+            Self::AwaitingApproval => (
+                "this repository's maintainers approve an untrusted worker's claim before work starts".into(),
+                Some("awaiting_approval".into()),
+                Some("wait: the poll shows awaiting_approval false once approved (or report released to hand the task back)"),
+            ),
             Self::RegistrationClosed => (
                 "worker registration is closed on this server".into(),
                 None,

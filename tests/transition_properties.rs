@@ -80,6 +80,7 @@ fn verdict(c: &Case) -> Verdict {
         holder: c.holder,
         lease_id: c.current,
         lease_expired: c.expired,
+        awaiting_approval: false,
     };
     let prior = c.prior.map(
         |(lease_id, last_report, revoked, server_ended_earlier)| PriorLease {

@@ -19,6 +19,9 @@ let liveRoute = 0;
 let lastNotice = null;
 const NOTICE_KEEP_MS = 10000;
 const main = () => document.getElementById("main");
+// Worker id -> how a person knows it ("alice (@alice)"): ids are for machines.
+const workerNames = new Map();
+const tierName = (level) => TIERS[level] ?? String(level);
 
 // ---------- DOM helpers ----------
 function h(tag, attrs = {}, ...children) {
@@ -29,7 +32,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k === "class") el.className = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -72,6 +75,30 @@ function paintNotice(text, isError) {
     el.className = isError ? "error" : "notice";
     el.textContent = text;
   }
+}
+
+// The workers' names, read once per view (up to 1,000 workers; beyond, ids show).
+async function loadWorkerNames() {
+  let cursor = null;
+  for (let page = 0; page < 5; page++) {
+    const q = new URLSearchParams({ limit: "200" });
+    if (cursor) q.set("cursor", cursor);
+    const list = await api("GET", `/v1/workers?${q}`);
+    for (const w of list.workers) workerNames.set(w.worker_id, w.github_handle ? `${w.name} (@${w.github_handle})` : w.name);
+    cursor = list.next_cursor;
+    if (!cursor) break;
+  }
+}
+// A worker as a person reads it: its name, with the id on hover.
+function who(id) {
+  if (!id) return "–";
+  const name = workerNames.get(id);
+  return name ? h("span", { title: id }, name) : h("span", { class: "mono" }, id);
+}
+// An audit actor: `worker:<id>` by name, anything else as it is.
+function actor(a) {
+  if (a && a.startsWith("worker:")) return who(a.slice(7));
+  return a ?? "–";
 }
 
 // ---------- API ----------
@@ -195,12 +222,14 @@ function route(live = false) {
     : parts[0] === "tasks" ? () => tasksView(params)
     : parts[0] === "workers" ? () => workersView(params)
     : parts[0] === "repos" ? () => reposView()
+    : parts[0] === "audit" ? () => auditView(params)
     : () => overview();
   // a live refresh keeps a form being filled in (checked again when its data arrives: show)
   if (live && formBusy()) return Promise.resolve();
   routeSeq += 1;
   liveRoute = live ? routeSeq : 0;
-  return view().catch((err) => { if (err.status !== 401) show(h("p", { class: "error", role: "alert" }, err.message)); });
+  return loadWorkerNames().then(view)
+    .catch((err) => { if (err.status !== 401) show(h("p", { class: "error", role: "alert" }, err.message)); });
 }
 
 // ---------- overview ----------
@@ -272,8 +301,9 @@ function chart(minutes) {
 function feed(events) {
   return h("ul", { class: "feed", "aria-live": "off" }, events.map((e) =>
     h("li", {}, h("time", { datetime: e.timestamp }, fmtTime(e.timestamp)), h("strong", {}, e.event_type), " ",
-      e.target ? h("a", { href: e.target.startsWith("t_") ? `#/tasks/${e.target}` : "#/workers" }, e.target) : "",
-      " by ", e.actor ?? "–")));
+      e.target ? h("a", { href: e.target.startsWith("t_") ? `#/tasks/${e.target}` : "#/workers" },
+        e.target.startsWith("w_") ? who(e.target) : e.target) : "",
+      " by ", actor(e.actor))));
 }
 
 // ---------- tasks ----------
@@ -297,7 +327,7 @@ async function tasksView(params) {
     h("td", {}, h("a", { href: `#/tasks/${t.task_id}`, class: "mono" }, t.task_id)),
     h("td", {}, t.title), h("td", {}, status(t.status)), h("td", {}, t.repo),
     h("td", { class: "num" }, t.priority), h("td", { class: "num" }, t.estimate_points),
-    h("td", {}, t.area ?? "–"), h("td", { class: "mono" }, t.worker_id ?? "–")));
+    h("td", {}, t.area ?? "–"), h("td", {}, who(t.worker_id), t.awaiting_approval ? " · awaiting approval" : null)));
   const next = list.next_cursor;
   show(
     h("h2", {}, "Tasks"),
@@ -360,21 +390,28 @@ async function taskView(id) {
     h("dl", { class: "fields" },
       field("task", h("span", { class: "mono" }, t.task_id)), field("status", status(t.status)), field("repo", t.repo),
       field("priority", t.priority), field("points", t.estimate_points), field("skills", t.required_skills.join(", ") || "–"),
-      field("area", t.area), field("tier", t.tier), field("attempts", `${t.attempt} of ${t.max_attempts}`),
-      field("worker", t.worker_id), field("pull request", t.pr_url ? h("a", { href: t.pr_url, rel: "noopener noreferrer" }, t.pr_url) : null),
+      field("area", t.area), field("tier", tierName(t.tier)), field("min reputation", t.min_reputation),
+      field("attempts", `${t.attempt} of ${t.max_attempts}`),
+      field("worker", t.worker_id ? [who(t.worker_id), t.awaiting_approval ? " · awaiting your approval" : ""] : null),
+      field("pull request", t.pr_url ? h("a", { href: t.pr_url, rel: "noopener noreferrer" }, t.pr_url) : null),
+      field("not before", t.not_before ? fmtTime(t.not_before) : null),
+      field("depends on", t.depends_on.length ? t.depends_on.map((d) => h("a", { href: `#/tasks/${d}`, class: "mono" }, d, " ")) : null),
+      field("reserved for", t.reserved_for ? [who(t.reserved_for), ` until ${fmtTime(t.reserved_until)}`] : null),
       field("external id", t.external_id), field("created", fmtTime(t.created_at))),
     h("div", { class: "actions" },
+      t.awaiting_approval ? act("Approve claim", `/v1/tasks/${t.task_id}/approve`, {}, `Let ${workerNames.get(t.worker_id) ?? t.worker_id} start on ${t.task_id}?`, "primary") : null,
+      t.awaiting_approval ? act("Deny claim", `/v1/tasks/${t.task_id}/deny`, {}, `Deny ${workerNames.get(t.worker_id) ?? t.worker_id}'s claim? The task goes to someone else.`) : null,
       act("Requeue", `/v1/tasks/${t.task_id}/requeue`, {}, `Requeue ${t.task_id}? A live lease ends.`),
       act("Cancel", `/v1/tasks/${t.task_id}/cancel`, {}, `Cancel ${t.task_id} for good?`, "danger")),
     h("p", { id: "notice", role: "status" }),
     t.description ? h("pre", { class: "desc" }, t.description) : null,
     h("h3", {}, shownOf("Leases", t.leases.length, t.leases_total)),
     table(["lease", "worker", "attempt", "granted", "ended", "end"], t.leases.map((l) => h("tr", {},
-      h("td", { class: "mono" }, l.lease_id), h("td", { class: "mono" }, l.worker_id), h("td", { class: "num" }, l.attempt),
+      h("td", { class: "mono" }, l.lease_id), h("td", {}, who(l.worker_id)), h("td", { class: "num" }, l.attempt),
       h("td", {}, fmtTime(l.granted_at)), h("td", {}, fmtTime(l.ended_at)), h("td", {}, l.end_reason ?? "live")))),
     h("h3", {}, shownOf("Artifacts", t.artifacts.length, t.artifacts_total)),
     table(["pull request", "commit", "by", "at"], t.artifacts.map((a) => h("tr", {},
-      h("td", {}, a.pr_url ?? "–"), h("td", { class: "mono" }, a.commit_sha ?? "–"), h("td", { class: "mono" }, a.worker_id ?? "–"),
+      h("td", {}, a.pr_url ?? "–"), h("td", { class: "mono" }, a.commit_sha ?? "–"), h("td", {}, who(a.worker_id)),
       h("td", {}, fmtTime(a.created_at))))),
     h("h3", {}, "History"),
     feed([...t.events].reverse()));
@@ -412,21 +449,32 @@ async function workersView(params) {
     }, sel, h("button", { type: "submit" }, "Set tier"));
   };
   const rows = list.workers.map((w) => h("tr", {},
-    h("td", {}, w.name, h("div", { class: "mono" }, w.worker_id)),
+    h("td", {}, w.name, w.github_handle ? ` (@${w.github_handle})` : null, h("div", { class: "mono" }, w.worker_id)),
     h("td", {}, w.skills.join(", ") || "–"),
     h("td", { class: "num" }, `${w.used_points}/${w.capacity_points} pts, ${w.live_leases}/${w.max_concurrent_tasks}`),
-    h("td", {}, w.online ? "online" : "offline", " · ", w.status),
+    h("td", {}, w.revoked ? "revoked" : w.paused ? h("strong", { class: "paused" }, "paused by an admin")
+      : [w.online ? "online" : "offline", " · ", w.status]),
     h("td", {}, ago(w.last_heartbeat)),
+    h("td", { class: "num" }, w.reputation_score),
     h("td", {}, w.revoked ? "revoked" : trust(w)),
     h("td", {}, w.revoked ? "" : h("div", { class: "actions" },
       w.paused ? act(w, "Resume", "resume", `Resume ${w.name}?`) : act(w, "Pause", "pause", `Pause ${w.name}? It keeps its leases.`),
       act(w, "Revoke", "revoke", `Revoke ${w.name} for good? Its token stops working and its leases are requeued.`, "danger")))));
   show(h("h2", {}, "Workers"), h("p", { id: "notice", role: "status" }),
-    table(["worker", "skills", "capacity in use", "status", "heartbeat", "trust tier", "actions"], rows, "Workers"),
+    table(["worker", "skills", "capacity in use", "status", "heartbeat", "reputation", "trust tier", "actions"], rows, "Workers"),
     list.next_cursor ? h("div", { class: "pager" }, h("a", { href: `#/workers?cursor=${list.next_cursor}` }, "Next page")) : null);
 }
 
 // ---------- repositories ----------
+// A repository's access rules in a line: who may take its work.
+function access(r) {
+  const parts = [];
+  if (r.allow_workers) parts.push(["only ", r.allow_workers.map((id) => [who(id), " "])]);
+  if (r.deny_workers.length) parts.push(["not ", r.deny_workers.map((id) => [who(id), " "])]);
+  if (r.min_trust_tier !== "untrusted") parts.push(`${r.min_trust_tier} and above`);
+  if (r.claim_approval) parts.push("untrusted claims need approval");
+  return parts.length ? parts.map((p, i) => [i ? " · " : "", p]) : "anyone";
+}
 async function reposView() {
   const repos = await api("GET", "/v1/admin/repos");
   const f = {
@@ -435,11 +483,14 @@ async function reposView() {
     locks: h("input", { id: "r-locks", type: "checkbox", checked: true }),
   };
   show(h("h2", {}, "Repositories"),
-    table(["repo", "review budget", "ready", "held areas", "stale PRs", "write-back"], repos.repositories.map((r) => h("tr", {},
-      h("td", {}, h("a", { href: `#/tasks?repo=${encodeURIComponent(r.repo)}` }, r.repo)),
-      h("td", {}, budget(r.open_slots, r.max_open_prs)), h("td", { class: "num" }, r.ready),
-      h("td", {}, r.held_areas.join(", ") || "–"), h("td", { class: "num" }, r.stale_prs),
-      h("td", {}, r.github_write_back ? "on" : "off"))), "Repositories"),
+    table(["repo", "review budget", "ready", "held areas", "stale PRs", "write-back", "who may work", "claims awaiting approval"],
+      repos.repositories.map((r) => h("tr", {},
+        h("td", {}, h("a", { href: `#/tasks?repo=${encodeURIComponent(r.repo)}` }, r.repo)),
+        h("td", {}, budget(r.open_slots, r.max_open_prs)), h("td", { class: "num" }, r.ready),
+        h("td", {}, r.held_areas.join(", ") || "–"), h("td", { class: "num" }, r.stale_prs),
+        h("td", {}, r.github_write_back ? "on" : "off"),
+        h("td", {}, access(r)),
+        h("td", { class: "num" }, r.claim_approval ? r.awaiting_approval : "–"))), "Repositories"),
     h("section", { "aria-labelledby": "new-repo" }, h("h3", { id: "new-repo" }, "New repository"),
       h("form", {
         class: "inline",
@@ -456,6 +507,49 @@ async function reposView() {
       }, h("label", { for: "r-repo" }, "Repository", f.repo), h("label", { for: "r-budget" }, "Review budget", f.budget),
       h("label", { for: "r-locks" }, "Area locks", f.locks), h("button", { class: "primary", type: "submit" }, "Save repository")),
       h("p", { id: "notice", role: "status" })));
+}
+
+// ---------- audit ----------
+const AUDIT_FILTERS = ["event_type", "actor", "target", "repo", "since"];
+async function auditView(params) {
+  const q = new URLSearchParams({ limit: "100" });
+  for (const k of [...AUDIT_FILTERS, "cursor"]) if (params.get(k)) q.set(k, params.get(k));
+  const list = await api("GET", `/v1/audit/events?${q}`);
+  const inputs = Object.fromEntries(AUDIT_FILTERS.map((k) => [k, h("input", {
+    id: `a-${k}`, name: k, value: params.get(k) ?? "",
+    placeholder: { event_type: "task_requeued", actor: "admin:alice", target: "t_… or w_…", repo: "owner/name", since: "2026-12-01T00:00:00Z" }[k],
+  })]));
+  const filters = () => {
+    const p = new URLSearchParams();
+    for (const k of AUDIT_FILTERS) if (inputs[k].value.trim()) p.set(k, inputs[k].value.trim());
+    return p;
+  };
+  // the export carries the same filters; the session cookie authenticates the download
+  const exported = new URLSearchParams();
+  for (const k of AUDIT_FILTERS) if (params.get(k)) exported.set(k, params.get(k));
+  const link = (format) => {
+    const p = new URLSearchParams(exported);
+    p.set("format", format);
+    return h("a", { href: `/v1/audit/export?${p}`, download: true, id: `export-${format}` }, `Export ${format.toUpperCase()}`);
+  };
+  const rows = list.events.map((e) => h("tr", {},
+    h("td", {}, h("time", { datetime: e.timestamp }, fmtTime(e.timestamp))), h("td", {}, e.event_type),
+    h("td", {}, actor(e.actor)),
+    h("td", {}, e.target ? (e.target.startsWith("t_") ? h("a", { href: `#/tasks/${e.target}`, class: "mono" }, e.target)
+      : e.target.startsWith("w_") ? who(e.target) : e.target) : "–"),
+    h("td", {}, e.details.repo ?? "–"),
+    h("td", { class: "mono small" }, [e.details.from_status, e.details.to_status].filter(Boolean).join(" → "), e.details.reason ? ` (${e.details.reason})` : null)));
+  show(h("h2", {}, "Audit log"),
+    h("form", { class: "filters", role: "search", onsubmit: (e) => { e.preventDefault(); location.hash = `#/audit?${filters()}`; } },
+      AUDIT_FILTERS.map((k) => h("label", { for: `a-${k}` }, k.replace("_", " "), inputs[k])),
+      h("button", { type: "submit" }, "Filter")),
+    h("p", { id: "audit-total" }, `${list.total_exact ? list.total : `more than ${list.total}`} events match · `, link("csv"), " · ", link("ndjson")),
+    table(["when", "event", "by", "about", "repo", "change"], rows, "Audit events"),
+    h("div", { class: "pager" },
+      params.get("cursor") ? h("button", { type: "button", onclick: () => history.back() }, "Newer") : null,
+      list.next_cursor ? h("button", { type: "button", id: "audit-next", onclick: () => {
+        const p = filters(); p.set("cursor", list.next_cursor); location.hash = `#/audit?${p}`;
+      } }, "Older") : null));
 }
 
 start();

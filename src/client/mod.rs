@@ -301,6 +301,19 @@ impl Client {
         .await
     }
 
+    /// `decision`: `approve` or `deny` (PROTOCOL.md "Claim approval").
+    pub async fn decide_claim(
+        &self,
+        task_id: &str,
+        decision: &str,
+    ) -> ClientResult<TaskActionResponse> {
+        self.post(
+            &format!("/v1/tasks/{}/{decision}", segment(task_id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+
     pub async fn list_workers(&self, q: &WorkerListQuery) -> ClientResult<WorkerList> {
         Ok(self
             .send(self.request(Method::GET, "/v1/workers").query(q))

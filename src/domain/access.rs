@@ -55,9 +55,22 @@ pub fn admits(
     Ok(())
 }
 
+/// Whether a claim waits for a maintainer's approval before work starts: the repository
+/// asks for it (`claim_approval`) and the worker is untrusted.
+pub fn needs_approval(claim_approval: bool, tier: i16) -> bool {
+    claim_approval && tier <= crate::domain::trust::TrustTier::Untrusted.level()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_untrusted_workers_wait_for_approval_where_the_repo_asks() {
+        assert!(needs_approval(true, 0));
+        assert!(!needs_approval(true, 1) && !needs_approval(true, 3));
+        assert!(!needs_approval(false, 0));
+    }
 
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

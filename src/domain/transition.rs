@@ -11,6 +11,8 @@ pub struct TaskView<'a> {
     pub holder: Option<&'a str>,
     pub lease_id: Option<&'a str>,
     pub lease_expired: bool,
+    /// The live lease waits for a maintainer's approval (the repo's `claim_approval`).
+    pub awaiting_approval: bool,
 }
 
 /// The caller's most recent lease on this task, if it ever had one.
@@ -56,6 +58,8 @@ pub enum Verdict {
     /// it, and did not say which lease the report is about: a late report of the old
     /// attempt must not land on the new one. 400.
     LeaseIdRequired,
+    /// The holder's claim waits for a maintainer's approval: only `released` goes. 403.
+    AwaitingApproval,
 }
 
 /// The transition table for a lease holder (and, for `pr_opened`, the PR opener).
@@ -128,6 +132,8 @@ pub fn decide(
         let stale_lease = lease_id.is_some_and(|l| Some(l) != task.lease_id);
         return if stale_lease || task.lease_expired {
             Verdict::LeaseLost
+        } else if task.awaiting_approval && to != Report::Released {
+            Verdict::AwaitingApproval
         } else if repeats {
             Verdict::Repeat
         } else if allowed(task.status, to) {

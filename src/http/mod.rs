@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod audit_export;
 pub mod dashboard;
 pub mod extract;
 pub mod github;
@@ -93,6 +94,14 @@ pub fn router(app: AppContext) -> Router {
             "/v1/tasks/{task_id}/cancel",
             post(tasks::actions::cancel_task),
         )
+        .route(
+            "/v1/tasks/{task_id}/approve",
+            post(tasks::approval::approve_claim),
+        )
+        .route(
+            "/v1/tasks/{task_id}/deny",
+            post(tasks::approval::deny_claim),
+        )
         .route("/v1/tasks/requeue", post(tasks::actions::requeue_tasks))
         .route("/v1/tasks/cancel", post(tasks::actions::cancel_tasks))
         .route("/v1/workers", get(workers::list_workers))
@@ -122,6 +131,7 @@ pub fn router(app: AppContext) -> Router {
             post(workers::actions::set_trust_tier),
         )
         .route("/v1/audit/events", get(audit::list_events))
+        .route("/v1/audit/export", get(audit_export::export_events))
         .route(
             "/v1/analytics/repositories/{owner}/{repo}",
             get(analytics::repo_analytics),

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    analytics, audit, dashboard, github, offers, ops, overview, repos, stale_prs, tasks, work,
-    workers,
+    analytics, audit, audit_export, dashboard, github, offers, ops, overview, repos, stale_prs,
+    tasks, work, workers,
 };
 
 #[derive(OpenApi)]
@@ -22,8 +22,9 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         repos::upsert_repo, tasks::create_tasks, overview::get_state, overview::stream_state,
         stale_prs::list_stale_prs, stale_prs::close_stale_prs,
         tasks::list_tasks, tasks::get_task, workers::list_workers, workers::get_worker,
-        repos::list_repos, audit::list_events,
+        repos::list_repos, audit::list_events, audit_export::export_events,
         tasks::actions::requeue_task, tasks::actions::cancel_task, tasks::actions::requeue_tasks, tasks::actions::cancel_tasks,
+        tasks::approval::approve_claim, tasks::approval::deny_claim,
         tasks::patch_task, workers::actions::pause_worker, workers::actions::resume_worker, workers::actions::revoke_worker, workers::actions::rotate_token,
         workers::actions::set_trust_tier, workers::get_reputation, analytics::repo_analytics,
         analytics::repo_analytics_by_name, github::webhook, github::sync, github::outbox,

@@ -46,6 +46,7 @@ pub async fn upsert_repo(
             .as_ref()
             .map(|t| input::trust_tier("min_trust_tier", t).map(|t| t.level()))
             .transpose()?,
+        claim_approval: req.claim_approval,
         max_open_prs_per_worker: match req.max_open_prs_per_worker {
             None => None,
             Some(0) => Some(None),

@@ -83,7 +83,7 @@ select 'I7 ended lease without exactly one event that ended it' as label, item f
   or (a.kind = 'lease_expired' and l.end_reason = 'lease_expired')
   or (a.kind in ('task_requeued', 'task_failed') and a.reason = 'worker_offline'
   and l.end_reason = 'worker_offline')
-  or (a.kind = 'task_requeued' and a.reason = 'admin' and l.end_reason = 'requeued')
+  or (a.kind = 'task_requeued' and a.reason in ('admin', 'claim_denied') and l.end_reason = 'requeued')
   or (a.kind = 'task_requeued' and a.reason = 'worker_revoked' and l.end_reason = 'worker_revoked')
   or (a.kind = 'task_cancelled' and l.end_reason = 'cancelled'))
   where l.ended_at is not null
@@ -151,4 +151,18 @@ select 'I9 task leased before a dependency was merged or completed' as label, it
   where not exists (
     select 1 from audit_events a where a.task_id = d.id and a.kind = 'task_status_changed'
       and task_is_delivered(a.to_status) and a.at <= l.granted_at)
+) v
+union all
+select 'I10 a claim awaiting approval is past leased' as label, item from (
+  select id as item from tasks where approval_lease = lease_id and status <> 'leased'
+) v
+union all
+select 'I10 work reported under a claim before its approval' as label, item from (
+  select c.lease_id || ' (' || c.to_status || ')' as item
+  from audit_events g
+  join audit_events c on c.lease_id = g.lease_id and c.kind = 'task_status_changed'
+                     and c.actor like 'worker:%' and c.to_status <> 'released'
+  where g.kind = 'lease_granted' and g.data ? 'awaiting_approval'
+    and not exists (select 1 from audit_events a where a.lease_id = g.lease_id
+                    and a.kind = 'claim_approved' and a.id < c.id)
 ) v

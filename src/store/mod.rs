@@ -22,6 +22,7 @@
 
 pub mod admin_actions;
 pub mod analytics;
+pub mod approvals;
 pub mod audit;
 pub mod claim;
 mod codec;

@@ -160,7 +160,10 @@ pub async fn accept(
         r#"with t as (
                update tasks set status = 'leased', lease_id = $3, offer_id = null,
                    lease_expires_at = now() + make_interval(secs => $4), updated_at = now(),
-                   retry_at = null, withheld_from = null, withheld_until = null
+                   retry_at = null, withheld_from = null, withheld_until = null,
+                   -- $6: this worker's claims wait where a repo asks (domain::access)
+                   approval_lease = case when $6 and (select r.claim_approval from repositories r
+                                                       where r.repo = tasks.repo) then $3 end
                where id = $1 and status = 'offered' and offer_id = $2 and worker_id = $5
                returning id, attempt, repo, lease_expires_at),
            l as (insert into leases (id, task_id, worker_id, attempt)
@@ -177,6 +180,7 @@ pub async fn accept(
         lease_id.as_str(),
         lease_ttl.as_secs_f64(),
         worker_id,
+        crate::domain::access::needs_approval(true, o.tier),
     )
     .fetch_optional(&mut *tx)
     .await?;

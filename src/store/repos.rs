@@ -22,6 +22,8 @@ pub struct RepoSettings {
     pub deny_workers: Option<Vec<String>>,
     /// `None` keeps the tier.
     pub min_trust_tier: Option<i16>,
+    /// `None` keeps the choice.
+    pub claim_approval: Option<bool>,
 }
 
 pub enum Upserted {
@@ -62,8 +64,10 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
     }
     sqlx::query!(
         "insert into repositories (repo, max_open_prs, area_locks_enabled, pr_url_prefix, github_write_back,
-                                   max_open_prs_per_worker, allow_workers, deny_workers, min_trust_tier)
-         values ($1, $2, $3, $5, coalesce($6, false), $8, $10::text[], coalesce($11::text[], '{}'), coalesce($12::int2, 0))
+                                   max_open_prs_per_worker, allow_workers, deny_workers, min_trust_tier,
+                                   claim_approval)
+         values ($1, $2, $3, $5, coalesce($6, false), $8, $10::text[], coalesce($11::text[], '{}'), coalesce($12::int2, 0),
+                 coalesce($13, false))
          on conflict (repo) do update
              set max_open_prs = excluded.max_open_prs,
                  area_locks_enabled = excluded.area_locks_enabled,
@@ -76,6 +80,7 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
                                       else repositories.allow_workers end,
                  deny_workers = coalesce($11::text[], repositories.deny_workers),
                  min_trust_tier = coalesce($12::int2, repositories.min_trust_tier),
+                 claim_approval = coalesce($13, repositories.claim_approval),
                  updated_at = now()",
         r.repo,
         r.max_open_prs,
@@ -89,6 +94,7 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
         r.allow_workers.clone().flatten() as Option<Vec<String>>,
         r.deny_workers.as_deref() as Option<&[String]>,
         r.min_trust_tier,
+        r.claim_approval,
     )
     .execute(&mut *tx)
     .await?;
@@ -96,27 +102,7 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
         flag_area_holders(&mut tx, &r.repo, r.area_locks_enabled).await?;
     }
     let created = locks_were_on.is_none();
-    insert_event(
-        &mut tx,
-        Event {
-            kind: if created {
-                "repo_created"
-            } else {
-                "repo_updated"
-            },
-            repo: Some(&r.repo),
-            actor,
-            data: Some(serde_json::json!({
-                "max_open_prs": r.max_open_prs, "area_locks_enabled": r.area_locks_enabled,
-                "pr_url_prefix": r.pr_url_prefix, "github_write_back": r.github_write_back,
-                "max_open_prs_per_worker": r.max_open_prs_per_worker,
-                "allow_workers": r.allow_workers, "deny_workers": r.deny_workers,
-                "min_trust_tier": r.min_trust_tier,
-            })),
-            ..Event::default()
-        },
-    )
-    .await?;
+    record(&mut tx, r, actor, created).await?;
     super::commit(tx).await?;
     Ok(if created {
         Upserted::Created
@@ -161,5 +147,36 @@ async fn flag_area_holders(tx: &mut PgConnection, repo: &str, locks_on: bool) ->
         .execute(tx)
         .await?;
     }
+    Ok(())
+}
+
+/// The audit event of an upsert: the settings as sent (omitted ones as null).
+async fn record(
+    tx: &mut PgConnection,
+    r: &RepoSettings,
+    actor: &str,
+    created: bool,
+) -> StoreResult<()> {
+    insert_event(
+        tx,
+        Event {
+            kind: if created {
+                "repo_created"
+            } else {
+                "repo_updated"
+            },
+            repo: Some(&r.repo),
+            actor,
+            data: Some(serde_json::json!({
+                "max_open_prs": r.max_open_prs, "area_locks_enabled": r.area_locks_enabled,
+                "pr_url_prefix": r.pr_url_prefix, "github_write_back": r.github_write_back,
+                "max_open_prs_per_worker": r.max_open_prs_per_worker,
+                "allow_workers": r.allow_workers, "deny_workers": r.deny_workers,
+                "min_trust_tier": r.min_trust_tier, "claim_approval": r.claim_approval,
+            })),
+            ..Event::default()
+        },
+    )
+    .await?;
     Ok(())
 }

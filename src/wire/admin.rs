@@ -46,6 +46,11 @@ pub struct RepoRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<super::TierInput>)]
     pub min_trust_tier: Option<serde_json::Value>,
+    /// An untrusted worker's claim here waits for a maintainer's approval
+    /// (`POST /v1/tasks/{id}/approve` or `/deny`) before work starts; omitted keeps it
+    /// (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_approval: Option<bool>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

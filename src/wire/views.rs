@@ -65,6 +65,8 @@ pub struct TaskView {
     /// Claimable only by this worker until `reserved_until`.
     pub reserved_for: Option<String>,
     pub reserved_until: Option<DateTime<Utc>>,
+    /// Its live lease waits for a maintainer's approval (the repo's `claim_approval`).
+    pub awaiting_approval: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -165,6 +167,8 @@ pub struct WorkerView {
     pub paused: bool,
     pub revoked: bool,
     pub created_at: DateTime<Utc>,
+    /// Its reputation score, 0-100 (50 with no history; PROTOCOL.md "Reputation").
+    pub reputation_score: i16,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -199,6 +203,10 @@ pub struct RepoView {
     pub deny_workers: Vec<String>,
     /// The lowest trust tier admitted.
     pub min_trust_tier: TrustTier,
+    /// An untrusted worker's claim waits for a maintainer's approval.
+    pub claim_approval: bool,
+    /// Claims waiting for that approval now.
+    pub awaiting_approval: i64,
     /// Open slots in use: leased, in_progress, blocked or pr_opened tasks.
     pub open_slots: i64,
     pub ready: i64,

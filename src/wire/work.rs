@@ -37,6 +37,11 @@ pub struct Lease {
     /// Failed attempts so far.
     pub attempt: i32,
     pub lease_expires_at: DateTime<Utc>,
+    /// The repository asks a maintainer to approve an untrusted worker's claim
+    /// (`claim_approval`): until approved, the only report accepted is `released`, and the
+    /// poll shows this `false` once it is.
+    #[serde(default)]
+    pub awaiting_approval: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -223,6 +223,7 @@ async fn locking_path(
         StatusResult::LeaseLost => "409:lease_lost".into(),
         StatusResult::Invalid { from } => format!("409:invalid_transition: {from} -> {report}"),
         StatusResult::Forbidden => "403".into(),
+        StatusResult::AwaitingApproval => "403:awaiting_approval".into(),
         StatusResult::NotFound => "404".into(),
         StatusResult::LeaseIdRequired => "400".into(),
         StatusResult::PrUrlTaken { .. } => "409:pr_url_taken".into(),

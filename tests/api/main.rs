@@ -3,6 +3,8 @@
 mod access;
 mod admin;
 mod analytics;
+mod approval;
+mod audit_export;
 mod chaos;
 mod cli_admin;
 mod cli_import;

@@ -222,6 +222,25 @@ async fn a_scoped_token_reads_only_its_own_repositories(pool: PgPool) {
     );
     let (s, _) = carol(&app, Method::GET, "/v1/audit/events?repo=acme/api", None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    // the export as well
+    let exported = app
+        .http
+        .get(format!("{}/v1/audit/export", app.base))
+        .header("x-admin-token", CAROL)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), events.len());
+    assert!(lines.iter().all(|e| e["details"]["repo"] == "acme/web"));
+    let (s, _) = carol(&app, Method::GET, "/v1/audit/export?repo=acme/api", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
     // the pool-wide admin filters by repository too
     let all = app
         .admin(Method::GET, "/v1/audit/events?repo=acme/api", None)

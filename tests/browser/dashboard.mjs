@@ -126,8 +126,13 @@ await page.click("button:has-text('Create task')");
 await page.waitForSelector("#notice:has-text('Created t_')");
 const made = (await api(B, "GET", "/v1/tasks?repo=acme/docs&limit=200")).tasks.find((t) => t.title === "Made in the browser");
 assert.ok(made, "the task exists");
+// people, not ids: the worker column names the holder by name and handle
+assert.ok((await page.textContent("main")).includes("alice (@alice)"), "the holder is named");
 await page.click(`a[href="#/tasks/${leased}"]`);
 await page.waitForSelector("text=Leases");
+const fields = await page.textContent("dl.fields");
+assert.match(fields, /tierbasic|tieruntrusted|tiertrusted|tiercore/, "the tier by name");
+assert.ok(fields.includes("alice (@alice)"), "the worker by name");
 await page.screenshot({ path: `${SHOTS}/task.png`, fullPage: true });
 // a view's absent parts (no next page, no description) leave nothing behind: they once
 // printed the word "null" under the tables
@@ -146,6 +151,47 @@ const detail = await api(B, "GET", `/v1/tasks/${leased}`);
 assert.equal(detail.status, "ready");
 assert.ok(detail.events.some((e) => e.event_type === "task_requeued" && e.actor === "admin"), "audited as the admin");
 
+// --- claim approval: an untrusted worker's claim waits for the page's approval ---
+step("a claim awaiting approval is approved from the task page");
+await api(B, "POST", "/v1/admin/repos", { repo: "acme/gated", max_open_prs: 2, claim_approval: true });
+const gatedTask = (await api(B, "POST", "/v1/admin/tasks", { repo: "acme/gated", title: "Needs a maintainer's yes" })).task_id;
+const bob = await (await fetch(`${B}/v1/workers/register`, {
+  method: "POST", headers: { "Content-Type": "application/json" },
+  body: JSON.stringify({ name: "bob", skills: [], capacity_points: 5, max_concurrent_tasks: 3 }),
+})).json();
+const bobPoll = async () => (await (await fetch(`${B}/v1/work`, { headers: { Authorization: `Bearer ${bob.token}` } })).json()).leases;
+const waiting = (await bobPoll()).find((l) => l.task_id === gatedTask);
+assert.equal(waiting?.awaiting_approval, true, "bob's claim waits");
+await page.goto(`${A}/#/tasks/${gatedTask}`);
+await page.waitForSelector("text=awaiting your approval");
+await page.click("button:has-text('Approve claim')");
+await page.waitForSelector("#notice:has-text('Approve claim: done')");
+assert.equal((await bobPoll()).find((l) => l.task_id === gatedTask).awaiting_approval, false, "approved");
+await page.click("nav >> text=Repositories");
+await page.waitForSelector("text=untrusted claims need approval");
+
+// --- audit: filters and export ---
+step("the audit log filters by repository and exports what it shows");
+await page.click("nav >> text=Audit");
+await page.fill("#a-repo", "acme/gated");
+await page.click("form.filters button[type=submit]");
+await page.waitForFunction(() => location.hash.includes("repo=acme%2Fgated"));
+await page.waitForSelector("table >> text=claim_approved");
+const auditRepos = await page.$$eval("table tbody tr td:nth-child(5)", (tds) => [...new Set(tds.map((td) => td.textContent))]);
+assert.deepEqual(auditRepos, ["acme/gated"]);
+assert.ok((await page.textContent("main")).includes("bob"), "the actor by name");
+await page.screenshot({ path: `${SHOTS}/audit.png`, fullPage: true });
+const csvHref = await page.getAttribute("#export-csv", "href");
+const csv = await page.evaluate(async (href) => {
+  const r = await fetch(href);
+  return { status: r.status, type: r.headers.get("content-type"), body: await r.text() };
+}, csvHref);
+assert.equal(csv.status, 200);
+assert.match(csv.type, /^text\/csv/);
+const csvLines = csv.body.trim().split("\n");
+assert.equal(csvLines[0], "id,timestamp,event_type,actor,target,details");
+assert.ok(csvLines.length >= 4 && csvLines.slice(1).every((l) => l.includes("acme/gated")), csv.body);
+
 // --- workers and repositories: act with confirmation ---
 step("workers: pause and set a trust tier");
 await page.click("nav >> text=Workers");
@@ -153,6 +199,11 @@ await page.waitForSelector("text=alice");
 await page.click("button:has-text('Pause')");
 await page.waitForSelector("#notice:has-text('pause done')");
 assert.equal((await api(B, "GET", `/v1/workers/${reg.worker_id}`)).paused, true);
+// a paused worker reads as paused, not "online · idle"; each row shows its reputation
+await page.waitForSelector("text=paused by an admin");
+const aliceRow = await page.textContent("tr:has-text('alice (@alice)')");
+assert.match(aliceRow, /paused by an admin/);
+assert.ok(aliceRow.includes(String((await api(B, "GET", `/v1/workers/${reg.worker_id}`)).reputation_score)), aliceRow);
 await page.selectOption(`select[aria-label="Trust tier of alice"]`, "trusted");
 await page.click("button:has-text('Set tier')");
 await page.waitForSelector("#notice:has-text('alice is trusted')");

@@ -129,8 +129,11 @@ const RENDER: Record<Tab, Render> = {
     view.leases = value(await view.pool().claim()).leases;
     const list = el.createEl("ul");
     for (const lease of view.leases) {
-      const li = list.createEl("li", { text: `${lease.title} (${lease.repo}) · ${lease.status}` });
-      for (const status of ["in_progress", "completed", "released"] as const) {
+      const waiting = lease.awaiting_approval ? " · awaiting a maintainer's approval" : "";
+      const li = list.createEl("li", { text: `${lease.title} (${lease.repo}) · ${lease.status}${waiting}` });
+      // until approved, the only report that lands is released
+      const choices = lease.awaiting_approval ? (["released"] as const) : (["in_progress", "completed", "released"] as const);
+      for (const status of choices) {
         const b = li.createEl("button", { text: status });
         b.addEventListener("click", async () => {
           const r = await view.pool().report(lease, status);

@@ -316,6 +316,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/audit/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every event matching the filters (`GET /v1/audit/events`' own, less the paging), newest
+         *     first, up to 100,000, as a file.
+         */
+        get: operations["export_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/dashboard/session": {
         parameters: {
             query?: never;
@@ -432,6 +452,26 @@ export interface paths {
         patch: operations["patch_task"];
         trace?: never;
     };
+    "/v1/tasks/{task_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approves the claim awaiting approval: its holder may start (the poll shows
+         *     `awaiting_approval: false`). 409 `not_awaiting_approval` when none awaits.
+         */
+        post: operations["approve_claim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tasks/{task_id}/cancel": {
         parameters: {
             query?: never;
@@ -446,6 +486,26 @@ export interface paths {
          *     report gets `lease_lost`; slot and area are freed.
          */
         post: operations["cancel_task"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tasks/{task_id}/deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Denies the claim awaiting approval: the task is `ready` again at once, for anyone but
+         *     that worker. 409 `not_awaiting_approval` when none awaits.
+         */
+        post: operations["deny_claim"];
         delete?: never;
         options?: never;
         head?: never;
@@ -908,6 +968,12 @@ export interface components {
              * @description Failed attempts so far.
              */
             attempt: number;
+            /**
+             * @description The repository asks a maintainer to approve an untrusted worker's claim
+             *     (`claim_approval`): until approved, the only report accepted is `released`, and the
+             *     poll shows this `false` once it is.
+             */
+            awaiting_approval?: boolean;
             description: string;
             /** Format: int32 */
             estimate_points: number;
@@ -1119,6 +1185,12 @@ export interface components {
             /** @description At most one open task per (repo, area) when true (default). */
             area_locks_enabled?: boolean | null;
             /**
+             * @description An untrusted worker's claim here waits for a maintainer's approval
+             *     (`POST /v1/tasks/{id}/approve` or `/deny`) before work starts; omitted keeps it
+             *     (default false).
+             */
+            claim_approval?: boolean | null;
+            /**
              * @description These workers (ids) may never take work here, whatever the allow list says; `[]`
              *     clears it; omitted keeps it. Up to 1,000 ids.
              */
@@ -1176,6 +1248,13 @@ export interface components {
             /** @description Only these workers may take work here (null: every worker). */
             allow_workers?: string[] | null;
             area_locks_enabled: boolean;
+            /**
+             * Format: int64
+             * @description Claims waiting for that approval now.
+             */
+            awaiting_approval: number;
+            /** @description An untrusted worker's claim waits for a maintainer's approval. */
+            claim_approval: boolean;
             /** Format: date-time */
             created_at: string;
             /** @description These workers may never take work here. */
@@ -1569,6 +1648,8 @@ export interface components {
              * @description Failed attempts so far.
              */
             attempt: number;
+            /** @description Its live lease waits for a maintainer's approval (the repo's `claim_approval`). */
+            awaiting_approval: boolean;
             /** Format: date-time */
             created_at: string;
             /** @description Not claimable until each of these tasks is merged or completed. */
@@ -1741,6 +1822,11 @@ export interface components {
             online: boolean;
             /** @description Paused by an admin: keeps its leases, gets no new work. */
             paused: boolean;
+            /**
+             * Format: int32
+             * @description Its reputation score, 0-100 (50 with no history; PROTOCOL.md "Reputation").
+             */
+            reputation_score: number;
             revoked: boolean;
             skills: string[];
             /** @description Its own status, from its heartbeats. */
@@ -2813,6 +2899,90 @@ export interface operations {
             };
         };
     };
+    export_events: {
+        parameters: {
+            query?: {
+                /**
+                 * @description An event kind; v0.1's `task_assigned` (`lease_granted`), `task_completed`
+                 *     (`task_status_changed` to `completed`) and `trust_tier_changed`
+                 *     (`worker_trust_tier_changed`) select the same events.
+                 */
+                event_type?: string;
+                /** @description `admin:<name>`, `admin`, `worker:<id>`, `system`. */
+                actor?: string;
+                /** @description A task id, worker id or repo. */
+                target?: string;
+                /** @description Events about this repository: its tasks' and its settings'. */
+                repo?: string;
+                /** @description Only events at or after this time (RFC 3339). */
+                since?: string;
+                /** @description 1-200, default 50. */
+                limit?: number;
+                /** @description Skip this many (for clients that page by offset; `cursor` is cheaper). */
+                offset?: number;
+                /** @description The previous page's `next_cursor`, as returned (opaque). */
+                cursor?: string;
+                /**
+                 * @description `csv` (id, timestamp, event_type, actor, target, details as JSON) or `ndjson` (one
+                 *     event per line, as the list answers it; the default).
+                 */
+                format?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/csv or application/x-ndjson, as an attachment */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: over a per-client limit */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: database unreachable, request timeout, or a replica limit */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     current: {
         parameters: {
             query?: never;
@@ -3413,6 +3583,75 @@ export interface operations {
             };
         };
     };
+    approve_claim: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The task's id */
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskActionResponse"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description details: not_awaiting_approval */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: over a per-client limit */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: database unreachable, request timeout, or a replica limit */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     cancel_task: {
         parameters: {
             query?: never;
@@ -3449,6 +3688,75 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description rate_limited: over a per-client limit */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description unavailable: database unreachable, request timeout, or a replica limit */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deny_claim: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The task's id */
+                task_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskActionResponse"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description details: not_awaiting_approval */
             409: {
                 headers: {
                     [name: string]: unknown;

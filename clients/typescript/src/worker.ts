@@ -166,9 +166,11 @@ class RunLoop {
           continue;
         }
         failures = 0;
-        const fresh = polled.data.leases.filter((lease) => !this.jobs.has(lease.task_id));
+        // a claim awaiting a maintainer's approval (claim_approval) starts when approved
+        const waiting = polled.data.leases.some((lease) => lease.awaiting_approval);
+        const fresh = polled.data.leases.filter((lease) => !this.jobs.has(lease.task_id) && !lease.awaiting_approval);
         for (const lease of fresh) this.start(lease);
-        if (fresh.length === 0 && this.jobs.size > 0) {
+        if (fresh.length === 0 && (this.jobs.size > 0 || waiting)) {
           // at capacity the poll answers at once: wait for a job to end, or a while
           await Promise.race([...this.jobs.values(), sleep(this.options.busyPollMs ?? 5_000, this.stop)]).catch(
             () => undefined,

@@ -147,6 +147,33 @@ test("run: a lease lost mid-job aborts the job's signal and reports nothing more
   assert.notEqual(await taskStatus(taskId), "completed", "the outcome was not reported on a lost lease");
 });
 
+test("run: a claim awaiting a maintainer's approval starts only once approved", async () => {
+  const { repo, skill } = await fixture();
+  unwrap(await call(admin().POST("/v1/admin/repos", { body: { repo, claim_approval: true } })));
+  const worker = await registerWorker(skill);
+  const taskId = await createTask(repo, skill);
+  const stop = new AbortController();
+  let started = "";
+  const errors: string[] = [];
+  const running = worker.run(
+    async () => {
+      started = await taskStatus(taskId);
+      return { status: "completed" };
+    },
+    { wait: 1, signal: stop.signal, busyPollMs: 100, onError: (e, where) => errors.push(`${where}: ${e.code}`) },
+  );
+  await eventually(async () => (await taskStatus(taskId)) === "leased");
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(started, "", "the handler waits for the approval");
+  const approved = await call(admin().POST("/v1/tasks/{task_id}/approve", { params: { path: { task_id: taskId } } }));
+  assert.equal(approved.error, undefined);
+  await eventually(async () => (await taskStatus(taskId)) === "completed");
+  stop.abort();
+  await running;
+  assert.equal(started, "in_progress");
+  assert.deepEqual(errors, []);
+});
+
 test("a revoked token is an auth_error, and run stops on it", async () => {
   const { skill } = await fixture();
   const worker = await registerWorker(skill);

@@ -101,6 +101,9 @@ pub struct RepoFields {
     /// The lowest trust tier admitted (untrusted, basic, trusted, core, or 0-3).
     #[arg(long)]
     pub min_trust_tier: Option<String>,
+    /// An untrusted worker's claim waits for your approval (true/false).
+    #[arg(long)]
+    pub claim_approval: Option<bool>,
 }
 
 impl RepoFields {
@@ -158,6 +161,14 @@ pub enum TaskCommand {
     },
     /// Cancel for good; a live lease ends.
     Cancel {
+        task_id: String,
+    },
+    /// Approve the claim awaiting approval (a repo with claim_approval): work may start.
+    Approve {
+        task_id: String,
+    },
+    /// Deny the claim awaiting approval: ready again, for anyone but that worker.
+    Deny {
         task_id: String,
     },
 }

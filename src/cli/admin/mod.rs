@@ -123,6 +123,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                 allow_workers,
                 deny_workers,
                 min_trust_tier,
+                claim_approval: f.claim_approval,
             };
             let created = client.upsert_repo(&req).await?;
             done(
@@ -158,6 +159,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                 allow_workers,
                 deny_workers,
                 min_trust_tier,
+                claim_approval: f.claim_approval,
             };
             client.upsert_repo(&req).await?;
             done(
@@ -217,6 +219,20 @@ async fn task(client: &Client, c: TaskCommand, json: bool) -> anyhow::Result<()>
             let r = client.cancel(&task_id).await?;
             done(json, &r, || {
                 format!("task {} is {}", r.task_id, r.status.as_str())
+            })
+        }
+        TaskCommand::Approve { task_id } => {
+            let r = client.decide_claim(&task_id, "approve").await?;
+            done(json, &r, || format!("claim on task {} approved", r.task_id))
+        }
+        TaskCommand::Deny { task_id } => {
+            let r = client.decide_claim(&task_id, "deny").await?;
+            done(json, &r, || {
+                format!(
+                    "claim on task {} denied: it is {}",
+                    r.task_id,
+                    r.status.as_str()
+                )
             })
         }
     }

@@ -14,6 +14,7 @@ fn held(status: TaskStatus) -> TaskView<'static> {
         holder: Some("w_me"),
         lease_id: status.is_live().then_some("l_1"),
         lease_expired: false,
+        awaiting_approval: false,
     }
 }
 
@@ -117,6 +118,7 @@ fn a_task_given_to_someone_else_is_lost_to_its_old_holder_and_forbidden_to_stran
         holder: Some("w_other"),
         lease_id: Some("l_2"),
         lease_expired: false,
+        awaiting_approval: false,
     };
     let me = Actor::Worker("w_me");
     assert_eq!(
@@ -132,6 +134,7 @@ fn a_task_given_to_someone_else_is_lost_to_its_old_holder_and_forbidden_to_stran
         holder: None,
         lease_id: None,
         lease_expired: false,
+        awaiting_approval: false,
     };
     assert_eq!(
         decide(&requeued, me, r("in_progress"), None, Some(&MINE)),
@@ -147,6 +150,7 @@ fn a_retried_report_that_was_applied_is_answered_again() {
         holder: None,
         lease_id: None,
         lease_expired: false,
+        awaiting_approval: false,
     };
     let released = PriorLease {
         lease_id: "l_1",
@@ -199,6 +203,7 @@ fn holding_a_task_again_after_the_server_ended_a_lease_needs_the_lease_id_named(
         holder: Some("w_me"),
         lease_id: Some("l_2"),
         lease_expired: false,
+        awaiting_approval: false,
     };
     let second = PriorLease {
         lease_id: "l_2",
@@ -224,6 +229,7 @@ fn holding_a_task_again_after_the_server_ended_a_lease_needs_the_lease_id_named(
         status: Ready,
         lease_id: None,
         lease_expired: false,
+        awaiting_approval: false,
     };
     assert_eq!(
         decide(&gone, me, r("completed"), None, Some(&second)),
@@ -312,4 +318,32 @@ fn only_a_lost_attempt_that_requeues_backs_off() {
     // a release is not a failure: the task is ready at once, for anyone
     assert!(!outcome(Report::Released, 0, 3).backs_off);
     assert!(!outcome(Report::Rest(Completed), 0, 3).backs_off);
+}
+
+#[test]
+fn a_claim_awaiting_approval_may_only_be_released() {
+    let mut t = held(Leased);
+    t.awaiting_approval = true;
+    let w = Actor::Worker("w_me");
+    for to in ["in_progress", "blocked", "failed", "leased"] {
+        assert_eq!(
+            decide(&t, w, r(to), Some("l_1"), None),
+            Verdict::AwaitingApproval,
+            "{to}"
+        );
+    }
+    assert_eq!(
+        decide(&t, w, Report::Released, Some("l_1"), None),
+        Verdict::Apply
+    );
+    // a stale lease is lost whatever waits on the current one
+    assert_eq!(
+        decide(&t, w, r("in_progress"), Some("l_0"), None),
+        Verdict::LeaseLost
+    );
+    t.awaiting_approval = false;
+    assert_eq!(
+        decide(&t, w, r("in_progress"), Some("l_1"), None),
+        Verdict::Apply
+    );
 }

@@ -2,6 +2,7 @@
 //! report is `status`, the operator's requeue and cancel are `actions`.
 
 pub mod actions;
+pub mod approval;
 pub mod status;
 
 use axum::extract::{Path, State};

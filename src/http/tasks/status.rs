@@ -146,6 +146,7 @@ pub async fn report_status(
             "required: the server ended an earlier lease of yours on this task; name the lease this report is about",
         )
         .into()),
+        StatusResult::AwaitingApproval => Err(ApiError::AwaitingApproval),
         StatusResult::Forbidden => Err(ApiError::Forbidden(match caller {
             Caller::Admin(_) => "admins may only merge or close an opened PR",
             Caller::Worker(_) => "this task is not leased to you",

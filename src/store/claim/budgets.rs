@@ -18,6 +18,8 @@ pub(super) struct Budget {
     pub(super) worker_max: Option<i64>,
     /// The repo admits the claiming worker (domain::access), read under its lock.
     pub(super) admits: bool,
+    /// The worker's claims here wait for a maintainer's approval (domain::access).
+    pub(super) approval: bool,
 }
 
 /// A repository row as the claim locks it.
@@ -29,6 +31,7 @@ struct RepoRow {
     allow_workers: Option<Vec<String>>,
     deny_workers: Vec<String>,
     min_trust_tier: i16,
+    claim_approval: bool,
 }
 
 /// Locks the candidates' repos that no other poll is claiming from (or, when all are busy,
@@ -61,6 +64,7 @@ pub(super) async fn lock_budgets(
                 .or((default_cap > 0).then_some(default_cap))
                 .map(i64::from),
             admits: admits.is_ok(),
+            approval: access::needs_approval(r.claim_approval, eligible.tier),
         };
         (r.repo, b)
     };
@@ -70,7 +74,7 @@ pub(super) async fn lock_budgets(
     let rows = sqlx::query_as!(
         RepoRow,
         r#"select repo, max_open_prs, area_locks_enabled, max_open_prs_per_worker,
-                  allow_workers, deny_workers, min_trust_tier
+                  allow_workers, deny_workers, min_trust_tier, claim_approval
            from repositories, set_config('plan_cache_mode', 'auto', true)
            where repo = any($1) for update of repositories skip locked"#,
         repos as &[&str]
@@ -82,7 +86,7 @@ pub(super) async fn lock_budgets(
         let r = sqlx::query_as!(
             RepoRow,
             r#"select repo, max_open_prs, area_locks_enabled, max_open_prs_per_worker,
-                      allow_workers, deny_workers, min_trust_tier
+                      allow_workers, deny_workers, min_trust_tier, claim_approval
                from repositories, set_config('plan_cache_mode', 'auto', true)
                where repo = $1 for update of repositories"#,
             first

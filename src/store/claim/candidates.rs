@@ -65,7 +65,11 @@ pub(super) async fn claim_candidates(
             b.held_areas.insert(a.to_string());
         }
         *free_points -= c.estimate_points;
-        chosen.push((c.id.as_str(), area.is_some()));
+        chosen.push(Chosen {
+            task: c.id.as_str(),
+            area_lock: area.is_some(),
+            approval: b.approval,
+        });
     }
     // an inconsistent row passed over leaves its points counted: conservative, and rare
     grant(tx, req, eligible.tier, &chosen).await

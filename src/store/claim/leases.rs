@@ -20,7 +20,8 @@ pub async fn poll_without_claim(pool: &Db, worker: &WorkerId) -> StoreResult<Opt
                   t.estimate_points as "estimate_points?", t.priority as "priority?", t.area,
                   t.tier as "tier?", t.required_skills as "required_skills?",
                   t.status as "status?: TaskStatus", t.attempt as "attempt?",
-                  t.lease_expires_at as "lease_expires_at?"
+                  t.lease_expires_at as "lease_expires_at?",
+                  coalesce(t.approval_lease = t.lease_id, false) as "awaiting_approval?"
            from workers w
            left join tasks t on t.worker_id = w.id and task_is_live(t.status)
                             and t.lease_expires_at > now()
@@ -49,6 +50,7 @@ pub async fn poll_without_claim(pool: &Db, worker: &WorkerId) -> StoreResult<Opt
                 status: r.status?,
                 attempt: r.attempt?,
                 lease_expires_at: r.lease_expires_at?,
+                awaiting_approval: r.awaiting_approval?,
             })
         })
         .collect();
@@ -64,7 +66,8 @@ pub async fn live_leases(tx: &mut PgConnection, worker_id: &WorkerId) -> StoreRe
         Lease,
         r#"select id as task_id, lease_id as "lease_id!", repo, title, description, estimate_points,
                   priority, area, tier, required_skills, status as "status: TaskStatus", attempt,
-                  lease_expires_at as "lease_expires_at!"
+                  lease_expires_at as "lease_expires_at!",
+                  coalesce(approval_lease = lease_id, false) as "awaiting_approval!"
            from tasks
            where worker_id = $1 and task_is_live(status)
              and lease_expires_at > now()"#,

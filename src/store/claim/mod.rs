@@ -84,6 +84,15 @@ struct Reserved {
     can_take_more: bool,
 }
 
+/// A candidate chosen under the repo locks: whether it takes its area's lock, and whether
+/// its lease waits for a maintainer's approval (leases only: an offer's acceptance decides
+/// that for itself).
+struct Chosen<'a> {
+    task: &'a str,
+    area_lock: bool,
+    approval: bool,
+}
+
 /// What the grant statement granted: lease or offer ids in claim order.
 struct Granted {
     ids: Vec<String>,
@@ -209,18 +218,19 @@ async fn grant(
     tx: &mut PgConnection,
     req: &ClaimRequest<'_>,
     tier: i16,
-    chosen: &[(&str, bool)],
+    chosen: &[Chosen<'_>],
 ) -> StoreResult<Granted> {
     if chosen.is_empty() {
         return Ok(Granted { ids: Vec::new() });
     }
-    let tasks: Vec<&str> = chosen.iter().map(|c| c.0).collect();
-    let area_locks: Vec<bool> = chosen.iter().map(|c| c.1).collect();
+    let tasks: Vec<&str> = chosen.iter().map(|c| c.task).collect();
+    let area_locks: Vec<bool> = chosen.iter().map(|c| c.area_lock).collect();
     let worker = req.worker_id.as_str();
     let rows: Vec<(String, String)> = match req.grant {
         Grant::Lease { ttl } => {
             let ttl = req.caps.tier_lease_ttl.apply(tier, ttl);
-            grant_leases(tx, &tasks, &area_locks, worker, ttl).await?
+            let approvals: Vec<bool> = chosen.iter().map(|c| c.approval).collect();
+            grant_leases(tx, &tasks, &area_locks, &approvals, worker, ttl).await?
         }
         Grant::Offer { ttl } => {
             let ids: Vec<String> = chosen.iter().map(|_| OfferId::generate().0).collect();
@@ -239,7 +249,7 @@ async fn grant(
     };
     // in claim order
     let mut ids = Vec::with_capacity(rows.len());
-    for (task, _) in chosen {
+    for Chosen { task, .. } in chosen {
         match rows.iter().find(|r| r.0 == *task) {
             Some((_, id)) => ids.push(id.clone()),
             None => {
@@ -255,6 +265,7 @@ async fn grant_leases(
     tx: &mut PgConnection,
     tasks: &[&str],
     area_locks: &[bool],
+    approvals: &[bool],
     worker: &str,
     ttl: Duration,
 ) -> StoreResult<Vec<(String, String)>> {
@@ -266,6 +277,7 @@ async fn grant_leases(
         area_locks,
         worker,
         ttl.as_secs_f64(),
+        approvals,
     )
     .fetch_all(&mut *tx)
     .await?;

@@ -17,6 +17,8 @@ old as (
     from tasks t join w on t.worker_id = w.id
     where t.id = $2 and t.lease_id = $3 and t.lease_expires_at >= now()
       and t.status = any($4::text[])
+      -- a claim awaiting approval (migration 18) takes the locking path's exact answer
+      and t.approval_lease is distinct from t.lease_id
     for update of t),
 t as (
     update tasks x set

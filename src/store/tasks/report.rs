@@ -74,6 +74,8 @@ pub enum StatusResult {
     /// report must name its lease.
     LeaseIdRequired,
     Forbidden,
+    /// The holder's claim waits for a maintainer's approval.
+    AwaitingApproval,
     Invalid {
         from: TaskStatus,
     },
@@ -107,6 +109,7 @@ pub(super) struct Locked {
     /// Earlier attempts of this task handed back with `released`.
     pub(super) releases: i64,
     pub(super) expired: bool,
+    pub(super) awaiting_approval: bool,
     pub(super) prior_id: Option<String>,
     pub(super) prior_report: Option<String>,
     pub(super) prior_revoked: bool,
@@ -121,6 +124,7 @@ impl Locked {
             holder: self.worker_id.as_deref(),
             lease_id: self.lease_id.as_deref(),
             lease_expired: self.expired,
+            awaiting_approval: self.awaiting_approval,
         };
         let prior = self.prior_id.as_deref().map(|id| PriorLease {
             lease_id: id,
@@ -141,6 +145,7 @@ fn refused(verdict: Verdict, t: &Locked, u: &StatusUpdate<'_>) -> Option<StatusR
         Verdict::Forbidden => StatusResult::Forbidden,
         Verdict::Invalid => StatusResult::Invalid { from: t.status },
         Verdict::LeaseIdRequired => StatusResult::LeaseIdRequired,
+        Verdict::AwaitingApproval => StatusResult::AwaitingApproval,
         _ => StatusResult::Updated {
             status: u.report,
             lease_expires_at: None,
@@ -335,6 +340,7 @@ pub(super) async fn lock_task(
                   (select count(*) from artifacts a where a.lease_id = coalesce(t.lease_id, p.id)) as "lease_artifacts!",
                   (select count(*) from leases r where r.task_id = t.id and r.end_reason = 'released') as "releases!",
                   coalesce(t.lease_expires_at < now(), false) as "expired!",
+                  coalesce(t.approval_lease = t.lease_id, false) as "awaiting_approval!",
                   p.id as "prior_id?", p.last_report as "prior_report?",
                   coalesce(p.end_reason in ('lease_expired', 'worker_offline', 'requeued', 'cancelled', 'worker_revoked'), false) as "prior_revoked!",
                   coalesce(p.server_ended, false) as "server_ended_earlier!"

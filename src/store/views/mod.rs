@@ -10,9 +10,12 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::StoreResult;
-use crate::domain::status::{TaskStatus, WorkerStatus};
+use crate::domain::status::TaskStatus;
 use crate::domain::trust::TrustTier;
-use crate::wire::views::{ArtifactView, AuditEvent, LeaseView, RepoView, TaskView, WorkerView};
+use crate::wire::views::{ArtifactView, AuditEvent, LeaseView, RepoView, TaskView};
+
+mod workers;
+pub use workers::{list_workers, worker_detail, WorkerFilter};
 
 pub struct TaskFilter<'a> {
     pub statuses: Option<Vec<String>>,
@@ -43,7 +46,8 @@ pub async fn list_tasks(pool: &Db, f: &TaskFilter<'_>) -> StoreResult<Vec<TaskVi
         r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
                   min_reputation, required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
                   lease_expires_at, pr_url, retry_at, external_id, not_before, depends_on, reserved_for,
-                  reserved_until, created_at, updated_at
+                  reserved_until, created_at, updated_at,
+                  coalesce(approval_lease = lease_id, false) as "awaiting_approval!"
            from tasks
            where ($1::text[] is null or status = any($1))
              and ($2::text[] is null or repo = any($2))
@@ -164,7 +168,8 @@ pub async fn task_detail(
         r#"select id as task_id, repo, title, status as "status: TaskStatus", priority, area, tier,
                   min_reputation, required_skills, estimate_points, attempt, max_attempts, worker_id, lease_id,
                   lease_expires_at, pr_url, retry_at, external_id, not_before, depends_on, reserved_for,
-                  reserved_until, created_at, updated_at, description
+                  reserved_until, created_at, updated_at, description,
+                  coalesce(approval_lease = lease_id, false) as "awaiting_approval!"
            from tasks where id = $1"#,
         task_id
     )
@@ -212,6 +217,7 @@ pub async fn task_detail(
             depends_on: row.depends_on,
             reserved_for: row.reserved_for,
             reserved_until: row.reserved_until,
+            awaiting_approval: row.awaiting_approval,
             created_at: row.created_at,
             updated_at: row.updated_at,
         },
@@ -244,91 +250,6 @@ pub async fn worker_knows_task(
     Ok(known)
 }
 
-pub struct WorkerFilter<'a> {
-    /// Just this worker.
-    pub id: Option<&'a str>,
-    pub online: Option<bool>,
-    pub status: Option<WorkerStatus>,
-    pub after: Option<&'a str>,
-    pub limit: i64,
-    /// Seconds of silence after which a worker counts as offline.
-    pub heartbeat_timeout_secs: f64,
-}
-
-pub async fn list_workers(pool: &Db, f: &WorkerFilter<'_>) -> StoreResult<Vec<WorkerView>> {
-    let mut tx = read_only(pool).await?;
-    let rows = sqlx::query_as!(
-        WorkerView,
-        r#"select w.id as worker_id, w.name, w.github_handle, w.skills, w.capacity_points,
-                  w.max_concurrent_tasks,
-                  coalesce(l.points, 0) as "used_points!", coalesce(l.n, 0) as "live_leases!",
-                  w.status as "status: WorkerStatus", w.note,
-                  (w.online and w.last_heartbeat > now() - make_interval(secs => $5)) as "online!",
-                  w.last_heartbeat, w.trust_tier as "trust_tier: TrustTier", w.paused_by_admin as paused,
-                  (w.revoked_at is not null) as "revoked!", w.created_at
-           from workers w
-           left join lateral (
-               select sum(estimate_points)::int8 as points,
-                      count(*) filter (where t.status <> 'offered') as n from tasks t
-               where t.worker_id = w.id and task_holds_capacity(t.status)) l on true
-           where ($1::bool is null
-                  or $1 = (w.online and w.last_heartbeat > now() - make_interval(secs => $5)))
-             and ($2::text is null or w.status = $2)
-             and ($3::text is null or w.id > $3)
-             and ($6::text is null or w.id = $6)
-           order by w.id
-           limit $4"#,
-        f.online,
-        f.status.map(WorkerStatus::as_str),
-        f.after,
-        f.limit,
-        f.heartbeat_timeout_secs,
-        f.id,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    super::commit(tx).await?;
-    Ok(rows)
-}
-
-/// The worker (`None`: unknown) and the tasks it holds under live leases.
-pub async fn worker_detail(
-    pool: &Db,
-    worker_id: &WorkerId,
-    heartbeat_timeout_secs: f64,
-) -> StoreResult<Option<(WorkerView, Vec<TaskView>)>> {
-    let worker_id = worker_id.as_str();
-    let filter = WorkerFilter {
-        id: Some(worker_id),
-        online: None,
-        status: None,
-        after: None,
-        limit: 1,
-        heartbeat_timeout_secs,
-    };
-    let Some(worker) = list_workers(pool, &filter).await?.pop() else {
-        return Ok(None);
-    };
-    let leases = list_tasks(
-        pool,
-        &TaskFilter {
-            statuses: Some(vec![
-                "leased".into(),
-                "in_progress".into(),
-                "blocked".into(),
-            ]),
-            repos: None,
-            skill: None,
-            worker_id: Some(worker_id),
-            area: None,
-            after: None,
-            limit: 1000,
-        },
-    )
-    .await?;
-    Ok(Some((worker, leases)))
-}
-
 pub async fn list_repos(pool: &Db, stale_after_secs: f64) -> StoreResult<Vec<RepoView>> {
     let mut conn = pool.session().await?;
     let repos = repos_in(&mut conn, stale_after_secs).await?;
@@ -349,6 +270,7 @@ pub async fn repos_in(
                select repo,
                       count(*) filter (where status <> 'ready') as open,
                       count(*) filter (where status = 'ready') as ready,
+                      count(*) filter (where approval_lease = lease_id) as awaiting,
                       count(*) filter (where status = 'pr_opened'
                                        and pr_opened_at < now() - make_interval(secs => $1)) as stale,
                       coalesce(array_agg(area order by area) filter (where holds_area_lock), '{}') as areas
@@ -357,7 +279,8 @@ pub async fn repos_in(
                group by repo)
            select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix, r.github_write_back,
                   r.max_open_prs_per_worker, r.allow_workers, r.deny_workers,
-                  r.min_trust_tier as "min_trust_tier: TrustTier",
+                  r.min_trust_tier as "min_trust_tier: TrustTier", r.claim_approval,
+                  coalesce(c.awaiting, 0) as "awaiting_approval!",
                   coalesce(c.open, 0) as "open_slots!", coalesce(c.ready, 0) as "ready!",
                   coalesce(c.areas, '{}') as "held_areas!: Vec<String>",
                   coalesce(c.stale, 0) as "stale_prs!", r.created_at, r.updated_at
@@ -417,6 +340,15 @@ pub async fn list_events(pool: &Db, f: &AuditFilter<'_>) -> StoreResult<(Vec<Aud
     .await?;
     super::commit(tx).await?;
     Ok((events, total))
+}
+
+/// One page of events matching the filters, newest first, without the count: for the
+/// export, which walks the pages by `before`.
+pub async fn events_page(pool: &Db, f: &AuditFilter<'_>) -> StoreResult<Vec<AuditEvent>> {
+    let mut tx = read_only(pool).await?;
+    let events = page_of_events(&mut tx, f).await?;
+    super::commit(tx).await?;
+    Ok(events)
 }
 
 /// Events matching the filters, newest first (audit_events_by_kind/_actor/_target).
