@@ -33,6 +33,57 @@ pub fn forbidden_change(status: TaskStatus, c: Changes) -> Option<&'static str> 
     None
 }
 
+/// The task whose dependencies would lead back to `task` if it waited on `deps`: a cycle
+/// would keep every task on it out of the queue for good. `waits_on` holds, for each task
+/// reachable from `deps`, the tasks it waits on.
+pub fn cycle_through<'a>(
+    task: &str,
+    deps: &'a [String],
+    waits_on: &'a std::collections::HashMap<String, Vec<String>>,
+) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    // (the dependency named in the edit, the task reached through it)
+    let mut stack: Vec<(&str, &str)> = deps.iter().map(|d| (d.as_str(), d.as_str())).collect();
+    while let Some((via, id)) = stack.pop() {
+        if id == task {
+            return Some(via);
+        }
+        if !seen.insert(id) {
+            continue;
+        }
+        for next in waits_on.get(id).into_iter().flatten() {
+            stack.push((via, next.as_str()));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod cycle_tests {
+    use super::cycle_through;
+    use std::collections::HashMap;
+
+    fn graph(edges: &[(&str, &[&str])]) -> HashMap<String, Vec<String>> {
+        edges
+            .iter()
+            .map(|(t, d)| (t.to_string(), d.iter().map(|x| x.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_dependency_that_leads_back_is_a_cycle() {
+        let g = graph(&[("b", &["c"]), ("c", &["a"]), ("d", &[])]);
+        let deps = |d: &[&str]| d.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(cycle_through("a", &deps(&["d", "b"]), &g), Some("b"));
+        assert_eq!(cycle_through("a", &deps(&["a"]), &g), Some("a"), "itself");
+        assert_eq!(cycle_through("a", &deps(&["d"]), &g), None);
+        assert_eq!(cycle_through("x", &deps(&["b"]), &g), None);
+        // a diamond is no cycle, and a cycle elsewhere does not loop forever
+        let g = graph(&[("b", &["d"]), ("c", &["d"]), ("d", &["e"]), ("e", &["d"])]);
+        assert_eq!(cycle_through("a", &deps(&["b", "c"]), &g), None);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

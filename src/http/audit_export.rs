@@ -6,8 +6,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use crate::app::AppContext;
 use crate::domain::compat;
@@ -16,21 +14,12 @@ use crate::error::ApiError;
 use crate::http::extract::{ApiQuery, RepoAdmin};
 use crate::http::scope;
 use crate::store::views::{self, AuditFilter};
-use crate::wire::views::{AuditEvent, AuditQuery};
+use crate::wire::views::{AuditEvent, AuditExportQuery};
 use crate::wire::ErrorBody;
 
 /// The most events one export carries; narrow the filters (`since`) for more.
 pub const MAX_EXPORT: usize = 100_000;
 const PAGE: i64 = 1_000;
-
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ExportFormat {
-    /// `csv` (id, timestamp, event_type, actor, target, details as JSON) or `ndjson` (one
-    /// event per line, as the list answers it; the default).
-    #[param(pattern = "^(csv|ndjson)$")]
-    pub format: Option<String>,
-}
 
 #[derive(Clone, Copy)]
 enum Format {
@@ -50,16 +39,16 @@ struct Filters {
 
 /// Every event matching the filters (`GET /v1/audit/events`' own, less the paging), newest
 /// first, up to 100,000, as a file.
-#[utoipa::path(get, path = "/v1/audit/export", tag = "admin", params(AuditQuery, ExportFormat), security(("admin" = [])),
-    responses((status = 200, description = "text/csv or application/x-ndjson, as an attachment", content_type = "text/csv", body = String),
+#[utoipa::path(get, path = "/v1/audit/export", tag = "admin", params(AuditExportQuery), security(("admin" = [])),
+    responses((status = 200, description = "the events as an attachment, in the format asked for",
+                content((String = "application/x-ndjson"), (String = "text/csv"))),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn export_events(
     State(app): State<AppContext>,
     RepoAdmin(admin): RepoAdmin,
-    ApiQuery(q): ApiQuery<AuditQuery>,
-    ApiQuery(f): ApiQuery<ExportFormat>,
+    ApiQuery(q): ApiQuery<AuditExportQuery>,
 ) -> Result<Response, ApiError> {
-    let format = match f.format.as_deref() {
+    let format = match q.format.as_deref() {
         None | Some("ndjson") => Format::Ndjson,
         Some("csv") => Format::Csv,
         Some(_) => return Err(Invalid::new("format", "csv or ndjson").into()),

@@ -8,6 +8,7 @@ use crate::store::Db;
 
 use super::StoreResult;
 use crate::domain::status::TaskStatus;
+use chrono::{DateTime, Utc};
 
 pub enum TaskAction {
     /// Done; the task's status now.
@@ -266,6 +267,21 @@ pub struct TaskEdit {
     pub tier: Option<i16>,
     pub min_reputation: Option<i16>,
     pub max_attempts: Option<i32>,
+    /// `Some(None)` removes it.
+    pub not_before: Option<Option<DateTime<Utc>>>,
+    pub depends_on: Option<Vec<String>>,
+    /// `Some(None)` ends the reservation.
+    pub reservation: Option<Reservation>,
+}
+
+/// A task held for a worker until a time; `None`: held for nobody.
+pub type Reservation = Option<(String, DateTime<Utc>)>;
+
+impl TaskEdit {
+    /// The edit changes when the task may be claimed: waiting polls should look again.
+    pub fn replans(&self) -> bool {
+        self.not_before.is_some() || self.depends_on.is_some() || self.reservation.is_some()
+    }
 }
 
 pub enum Edited {
@@ -275,6 +291,15 @@ pub enum Edited {
     Forbidden {
         field: &'static str,
         status: TaskStatus,
+    },
+    /// `depends_on[j]` names no task.
+    UnknownDependency {
+        index: usize,
+        id: String,
+    },
+    /// Waiting on `via` would lead back to this task.
+    DependencyCycle {
+        via: String,
     },
     /// `max_attempts` below the attempts already made.
     TooFewAttempts {
@@ -316,12 +341,34 @@ pub async fn edit(pool: &Db, task_id: &TaskId, e: &TaskEdit, actor: &str) -> Sto
     if e.max_attempts.is_some_and(|m| m < t.attempt.max(1)) {
         return Ok(Edited::TooFewAttempts { attempt: t.attempt });
     }
+    if let Some(deps) = &e.depends_on {
+        if let Some(refused) = check_dependencies(&mut tx, task_id, deps).await? {
+            return Ok(refused);
+        }
+    }
+    write_edit(&mut tx, task_id, e, actor).await?;
+    super::commit(tx).await?;
+    Ok(Edited::Done)
+}
+
+/// The edit's update and its `task_updated` event (the fields sent, as sent).
+async fn write_edit(
+    tx: &mut sqlx::PgConnection,
+    task_id: &str,
+    e: &TaskEdit,
+    actor: &str,
+) -> StoreResult<()> {
     let data = serde_json::json!({
         "title": e.title, "description": e.description.as_ref().map(|_| "changed"),
         "required_skills": e.required_skills, "estimate_points": e.estimate_points,
         "priority": e.priority, "area": e.area, "tier": e.tier, "max_attempts": e.max_attempts,
-        "min_reputation": e.min_reputation,
+        "min_reputation": e.min_reputation, "not_before": e.not_before, "depends_on": e.depends_on,
+        "reserved_for": e.reservation.as_ref().map(|r| r.as_ref().map(|(w, _)| w)),
     });
+    let (reserved_for, reserved_until) = match &e.reservation {
+        Some(Some((w, until))) => (Some(w.as_str()), Some(*until)),
+        _ => (None, None),
+    };
     sqlx::query!(
         r#"with t as (
                update tasks set
@@ -330,7 +377,12 @@ pub async fn edit(pool: &Db, task_id: &TaskId, e: &TaskEdit, actor: &str) -> Sto
                    estimate_points = coalesce($5, estimate_points), priority = coalesce($6, priority),
                    area = case when $7 then $8 else area end, tier = coalesce($9, tier),
                    max_attempts = coalesce($10, max_attempts),
-                   min_reputation = coalesce($13, min_reputation), updated_at = now()
+                   min_reputation = coalesce($13, min_reputation),
+                   not_before = case when $14 then $15 else not_before end,
+                   depends_on = coalesce($16, depends_on),
+                   reserved_for = case when $17 then $18 else reserved_for end,
+                   reserved_until = case when $17 then $19 else reserved_until end,
+                   updated_at = now()
                where id = $1 returning id, repo, status)
            insert into audit_events (kind, task_id, repo, from_status, to_status, data, actor)
            select 'task_updated', id, repo, status, status, jsonb_strip_nulls($11), $12 from t"#,
@@ -347,11 +399,58 @@ pub async fn edit(pool: &Db, task_id: &TaskId, e: &TaskEdit, actor: &str) -> Sto
         data,
         actor,
         e.min_reputation,
+        e.not_before.is_some(),
+        e.not_before.flatten(),
+        e.depends_on.as_deref(),
+        e.reservation.is_some(),
+        reserved_for,
+        reserved_until,
     )
-    .execute(&mut *tx)
+    .execute(tx)
     .await?;
-    super::commit(tx).await?;
-    Ok(Edited::Done)
+    Ok(())
+}
+
+/// Refuses dependencies that name no task or would close a cycle
+/// (domain::task_edit::cycle_through). Edits of dependencies take one transaction lock, so
+/// two edits that together would close a cycle run one after the other and the second
+/// sees the first; a new task can only wait on tasks that exist, so creation closes none.
+async fn check_dependencies(
+    tx: &mut sqlx::PgConnection,
+    task_id: &str,
+    deps: &[String],
+) -> StoreResult<Option<Edited>> {
+    sqlx::query!("select pg_advisory_xact_lock(hashtext('owp:task_dependencies'))")
+        .execute(&mut *tx)
+        .await?;
+    let found: Vec<String> = sqlx::query_scalar!("select id from tasks where id = any($1)", deps)
+        .fetch_all(&mut *tx)
+        .await?;
+    if let Some((index, id)) = deps.iter().enumerate().find(|(_, d)| !found.contains(d)) {
+        return Ok(Some(Edited::UnknownDependency {
+            index,
+            id: id.clone(),
+        }));
+    }
+    // every task reachable from the new dependencies, with what it waits on
+    let rows = sqlx::query!(
+        r#"with recursive reach(id) as (
+               select unnest($1::text[])
+               union
+               select unnest(t.depends_on) from tasks t join reach r on t.id = r.id)
+           select t.id as "id!", t.depends_on as "depends_on!" from tasks t join reach r on t.id = r.id"#,
+        deps
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let waits_on = rows.into_iter().map(|r| (r.id, r.depends_on)).collect();
+    Ok(
+        crate::domain::task_edit::cycle_through(task_id, deps, &waits_on).map(|via| {
+            Edited::DependencyCycle {
+                via: via.to_string(),
+            }
+        }),
+    )
 }
 
 /// Sets a worker's trust tier (0-3), audited with the old and new tier and the reason.

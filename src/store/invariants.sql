@@ -153,6 +153,16 @@ select 'I9 task leased before a dependency was merged or completed' as label, it
       and task_is_delivered(a.to_status) and a.at <= l.granted_at)
 ) v
 union all
+select 'I9 a task waits on itself through its dependencies' as label, item from (
+  with recursive edge(id, dep) as (
+      select id, unnest(depends_on) from tasks where depends_on <> '{}'),
+  walk(start, cur) as (
+      select id, dep from edge
+      union
+      select w.start, e.dep from walk w join edge e on e.id = w.cur)
+  select distinct start as item from walk where start = cur
+) v
+union all
 select 'I10 a claim awaiting approval is past leased' as label, item from (
   select id as item from tasks where approval_lease = lease_id and status <> 'leased'
 ) v

@@ -84,6 +84,21 @@ pub struct TaskPatch {
     #[serde(default, deserialize_with = "super::lenient_int")]
     #[schema(minimum = 1, maximum = 100)]
     pub max_attempts: Option<i64>,
+    /// RFC 3339: not claimable before then; `""` removes it.
+    #[schema(value_type = Option<super::TimeOrEmpty>)]
+    pub not_before: Option<String>,
+    /// The task ids (up to 50) this task waits on, replacing the list; `[]` removes them.
+    /// Each must exist, and none may lead back to this task (400).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<super::IdItem>>, max_items = 50)]
+    pub depends_on: Option<Vec<String>>,
+    /// Holds the task for this worker until `reserved_until` (sent together); `""` ends the
+    /// reservation.
+    #[schema(max_length = 100)]
+    pub reserved_for: Option<String>,
+    /// RFC 3339, with `reserved_for` (ignored when `reserved_for` is `""`).
+    #[schema(value_type = Option<super::TimeOrEmpty>)]
+    pub reserved_until: Option<String>,
 }
 
 /// `POST /v1/workers/{worker_id}/trust-tier`.

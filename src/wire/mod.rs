@@ -99,6 +99,30 @@ impl utoipa::PartialSchema for IdItem {
 
 impl ToSchema for IdItem {}
 
+/// A time (RFC 3339), or `""` to remove it (in a PATCH).
+pub struct TimeOrEmpty;
+
+impl utoipa::PartialSchema for TimeOrEmpty {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
+        use utoipa::openapi::{ObjectBuilder, OneOfBuilder};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([""])),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for TimeOrEmpty {}
+
 /// A repository's name in a list: 1-200 characters, not blank.
 pub struct RepoItem;
 

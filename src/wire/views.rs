@@ -252,6 +252,26 @@ pub struct AuditQuery {
     pub cursor: Option<String>,
 }
 
+/// `GET /v1/audit/export`: the list's filters, and the file's format.
+#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditExportQuery {
+    /// As for the list (v0.1 names included).
+    #[param(max_length = 100)]
+    pub event_type: Option<String>,
+    #[param(max_length = 200)]
+    pub actor: Option<String>,
+    #[param(max_length = 200)]
+    pub target: Option<String>,
+    #[param(max_length = 200)]
+    pub repo: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    /// `ndjson` (one event per line, as the list shows it; the default) or `csv` (id,
+    /// timestamp, event_type, actor, target, details as JSON).
+    #[param(pattern = "^(csv|ndjson)$")]
+    pub format: Option<String>,
+}
+
 /// One audit event, in the product plan's shape.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct AuditEvent {

@@ -353,3 +353,76 @@ async fn lowering_capacity_below_what_is_held_is_refused_even_racing_polls(pool:
     let ((), _refused) = tokio::join!(polls, lowers);
     assert_invariants(&app.pool).await;
 }
+
+/// Each list a stranger or an admin may send stops at its stated limit, by name, and the
+/// refused request changes nothing.
+#[sqlx::test]
+async fn lists_over_their_limits_are_refused_by_name(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.create_repo("acme/r", 3, false).await;
+    let t = app
+        .create_task(json!({"repo": "acme/r", "title": "t"}))
+        .await;
+    let w = app.register("w", &["rust"], 5, 1).await;
+    let many = |n: usize, prefix: &str| -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    };
+    for (body, field) in [
+        (json!({"repos": many(101, "acme/x")}), "repos"),
+        (json!({"skills": many(51, "s")}), "skills"),
+    ] {
+        let e = app
+            .as_worker(&w, Method::PATCH, "/v1/workers/me", Some(body))
+            .await
+            .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+        assert!(e["details"].as_str().unwrap().starts_with(field), "{e}");
+    }
+    let skills: Vec<String> = sqlx::query_scalar("select skills from workers where id = $1")
+        .bind(&w.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(skills, ["rust"]);
+    let e = app
+        .admin(
+            Method::POST,
+            "/v1/admin/repos",
+            Some(json!({"repo": "acme/r", "allow_workers": many(1001, "w_")})),
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    assert!(
+        e["details"].as_str().unwrap().starts_with("allow_workers"),
+        "{e}"
+    );
+    let e = app
+        .admin(
+            Method::PATCH,
+            &format!("/v1/tasks/{t}"),
+            Some(json!({"depends_on": many(51, "t_")})),
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    assert!(
+        e["details"].as_str().unwrap().starts_with("depends_on"),
+        "{e}"
+    );
+    let e = app
+        .admin(
+            Method::POST,
+            "/v1/admin/tasks",
+            Some(json!({"repo": "acme/r", "title": "u", "depends_on": many(51, "t_")})),
+        )
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "validation_error");
+    assert!(
+        e["details"].as_str().unwrap().starts_with("depends_on"),
+        "{e}"
+    );
+    let allow: Option<Vec<String>> =
+        sqlx::query_scalar("select allow_workers from repositories where repo = 'acme/r'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(allow, None);
+}

@@ -13,23 +13,6 @@ use sqlx::PgPool;
 use crate::support::cli::{self, Scratch};
 use crate::support::*;
 
-async fn import(app: &TestApp, dir: &Scratch, file: &str) -> std::process::Output {
-    cli::run(
-        &dir.0,
-        &[
-            "admin",
-            "--url",
-            &app.base,
-            "--admin-token",
-            ADMIN,
-            "--json",
-            "import",
-            file,
-        ],
-    )
-    .await
-}
-
 async fn task_count(pool: &PgPool) -> i64 {
     sqlx::query_scalar("select count(*) from tasks")
         .fetch_one(pool)
@@ -61,7 +44,7 @@ tasks:
 "#,
     )
     .unwrap();
-    let out = import(&app, &dir, good.to_str().unwrap()).await;
+    let out = cli::import(&dir.0, &app.base, good.to_str().unwrap(), &[]).await;
     let answer: Value = serde_json::from_str(&cli::ok(&out)).unwrap();
     assert_eq!(
         (answer["tasks"].as_i64(), answer["created"].as_i64()),
@@ -87,8 +70,10 @@ tasks:
     assert_eq!(t["description"], "It breaks on empty input.");
 
     // again: nothing new, the same ids
-    let again: Value =
-        serde_json::from_str(&cli::ok(&import(&app, &dir, good.to_str().unwrap()).await)).unwrap();
+    let again: Value = serde_json::from_str(&cli::ok(
+        &cli::import(&dir.0, &app.base, good.to_str().unwrap(), &[]).await,
+    ))
+    .unwrap();
     assert_eq!(
         (again["created"].as_i64(), again["existing"].as_i64()),
         (Some(0), Some(3))
@@ -103,7 +88,7 @@ tasks:
         "repo: acme/widgets\ntasks:\n  - title: fine\n  - title: too big\n    estimate_points: 500\n",
     )
     .unwrap();
-    let err = cli::failed(&import(&app, &dir, bad.to_str().unwrap()).await);
+    let err = cli::failed(&cli::import(&dir.0, &app.base, bad.to_str().unwrap(), &[]).await);
     assert!(err.contains("tasks[1].estimate_points"), "{err}");
     // a typo in a field name, and a repo the pool does not know
     std::fs::write(
@@ -111,10 +96,10 @@ tasks:
         "repo: acme/widgets\ntasks:\n  - title: x\n    required_skill: [rust]\n",
     )
     .unwrap();
-    let err = cli::failed(&import(&app, &dir, bad.to_str().unwrap()).await);
+    let err = cli::failed(&cli::import(&dir.0, &app.base, bad.to_str().unwrap(), &[]).await);
     assert!(err.contains("required_skill"), "{err}");
     std::fs::write(&bad, "repo: acme/other\ntasks:\n  - title: x\n").unwrap();
-    let err = cli::failed(&import(&app, &dir, bad.to_str().unwrap()).await);
+    let err = cli::failed(&cli::import(&dir.0, &app.base, bad.to_str().unwrap(), &[]).await);
     assert!(err.contains("owp admin repo add acme/other"), "{err}");
     assert_eq!(task_count(&app.pool).await, 3);
     assert_invariants(&app.pool).await;
@@ -133,12 +118,16 @@ async fn a_large_file_goes_in_batches_and_a_rerun_creates_nothing(pool: PgPool) 
         ));
     }
     std::fs::write(&file, text).unwrap();
-    let answer: Value =
-        serde_json::from_str(&cli::ok(&import(&app, &dir, file.to_str().unwrap()).await)).unwrap();
+    let answer: Value = serde_json::from_str(&cli::ok(
+        &cli::import(&dir.0, &app.base, file.to_str().unwrap(), &[]).await,
+    ))
+    .unwrap();
     assert_eq!(answer["created"], 12_000);
     assert_eq!(task_count(&app.pool).await, 12_000);
-    let again: Value =
-        serde_json::from_str(&cli::ok(&import(&app, &dir, file.to_str().unwrap()).await)).unwrap();
+    let again: Value = serde_json::from_str(&cli::ok(
+        &cli::import(&dir.0, &app.base, file.to_str().unwrap(), &[]).await,
+    ))
+    .unwrap();
     assert_eq!(
         (again["created"].as_i64(), again["existing"].as_i64()),
         (Some(0), Some(12_000))

@@ -248,26 +248,6 @@ async fn sync_imports_pool_ready_issues_beside_the_configured_label(pool: PgPool
 }
 
 /// `owp admin import FILE` with `extra` flags.
-async fn import(
-    app: &TestApp,
-    dir: &crate::support::cli::Scratch,
-    file: &str,
-    extra: &[&str],
-) -> std::process::Output {
-    let mut args = vec![
-        "admin",
-        "--url",
-        &app.base,
-        "--admin-token",
-        ADMIN,
-        "--json",
-        "import",
-        file,
-    ];
-    args.extend_from_slice(extra);
-    crate::support::cli::run(&dir.0, &args).await
-}
-
 #[sqlx::test]
 async fn the_cli_imports_a_v01_bare_list_with_repo(pool: PgPool) {
     use crate::support::cli::{self, Scratch};
@@ -282,10 +262,11 @@ async fn the_cli_imports_a_v01_bare_list_with_repo(pool: PgPool) {
     .unwrap();
     // no repo anywhere: refused, nothing sent
     let file = file.to_str().unwrap();
-    let out = import(&app, &dir, file, &[]).await;
+    let out = crate::support::cli::import(&dir.0, &app.base, file, &[]).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--repo"));
-    let out = import(&app, &dir, file, &["--repo", "acme/widgets"]).await;
+    let out =
+        crate::support::cli::import(&dir.0, &app.base, file, &["--repo", "acme/widgets"]).await;
     let answer: Value = serde_json::from_str(&cli::ok(&out)).unwrap();
     assert_eq!(answer["created"], 2);
     let row: (Vec<String>, i32, i32) = sqlx::query_as(
@@ -296,7 +277,8 @@ async fn the_cli_imports_a_v01_bare_list_with_repo(pool: PgPool) {
     .unwrap();
     assert_eq!(row, (vec!["rust".to_string()], 2, 100));
     // idempotent like any import
-    let again = import(&app, &dir, file, &["--repo", "acme/widgets"]).await;
+    let again =
+        crate::support::cli::import(&dir.0, &app.base, file, &["--repo", "acme/widgets"]).await;
     let again: Value = serde_json::from_str(&cli::ok(&again)).unwrap();
     assert_eq!(again["created"], 0);
 }

@@ -26,6 +26,7 @@ mod planned;
 mod pooler;
 mod pr_slots;
 mod reliability;
+mod replan;
 mod replicas;
 mod reputation;
 mod retention;

@@ -12,15 +12,6 @@ fn at(from_now: Span) -> String {
     (Utc::now() + from_now).to_rfc3339()
 }
 
-fn ids(leases: &[Value]) -> Vec<String> {
-    let mut v: Vec<String> = leases
-        .iter()
-        .map(|l| l["task_id"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
 #[sqlx::test]
 async fn a_reserved_task_waits_for_its_worker_until_the_reservation_ends(pool: PgPool) {
     let app = spawn_app(pool).await;

@@ -1,19 +1,10 @@
 //! Claiming: eligibility, order, capacity, budgets, areas, and the shape of a lease.
 
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::PgPool;
 
 use crate::support::*;
-
-fn ids(leases: &[Value]) -> Vec<String> {
-    let mut v: Vec<String> = leases
-        .iter()
-        .map(|l| l["task_id"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
 
 #[sqlx::test]
 async fn a_lease_carries_every_protocol_field(pool: PgPool) {

@@ -1553,6 +1553,11 @@ export interface components {
         TaskPatch: {
             /** @description Up to 100 characters; `""` removes the area. */
             area?: string | null;
+            /**
+             * @description The task ids (up to 50) this task waits on, replacing the list; `[]` removes them.
+             *     Each must exist, and none may lead back to this task (400).
+             */
+            depends_on?: components["schemas"]["IdItem"][] | null;
             description?: string | null;
             /** Format: int64 */
             estimate_points?: number | null;
@@ -1566,9 +1571,16 @@ export interface components {
              * @description 0-100; may change at any time (it gates claims from now on).
              */
             min_reputation?: number | null;
+            not_before?: null | components["schemas"]["TimeOrEmpty"];
             /** Format: int64 */
             priority?: number | null;
             required_skills?: components["schemas"]["SkillTag"][] | null;
+            /**
+             * @description Holds the task for this worker until `reserved_until` (sent together); `""` ends the
+             *     reservation.
+             */
+            reserved_for?: string | null;
+            reserved_until?: null | components["schemas"]["TimeOrEmpty"];
             /** Format: int64 */
             tier?: number | null;
             title?: string | null;
@@ -1714,6 +1726,7 @@ export interface components {
         };
         /** @description A trust tier: a name, or its level (0-3). */
         TierInput: ("untrusted" | "basic" | "trusted" | "core" | "maintainer") | number;
+        TimeOrEmpty: string | "";
         TokenResponse: {
             /** @description Shown once; the old token stopped working. */
             token: string;
@@ -2902,29 +2915,15 @@ export interface operations {
     export_events: {
         parameters: {
             query?: {
-                /**
-                 * @description An event kind; v0.1's `task_assigned` (`lease_granted`), `task_completed`
-                 *     (`task_status_changed` to `completed`) and `trust_tier_changed`
-                 *     (`worker_trust_tier_changed`) select the same events.
-                 */
+                /** @description As for the list (v0.1 names included). */
                 event_type?: string;
-                /** @description `admin:<name>`, `admin`, `worker:<id>`, `system`. */
                 actor?: string;
-                /** @description A task id, worker id or repo. */
                 target?: string;
-                /** @description Events about this repository: its tasks' and its settings'. */
                 repo?: string;
-                /** @description Only events at or after this time (RFC 3339). */
                 since?: string;
-                /** @description 1-200, default 50. */
-                limit?: number;
-                /** @description Skip this many (for clients that page by offset; `cursor` is cheaper). */
-                offset?: number;
-                /** @description The previous page's `next_cursor`, as returned (opaque). */
-                cursor?: string;
                 /**
-                 * @description `csv` (id, timestamp, event_type, actor, target, details as JSON) or `ndjson` (one
-                 *     event per line, as the list answers it; the default).
+                 * @description `ndjson` (one event per line, as the list shows it; the default) or `csv` (id,
+                 *     timestamp, event_type, actor, target, details as JSON).
                  */
                 format?: string;
             };
@@ -2934,12 +2933,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/csv or application/x-ndjson, as an attachment */
+            /** @description the events as an attachment, in the format asked for */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/x-ndjson": string;
                     "text/csv": string;
                 };
             };

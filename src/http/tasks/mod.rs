@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::http::extract::{parse_value, ApiJson, ApiJsonAny, ApiQuery, Caller, RepoAdmin};
 use crate::http::paging::{decode_cursor, next_cursor, page_limit};
 use crate::http::scope;
-use crate::store::admin_actions::{Edited, TaskEdit};
+use crate::store::admin_actions::{Edited, Reservation, TaskEdit};
 use crate::store::tasks::Created;
 use crate::store::views::TaskFilter;
 use crate::store::{admin_actions, tasks, views};
@@ -245,7 +245,38 @@ fn checked_edit(p: TaskPatch) -> Result<TaskEdit, Invalid> {
         tier: int("tier", p.tier, 0, 3)?.map(|t| t as i16),
         min_reputation: int("min_reputation", p.min_reputation, 0, 100)?.map(|r| r as i16),
         max_attempts: int("max_attempts", p.max_attempts, 1, 100)?,
+        not_before: match p.not_before.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(None),
+            Some(t) => Some(Some(input::timestamp("not_before", t)?)),
+        },
+        depends_on: p
+            .depends_on
+            .as_deref()
+            .map(|d| input::text_list("depends_on", d, 50, 100))
+            .transpose()?,
+        reservation: reservation(p.reserved_for.as_deref(), p.reserved_until.as_deref())?,
     })
+}
+
+/// `reserved_for` and `reserved_until` change together; `reserved_for: ""` ends it.
+fn reservation(worker: Option<&str>, until: Option<&str>) -> Result<Option<Reservation>, Invalid> {
+    match (worker.map(str::trim), until) {
+        (None, None) => Ok(None),
+        (Some(""), until) => {
+            // ending a reservation: a time sent beside it must still be a time
+            if let Some(t) = until.map(str::trim).filter(|t| !t.is_empty()) {
+                input::timestamp("reserved_until", t)?;
+            }
+            Ok(Some(None))
+        }
+        (Some(w), Some(t)) => Ok(Some(Some((
+            input::text("reserved_for", w, 1, 100)?,
+            input::timestamp("reserved_until", t)?,
+        )))),
+        (Some(_), None) => Err(Invalid::new("reserved_until", "required with reserved_for")),
+        (None, Some(_)) => Err(Invalid::new("reserved_for", "required with reserved_until")),
+    }
 }
 
 /// Changes a task's priority, skills, estimate, area, tier, max attempts, title or
@@ -269,7 +300,18 @@ pub async fn patch_task(
     scope::task_in_scope(&app, &admin, &task_id).await?;
     let edit = checked_edit(req)?;
     match admin_actions::edit(&app.pool, &task_id, &edit, &admin.actor).await? {
+        Edited::Done if edit.replans() => app.long_poll.work_ready(1),
         Edited::Done => {}
+        Edited::UnknownDependency { index, id } => {
+            return Err(Invalid::new(format!("depends_on[{index}]"), format!("no task {id}")).into())
+        }
+        Edited::DependencyCycle { via } => {
+            return Err(Invalid::new(
+                "depends_on",
+                format!("{via} waits on this task (directly or through others): a cycle would never become ready"),
+            )
+            .into())
+        }
         Edited::NotFound => return Err(ApiError::NotFound("task")),
         Edited::Forbidden { field, status } => {
             return Err(ApiError::ChangeRefused { field, status })

@@ -103,3 +103,19 @@ pub fn alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// `owp admin --json import FILE EXTRA…` against the server at `base`, as its admin.
+pub async fn import(home: &Path, base: &str, file: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "admin",
+        "--url",
+        base,
+        "--admin-token",
+        super::ADMIN,
+        "--json",
+        "import",
+        file,
+    ];
+    args.extend_from_slice(extra);
+    run(home, &args).await
+}

@@ -277,6 +277,16 @@ impl TestApp {
 }
 
 /// Runs the invariant checker and fails the test on any violation.
+/// The task ids of a poll's leases, sorted.
+pub fn ids(leases: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = leases
+        .iter()
+        .map(|l| l["task_id"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
 pub async fn assert_invariants(pool: &PgPool) {
     let v = owp_pool::store::invariants::check(pool).await.unwrap();
     assert!(v.is_empty(), "invariants violated:\n{}", v.join("\n"));
