@@ -176,6 +176,11 @@ await page.click("nav >> text=Audit");
 await page.fill("#a-repo", "acme/gated");
 await page.click("form.filters button[type=submit]");
 await page.waitForFunction(() => location.hash.includes("repo=acme%2Fgated"));
+// the filtered page replaces the unfiltered one (which shows claim_approved too): wait for it
+await page.waitForFunction(() => {
+  const repos = [...document.querySelectorAll("table tbody tr td:nth-child(5)")].map((td) => td.textContent);
+  return repos.length > 0 && repos.every((r) => r === "acme/gated");
+}, null, { timeout: 10000 });
 await page.waitForSelector("table >> text=claim_approved");
 const auditRepos = await page.$$eval("table tbody tr td:nth-child(5)", (tds) => [...new Set(tds.map((td) => td.textContent))]);
 assert.deepEqual(auditRepos, ["acme/gated"]);
