@@ -16,4 +16,7 @@ for db in $(pg_admin -c "select datname from pg_database d join pg_roles r on r.
   pg_admin -c "drop database if exists \"$db\" with (force)"
 done
 export DATABASE_URL=${DATABASE_URL:-postgres://owp:owp@$PGHOST_ADDR:$PGPORT_NUM/owp_test}
+# a failing test's message, not a 30-frame backtrace, is what a log's tail should show
+# (CI keeps only the tail); OWP_TEST_BACKTRACE=1 bash scripts/test.sh brings them back
+export RUST_BACKTRACE=${OWP_TEST_BACKTRACE:-0}
 cargo test --locked --all-targets "$@"

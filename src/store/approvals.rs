@@ -29,27 +29,59 @@ struct Awaiting {
     awaiting: bool,
 }
 
-async fn lock(tx: &mut sqlx::PgConnection, task_id: &str) -> StoreResult<Option<Awaiting>> {
-    Ok(sqlx::query_as!(
+/// The claim awaiting approval on a task, its row locked for the decision.
+struct Pending {
+    status: TaskStatus,
+    repo: String,
+    worker_id: String,
+    lease_id: String,
+}
+
+/// Begins a decision: the task row locked, and its awaiting claim, or the answer when
+/// there is none to decide.
+async fn begin_decision(
+    pool: &Db,
+    task_id: &str,
+) -> StoreResult<Result<(sqlx::Transaction<'static, sqlx::Postgres>, Pending), Decided>> {
+    let mut tx = super::begin(pool).await?;
+    let t = sqlx::query_as!(
         Awaiting,
         r#"select status as "status: TaskStatus", repo, worker_id, lease_id,
                   coalesce(approval_lease = lease_id, false) as "awaiting!"
            from tasks where id = $1 for update"#,
         task_id
     )
-    .fetch_optional(tx)
-    .await?)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(t) = t else {
+        return Ok(Err(Decided::NotFound));
+    };
+    let (true, Some(worker_id), Some(lease_id)) = (t.awaiting, t.worker_id, t.lease_id) else {
+        return Ok(Err(Decided::NotAwaiting(t.status)));
+    };
+    let (status, repo) = (t.status, t.repo);
+    Ok(Ok((
+        tx,
+        Pending {
+            status,
+            repo,
+            worker_id,
+            lease_id,
+        },
+    )))
 }
 
 /// Approves the claim awaiting approval on this task: the holder may report from now on.
 pub async fn approve(pool: &Db, task_id: &str, actor: &str) -> StoreResult<Decided> {
-    let mut tx = super::begin(pool).await?;
-    let Some(t) = lock(&mut tx, task_id).await? else {
-        return Ok(Decided::NotFound);
+    let (mut tx, t) = match begin_decision(pool, task_id).await? {
+        Ok(pending) => pending,
+        Err(answer) => return Ok(answer),
     };
-    let (true, Some(worker_id), Some(lease_id)) = (t.awaiting, t.worker_id, t.lease_id) else {
-        return Ok(Decided::NotAwaiting(t.status));
-    };
+    let Pending {
+        worker_id,
+        lease_id,
+        ..
+    } = &t;
     sqlx::query!(
         r#"with t as (update tasks set approval_lease = null, updated_at = now() where id = $1)
            insert into audit_events (kind, task_id, worker_id, repo, lease_id, actor)
@@ -64,8 +96,8 @@ pub async fn approve(pool: &Db, task_id: &str, actor: &str) -> StoreResult<Decid
     .await?;
     super::commit(tx).await?;
     Ok(Decided::Done {
-        lease_id,
-        worker_id,
+        lease_id: t.lease_id,
+        worker_id: t.worker_id,
     })
 }
 
@@ -75,13 +107,15 @@ pub async fn approve(pool: &Db, task_id: &str, actor: &str) -> StoreResult<Decid
 /// that worker again while it waits (`withheld_from`, until another worker takes it).
 /// Fires the status triggers (`store` docs: what triggers write).
 pub async fn deny(pool: &Db, task_id: &str, actor: &str) -> StoreResult<Decided> {
-    let mut tx = super::begin(pool).await?;
-    let Some(t) = lock(&mut tx, task_id).await? else {
-        return Ok(Decided::NotFound);
+    let (mut tx, t) = match begin_decision(pool, task_id).await? {
+        Ok(pending) => pending,
+        Err(answer) => return Ok(answer),
     };
-    let (true, Some(worker_id), Some(lease_id)) = (t.awaiting, t.worker_id, t.lease_id) else {
-        return Ok(Decided::NotAwaiting(t.status));
-    };
+    let Pending {
+        worker_id,
+        lease_id,
+        ..
+    } = &t;
     sqlx::query!(
         r#"with t as (
                update tasks set status = 'ready', worker_id = null, lease_id = null,
@@ -105,7 +139,7 @@ pub async fn deny(pool: &Db, task_id: &str, actor: &str) -> StoreResult<Decided>
     .await?;
     super::commit(tx).await?;
     Ok(Decided::Done {
-        lease_id,
-        worker_id,
+        lease_id: t.lease_id,
+        worker_id: t.worker_id,
     })
 }

@@ -7,6 +7,25 @@ use crate::store::Db;
 use super::StoreResult;
 use crate::domain::reputation::{Counts, PromotionRule};
 
+/// `Counts` from a row of the nine `worker_reputation` counters; the rows of different
+/// queries are different types, so one macro rather than a `From` per query.
+macro_rules! counts_of_row {
+    ($r:expr) => {
+        $crate::domain::reputation::Counts {
+            attempts: $r.attempts,
+            delivered: $r.delivered,
+            on_time: $r.on_time,
+            failed: $r.failed,
+            expired: $r.expired,
+            prs_merged: $r.prs_merged,
+            prs_closed: $r.prs_closed,
+            quality_sum: $r.quality_sum,
+            quality_count: $r.quality_count,
+        }
+    };
+}
+pub(crate) use counts_of_row;
+
 /// A worker's counters with its trust level, for `GET /v1/workers/{id}/reputation`.
 pub struct Standing {
     pub counts: Counts,
@@ -32,17 +51,7 @@ pub async fn standing(pool: &Db, worker_id: &WorkerId) -> StoreResult<Option<Sta
     .await?;
     Ok(row.map(|r| Standing {
         trust_tier: r.trust_tier,
-        counts: Counts {
-            attempts: r.attempts,
-            delivered: r.delivered,
-            on_time: r.on_time,
-            failed: r.failed,
-            expired: r.expired,
-            prs_merged: r.prs_merged,
-            prs_closed: r.prs_closed,
-            quality_sum: r.quality_sum,
-            quality_count: r.quality_count,
-        },
+        counts: counts_of_row!(r),
     }))
 }
 
@@ -137,19 +146,7 @@ pub async fn promote_basic(pool: &Db, rule: &PromotionRule) -> StoreResult<Vec<S
     .await?;
     let due: Vec<String> = rows
         .into_iter()
-        .filter(|r| {
-            rule.is_met(&Counts {
-                attempts: r.attempts,
-                delivered: r.delivered,
-                on_time: r.on_time,
-                failed: r.failed,
-                expired: r.expired,
-                prs_merged: r.prs_merged,
-                prs_closed: r.prs_closed,
-                quality_sum: r.quality_sum,
-                quality_count: r.quality_count,
-            })
-        })
+        .filter(|r| rule.is_met(&counts_of_row!(r)))
         .map(|r| r.worker_id)
         .collect();
     if due.is_empty() {

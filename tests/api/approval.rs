@@ -25,6 +25,24 @@ async fn decide(app: &TestApp, task: &str, verb: &str) -> Answer {
         .await
 }
 
+/// `n` tasks on acme/gated, each claimed by a worker of its own: (task, worker, lease).
+async fn hold_one_each(app: &TestApp, n: usize) -> Vec<(String, Worker, String)> {
+    app.create_tasks(
+        (0..n)
+            .map(|i| json!({"repo": "acme/gated", "title": format!("t{i}")}))
+            .collect(),
+    )
+    .await;
+    let mut held = Vec::new();
+    for i in 0..n {
+        let w = app.register(&format!("w{i}"), &[], 10, 1).await;
+        let l = app.poll(&w).await;
+        let (task, lease) = (l[0]["task_id"].as_str(), l[0]["lease_id"].as_str());
+        held.push((task.unwrap().to_string(), w, lease.unwrap().to_string()));
+    }
+    held
+}
+
 async fn set_tier(app: &TestApp, w: &Worker, tier: &str) {
     app.admin(
         Method::POST,
@@ -226,24 +244,12 @@ async fn a_waiting_claim_may_be_released_and_an_accepted_offer_waits_too(pool: P
 async fn no_report_lands_before_approval_even_racing_it(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     gated_repo(&app, "acme/gated").await;
-    let n = 12;
-    let tasks = app
-        .create_tasks(
-            (0..n)
-                .map(|i| json!({"repo": "acme/gated", "title": format!("t{i}")}))
-                .collect(),
-        )
-        .await;
-    let mut held = HashMap::new();
-    for i in 0..n {
-        let w = app.register(&format!("w{i}"), &[], 10, 1).await;
-        let l = app.poll(&w).await;
-        held.insert(
-            l[0]["task_id"].as_str().unwrap().to_string(),
-            (w, l[0]["lease_id"].as_str().unwrap().to_string()),
-        );
-    }
-    assert_eq!(held.len(), tasks.len());
+    let held: HashMap<_, _> = hold_one_each(&app, 12)
+        .await
+        .into_iter()
+        .map(|(t, w, lease)| (t, (w, lease)))
+        .collect();
+    assert_eq!(held.len(), 12);
     let reporters = held.iter().map(|(t, (w, lease))| {
         let app = &app;
         async move {
@@ -286,19 +292,11 @@ async fn no_report_lands_before_approval_even_racing_it(pool: PgPool) {
 async fn approval_and_denial_race_each_other_and_the_holder(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     gated_repo(&app, "acme/gated").await;
-    let n = 10;
-    app.create_tasks(
-        (0..n)
-            .map(|i| json!({"repo": "acme/gated", "title": format!("t{i}")}))
-            .collect(),
-    )
-    .await;
-    let mut held = Vec::new();
-    for i in 0..n {
-        let w = app.register(&format!("w{i}"), &[], 10, 1).await;
-        let l = app.poll(&w).await;
-        held.push((l[0]["task_id"].as_str().unwrap().to_string(), w));
-    }
+    let held: Vec<_> = hold_one_each(&app, 10)
+        .await
+        .into_iter()
+        .map(|(t, w, _)| (t, w))
+        .collect();
     let races = held.iter().map(|(t, w)| {
         let app = &app;
         async move {

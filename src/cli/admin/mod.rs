@@ -142,8 +142,10 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
             // the API sets every field it is sent: start from the repo as it is
             let list = client.list_repos().await?;
             let Some(now) = list.repositories.iter().find(|r| r.repo == f.repo) else {
+                // a scoped token lists only its own repositories, so say both
                 anyhow::bail!(
-                    "repo {} is not in the pool: `owp admin repo add {}` first",
+                    "repo {} is not in the pool, or not among the repositories this token \
+                     manages: `owp admin repo add {}` first, with a token that may",
                     f.repo,
                     f.repo
                 );

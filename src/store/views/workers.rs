@@ -2,9 +2,9 @@
 //! worker with the tasks it holds.
 
 use crate::domain::ids::WorkerId;
-use crate::domain::reputation::Counts;
 use crate::domain::status::WorkerStatus;
 use crate::domain::trust::TrustTier;
+use crate::store::reputation::counts_of_row;
 use crate::store::Db;
 use crate::wire::views::{TaskView, WorkerView};
 
@@ -64,18 +64,7 @@ pub async fn list_workers(pool: &Db, f: &WorkerFilter<'_>) -> StoreResult<Vec<Wo
         .into_iter()
         .map(|r| WorkerView {
             // the score as the claim compares it (domain::reputation)
-            reputation_score: Counts {
-                attempts: r.attempts,
-                delivered: r.delivered,
-                on_time: r.on_time,
-                failed: r.failed,
-                expired: r.expired,
-                prs_merged: r.prs_merged,
-                prs_closed: r.prs_closed,
-                quality_sum: r.quality_sum,
-                quality_count: r.quality_count,
-            }
-            .score(),
+            reputation_score: counts_of_row!(r).score(),
             worker_id: r.worker_id,
             name: r.name,
             github_handle: r.github_handle,
