@@ -46,6 +46,8 @@ pub const OFFERS_ENDED: &str = "owp_offers_ended_total";
 pub const GITHUB_WEBHOOKS: &str = "owp_github_webhooks_total";
 pub const GITHUB_OUTBOX: &str = "owp_github_outbox_total";
 pub const GITHUB_OUTBOX_PENDING: &str = "owp_github_outbox_pending";
+pub const NOTIFICATIONS: &str = "owp_notifications_total";
+pub const NOTIFICATIONS_PENDING: &str = "owp_notifications_pending";
 pub const DUTY_RUNS: &str = "owp_duty_runs_total";
 pub const LIVENESS_STAMPS: &str = "owp_liveness_stamps_total";
 pub const DUTY_LAST_SUCCESS: &str = "owp_duty_last_success_timestamp_seconds";
@@ -90,6 +92,14 @@ fn describe() {
     describe_counter!(
         GITHUB_OUTBOX,
         "Write-back events to GitHub by result: delivered, retried, gave_up."
+    );
+    describe_counter!(
+        NOTIFICATIONS,
+        "Notifications to channels by result: delivered, retried, gave_up."
+    );
+    describe_gauge!(
+        NOTIFICATIONS_PENDING,
+        "Notifications waiting for delivery (seen by the leader)."
     );
     describe_gauge!(
         GITHUB_OUTBOX_PENDING,
@@ -283,6 +293,14 @@ pub fn github_outbox(result: &'static str) {
 
 pub fn github_outbox_pending(n: i64) {
     gauge!(GITHUB_OUTBOX_PENDING).set(n as f64);
+}
+
+pub fn notifications(result: &'static str) {
+    counter!(NOTIFICATIONS, "result" => result).increment(1);
+}
+
+pub fn notifications_pending(n: i64) {
+    gauge!(NOTIFICATIONS_PENDING).set(n as f64);
 }
 
 pub fn tasks_created(n: usize) {

@@ -223,6 +223,7 @@ function route(live = false) {
     : parts[0] === "workers" ? () => workersView(params)
     : parts[0] === "repos" ? () => reposView()
     : parts[0] === "audit" ? () => auditView(params)
+    : parts[0] === "notifications" ? () => notificationsView()
     : () => overview();
   // a live refresh keeps a form being filled in (checked again when its data arrives: show)
   if (live && formBusy()) return Promise.resolve();
@@ -507,6 +508,71 @@ async function reposView() {
       }, h("label", { for: "r-repo" }, "Repository", f.repo), h("label", { for: "r-budget" }, "Review budget", f.budget),
       h("label", { for: "r-locks" }, "Area locks", f.locks), h("button", { class: "primary", type: "submit" }, "Save repository")),
       h("p", { id: "notice", role: "status" })));
+}
+
+// ---------- notifications ----------
+const EVENTS = ["task_failed", "pr_stale", "write_back_gave_up", "worker_revoked", "budget_full"];
+// a new channel's signing secret stays on the page until the admin says it is copied
+let revealed = null;
+async function notificationsView() {
+  const [list, failed] = await Promise.all([
+    api("GET", "/v1/admin/notifications"),
+    api("GET", "/v1/admin/notifications/deliveries?state=failed&limit=50"),
+  ]);
+  const act = (label, method, path, done, question, cls) => h("button", {
+    type: "button", class: cls,
+    onclick: async () => {
+      if (question && !confirm(question)) return;
+      try { await api(method, path); await route(); notice(done); } catch (err) { notice(err.message, true); }
+    },
+  }, label);
+  const names = new Map(list.channels.map((c) => [c.id, c.name]));
+  const f = {
+    name: h("input", { id: "n-name", required: true, maxlength: "100" }),
+    kind: h("select", { id: "n-kind" }, ...["webhook", "slack", "discord"].map((k) => h("option", { value: k }, k))),
+    url: h("input", { id: "n-url", required: true, type: "url", placeholder: "https://…", maxlength: "2000" }),
+    repo: h("input", { id: "n-repo", placeholder: "every repository", maxlength: "200" }),
+    events: EVENTS.map((e) => h("input", { type: "checkbox", value: e, id: `n-ev-${e}`, checked: e === "task_failed" })),
+  };
+  show(h("h2", {}, "Notifications"), h("p", { id: "notice", role: "status" }),
+    revealed ? h("div", { class: "notice", id: "secret", role: "status" },
+      `The signing secret of ${revealed.name}, shown only now: `, h("code", {}, revealed.secret), " ",
+      h("button", { type: "button", onclick: () => { revealed = null; route(); } }, "I have copied it")) : null,
+    table(["channel", "kind", "url", "repo", "events", "pending", "given up", "last delivered", "actions"],
+      list.channels.map((c) => h("tr", {},
+        h("td", {}, c.name, h("div", { class: "mono" }, c.id)), h("td", {}, c.kind), h("td", { class: "mono" }, c.url),
+        h("td", {}, c.repo ?? "all"), h("td", {}, c.events.join(", ")), h("td", { class: "num" }, c.pending),
+        h("td", { class: "num" }, c.failed), h("td", {}, ago(c.last_delivered_at)),
+        h("td", {}, h("div", { class: "actions" },
+          act("Send test", "POST", `/v1/admin/notifications/${c.id}/test`, `Test for ${c.name} queued.`),
+          act("Remove", "DELETE", `/v1/admin/notifications/${c.id}`, `${c.name} removed.`, `Remove ${c.name} and what it has still to deliver?`, "danger"))))),
+      "Notification channels"),
+    h("h3", {}, "Given up"),
+    table(["when", "channel", "event", "tries", "last answer", "what it said", ""],
+      failed.deliveries.map((d) => h("tr", {},
+        h("td", {}, fmtTime(d.gave_up_at)), h("td", {}, names.get(d.channel_id) ?? d.channel_id), h("td", {}, d.event),
+        h("td", { class: "num" }, d.attempts), h("td", {}, d.last_error ?? "–"), h("td", {}, d.summary),
+        h("td", {}, act("Retry", "POST", `/v1/admin/notifications/deliveries/${d.id}/retry`, `Delivery ${d.id} queued again.`)))),
+      "Notifications given up"),
+    h("section", { "aria-labelledby": "new-channel" }, h("h3", { id: "new-channel" }, "New channel"),
+      h("form", {
+        class: "inline",
+        onsubmit: async (e) => {
+          e.preventDefault();
+          const events = f.events.filter((c) => c.checked).map((c) => c.value);
+          const body = { name: f.name.value, kind: f.kind.value, url: f.url.value, events };
+          if (f.repo.value.trim()) body.repo = f.repo.value.trim();
+          try {
+            const made = await api("POST", "/v1/admin/notifications", body);
+            revealed = { name: made.channel.name, secret: made.secret };
+            await route();
+            notice(`${made.channel.name} made.`);
+          } catch (err) { notice(err.message, true); }
+        },
+      }, h("label", { for: "n-name" }, "Name", f.name), h("label", { for: "n-kind" }, "Kind", f.kind),
+      h("label", { for: "n-url" }, "URL", f.url), h("label", { for: "n-repo" }, "Repository", f.repo),
+      h("fieldset", { class: "events" }, h("legend", {}, "Events"), ...f.events.map((c) => h("label", { for: c.id }, c, c.value))),
+      h("button", { class: "primary", type: "submit" }, "Make channel"))));
 }
 
 // ---------- audit ----------

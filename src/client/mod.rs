@@ -5,6 +5,7 @@
 //! (an unreachable server, a refused token, a rate limit and how long to wait).
 
 mod error;
+mod notify;
 pub mod retry;
 mod stream;
 

@@ -10,12 +10,14 @@ use clap::{Args, FromArgMatches, ValueEnum};
 
 mod github;
 mod http_limits;
+mod notify;
 mod parse;
 mod secrets;
 mod tier_caps;
 
 pub use github::GithubSettings;
 pub use http_limits::{parse_cidr, Cidr, HttpLimits};
+pub use notify::NotifySettings;
 use parse::*;
 pub use secrets::{DatabaseUrl, Secret};
 pub use tier_caps::TierCaps;
@@ -243,6 +245,9 @@ pub struct Settings {
     #[command(flatten)]
     pub github: GithubSettings,
 
+    #[command(flatten)]
+    pub notify: NotifySettings,
+
     /// How long a dashboard sign-in lasts.
     #[arg(long, env = "OWP_DASHBOARD_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
     pub dashboard_session_ttl: Duration,
@@ -421,6 +426,7 @@ impl Settings {
         )?;
         self.limits.validate()?;
         self.github.validate()?;
+        self.notify.validate()?;
         duration_in(
             "OWP_DASHBOARD_SESSION_TTL",
             self.dashboard_session_ttl,

@@ -55,6 +55,7 @@ prefixed_id!(WorkerId, "w_");
 prefixed_id!(TaskId, "t_");
 prefixed_id!(LeaseId, "l_");
 prefixed_id!(OfferId, "o_");
+prefixed_id!(ChannelId, "nc_");
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ pub mod github_writeback;
 pub mod ids;
 pub mod input;
 pub mod new_task;
+pub mod notify;
 pub mod pr_link;
 pub mod reputation;
 pub mod retry;

@@ -31,19 +31,21 @@ impl Backoff {
     /// eligible worker polling at the protocol's cadence gets it first. A zero base turns
     /// both off.
     pub fn after(&self, attempt: i32) -> RetryDelay {
-        let doublings = u32::try_from(attempt.saturating_sub(1))
-            .unwrap_or(0)
-            .min(30);
-        let everyone = self
-            .base
-            .checked_mul(1 << doublings)
-            .unwrap_or(self.max)
-            .min(self.max);
+        let everyone = doubling(self.base, attempt, self.max);
         RetryDelay {
             everyone,
             same_worker: everyone * 2,
         }
     }
+}
+
+/// `base * 2^(attempt-1)`, at most `cap`: the backoff of task retries and of the
+/// outboxes' deliveries.
+pub fn doubling(base: Duration, attempt: i32, cap: Duration) -> Duration {
+    let doublings = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(0)
+        .min(30);
+    base.checked_mul(1 << doublings).unwrap_or(cap).min(cap)
 }
 
 #[cfg(test)]

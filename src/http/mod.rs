@@ -8,6 +8,7 @@ pub mod dashboard;
 pub mod extract;
 pub mod github;
 pub mod limits;
+pub mod notifications;
 pub mod offers;
 pub mod openapi;
 pub mod ops;
@@ -26,7 +27,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, Response};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
-use axum::routing::{get, patch, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -157,6 +158,26 @@ pub fn router(app: AppContext) -> Router {
         )
         .route("/v1/github/repos/{owner}/{repo}/sync", post(github::sync))
         .route("/v1/admin/github/outbox", get(github::outbox))
+        .route(
+            "/v1/admin/notifications",
+            post(notifications::create_channel).get(notifications::list_channels),
+        )
+        .route(
+            "/v1/admin/notifications/deliveries",
+            get(notifications::list_deliveries),
+        )
+        .route(
+            "/v1/admin/notifications/deliveries/{delivery_id}/retry",
+            post(notifications::retry_delivery),
+        )
+        .route(
+            "/v1/admin/notifications/{channel_id}",
+            delete(notifications::delete_channel),
+        )
+        .route(
+            "/v1/admin/notifications/{channel_id}/test",
+            post(notifications::test_channel),
+        )
         .route("/v1/admin/state/stream", get(overview::stream_state))
         .route("/v1/admin/stale-prs", get(stale_prs::list_stale_prs))
         .route(

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    analytics, audit, audit_export, dashboard, github, offers, ops, overview, repos, stale_prs,
-    tasks, work, workers,
+    analytics, audit, audit_export, dashboard, github, notifications, offers, ops, overview, repos,
+    stale_prs, tasks, work, workers,
 };
 
 #[derive(OpenApi)]
@@ -28,12 +28,14 @@ with status `pr_opened`; unknown request fields are ignored; every non-2xx answe
         tasks::patch_task, workers::actions::pause_worker, workers::actions::resume_worker, workers::actions::revoke_worker, workers::actions::rotate_token,
         workers::actions::set_trust_tier, workers::get_reputation, analytics::repo_analytics,
         analytics::repo_analytics_by_name, github::webhook, github::sync, github::outbox,
+        notifications::create_channel, notifications::list_channels, notifications::delete_channel,
+        notifications::test_channel, notifications::list_deliveries, notifications::retry_delivery,
         dashboard::sign_in, dashboard::current, dashboard::sign_out, dashboard::throughput,
         ops::service_info, ops::healthz, ops::readyz, ops::health, ops::metrics, openapi_json,
     ),
     components(schemas(crate::wire::ErrorBody, crate::wire::admin::TasksCreated)),
     modifiers(&Security),
-    tags((name = "workers"), (name = "work"), (name = "tasks"), (name = "admin"), (name = "github"), (name = "dashboard"), (name = "operations"))
+    tags((name = "workers"), (name = "work"), (name = "tasks"), (name = "admin"), (name = "github"), (name = "notifications"), (name = "dashboard"), (name = "operations"))
 )]
 pub struct ApiDoc;
 

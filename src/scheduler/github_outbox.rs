@@ -226,10 +226,7 @@ async fn deliver(
 
 /// `base * 2^(attempts-1)`, at most 30 minutes.
 fn backoff(base: Duration, attempts: i32) -> Duration {
-    let doublings = u32::try_from(attempts.saturating_sub(1))
-        .unwrap_or(0)
-        .min(20);
-    base.saturating_mul(1 << doublings).min(MAX_BACKOFF)
+    crate::domain::retry::doubling(base, attempts, MAX_BACKOFF)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Background services. Every replica runs the elector, its pool gauges, the open-count
-//! compaction and the GitHub outbox loop (`start`); the replica holding the advisory lock
+//! compaction, the GitHub outbox loop and the notifications loop (`start`); the replica holding the advisory lock
 //! runs the periodic duties (`Duty`). Leadership is an
 //! optimisation, not the correctness guarantee: every duty locks what it changes and
 //! skips locked rows, so two leaders at once would do no harm.
@@ -8,6 +8,7 @@ pub mod elector;
 pub mod github_outbox;
 pub mod lease_expiry;
 pub mod liveness;
+pub mod notifications;
 pub mod offer_expiry;
 pub mod offline_workers;
 pub mod open_counts;
@@ -27,7 +28,7 @@ pub const BATCH: i64 = 1000;
 
 /// Starts the replica's scheduler services under the supervisor (`AppContext::tasks`):
 /// the elector (which runs the leader duties below), the pool gauges, the open-count
-/// compaction and the GitHub outbox. Each ends on the replica's stop signal.
+/// compaction, the GitHub outbox and the notifications. Each ends on the replica's stop signal.
 pub fn start(app: &AppContext, leader_db: PgConnectOptions) {
     spawn_elector(app, leader_db);
     app.tasks
@@ -36,6 +37,8 @@ pub fn start(app: &AppContext, leader_db: PgConnectOptions) {
         .spawn("open_counts", open_counts::run(app.clone()));
     app.tasks
         .spawn("github_outbox", github_outbox::run_service(app.clone()));
+    app.tasks
+        .spawn("notifications", notifications::run_service(app.clone()));
 }
 
 /// Starts what every replica's requests rely on: the liveness stamps' writer. Serving

@@ -32,6 +32,7 @@ pub mod invariants;
 pub mod leader_lock;
 pub mod leader_record;
 pub mod migrations;
+pub mod notifications;
 pub mod offers;
 pub mod open_counts;
 pub mod overview;

@@ -19,11 +19,19 @@ pub struct Pruned {
     pub offers: u64,
     /// Webhook deliveries remembered, and write-back events delivered or given up.
     pub github: u64,
+    /// Notifications delivered or given up, and the marks of announced stale PRs and
+    /// full budgets (a PR still stale past the horizon is announced again, a reminder).
+    pub notifications: u64,
 }
 
 impl Pruned {
     pub fn total(&self) -> u64 {
-        self.audit_events + self.leases + self.artifacts + self.offers + self.github
+        self.audit_events
+            + self.leases
+            + self.artifacts
+            + self.offers
+            + self.github
+            + self.notifications
     }
 }
 
@@ -69,11 +77,22 @@ pub async fn prune_batch(pool: &Db, older_than: Duration, batch: i64) -> StoreRe
                    where o.created_at < h.at and (o.delivered_at is not null or o.gave_up_at is not null)
                    limit $2)
                returning 1),
+           nob as (
+               delete from notification_outbox where id in (
+                   select o.id from notification_outbox o, horizon h
+                   where o.created_at < h.at and (o.delivered_at is not null or o.gave_up_at is not null)
+                   limit $2)
+               returning 1),
+           nmk as (
+               delete from notification_marks where key in (
+                   select m.key from notification_marks m, horizon h where m.created_at < h.at limit $2)
+               returning 1),
            mark as (
                update scheduler_state set pruned_before = greatest(pruned_before, (select at from horizon)))
            select (select count(*) from art) as "artifacts!", (select count(*) from les) as "leases!",
                   (select count(*) from ev) as "events!", (select count(*) from off) as "offers!",
-                  (select count(*) from dlv) + (select count(*) from obx) as "github!""#,
+                  (select count(*) from dlv) + (select count(*) from obx) as "github!",
+                  (select count(*) from nob) + (select count(*) from nmk) as "notifications!""#,
         secs,
         batch,
     )
@@ -86,5 +105,6 @@ pub async fn prune_batch(pool: &Db, older_than: Duration, batch: i64) -> StoreRe
         artifacts: r.artifacts as u64,
         offers: r.offers as u64,
         github: r.github as u64,
+        notifications: r.notifications as u64,
     })
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod analytics;
 pub mod dashboard;
 pub mod github;
+pub mod notify;
 pub mod offers;
 pub mod overview;
 pub mod reputation;

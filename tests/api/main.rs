@@ -19,6 +19,7 @@ mod guarded;
 mod hostile;
 mod limits;
 mod long_poll;
+mod notifications;
 mod offers;
 mod operator;
 mod ops;

@@ -226,6 +226,29 @@ const repos = await api(B, "GET", "/v1/admin/repos");
 assert.equal(repos.repositories.find((r) => r.repo === "acme/new").max_open_prs, 5);
 await page.screenshot({ path: `${SHOTS}/repos.png`, fullPage: true });
 
+step("notifications: make a channel, see its secret once, test it and remove it");
+await page.click("nav >> text=Notifications");
+await page.fill("#n-name", "maintainers");
+await page.selectOption("#n-kind", "slack");
+await page.fill("#n-url", "https://hooks.slack.com/services/T0/B0/secretpart");
+await page.check("#n-ev-pr_stale");
+await page.fill("#n-repo", "acme/widgets");
+await page.click("button:has-text('Make channel')");
+await page.waitForSelector("#notice:has-text('maintainers made')");
+const secret = await page.textContent("#secret code");
+assert.ok(secret.length >= 32, secret);
+const channels = (await api(B, "GET", "/v1/admin/notifications")).channels;
+assert.deepEqual(channels.map((c) => [c.name, c.kind, c.repo, c.events]), [["maintainers", "slack", "acme/widgets", ["pr_stale", "task_failed"]]]);
+assert.ok(!(await page.textContent("main")).includes("secretpart"), "the URL's credential is not shown");
+await page.click("button:has-text('I have copied it')");
+await page.waitForSelector("#secret", { state: "detached" });
+await page.click("button:has-text('Send test')");
+await page.waitForSelector("#notice:has-text('Test for maintainers queued')");
+await page.screenshot({ path: `${SHOTS}/notifications.png`, fullPage: true });
+await page.click("button:has-text('Remove')");
+await page.waitForSelector("#notice:has-text('maintainers removed')");
+assert.deepEqual((await api(B, "GET", "/v1/admin/notifications")).channels, []);
+
 // --- usable: names on every control, keyboard, a phone's width ---
 step("every control has an accessible name; the keyboard reaches the views");
 const unnamed = await page.evaluate(() => [...document.querySelectorAll("input, select, button, textarea")]

@@ -61,6 +61,9 @@ pub enum AdminCommand {
     Import(super::import::ImportArgs),
     /// Create tasks from a GitHub repository's open issues with a label.
     ImportGithub(super::github::GithubArgs),
+    /// Notification channels (webhook, Slack, Discord) and their deliveries.
+    #[command(subcommand)]
+    Notify(super::notify::NotifyCommand),
 }
 
 #[derive(Subcommand)]

@@ -5,9 +5,11 @@
 mod args;
 mod github;
 mod import;
+mod notify;
 mod show;
 
 pub use args::*;
+pub use notify::NotifyCommand;
 
 pub use import::send as send_tasks;
 
@@ -87,6 +89,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Import(a) => import::run(&client, a, json).await,
         AdminCommand::ImportGithub(a) => github::run(&client, a, json).await,
+        AdminCommand::Notify(c) => notify::run(&client, c, json).await,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod pgbouncer;
 pub mod private_pg;
 pub mod proxy;
+pub mod receiver;
 pub mod replicas;
 
 pub use eventually::{eventually, eventually_some, until_a_request_waits_on_a_lock};
