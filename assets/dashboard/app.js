@@ -484,10 +484,11 @@ async function reposView() {
     locks: h("input", { id: "r-locks", type: "checkbox", checked: true }),
   };
   show(h("h2", {}, "Repositories"),
-    table(["repo", "review budget", "ready", "held areas", "stale PRs", "write-back", "who may work", "claims awaiting approval"],
+    table(["repo", "review budget", "fair share", "ready", "held areas", "stale PRs", "write-back", "who may work", "claims awaiting approval"],
       repos.repositories.map((r) => h("tr", {},
         h("td", {}, h("a", { href: `#/tasks?repo=${encodeURIComponent(r.repo)}` }, r.repo)),
-        h("td", {}, budget(r.open_slots, r.max_open_prs)), h("td", { class: "num" }, r.ready),
+        h("td", {}, budget(r.open_slots, r.max_open_prs)), h("td", { class: "num" }, r.fair_share),
+        h("td", { class: "num" }, r.ready),
         h("td", {}, r.held_areas.join(", ") || "–"), h("td", { class: "num" }, r.stale_prs),
         h("td", {}, r.github_write_back ? "on" : "off"),
         h("td", {}, access(r)),

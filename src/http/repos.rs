@@ -47,6 +47,10 @@ pub async fn upsert_repo(
             .map(|t| input::trust_tier("min_trust_tier", t).map(|t| t.level()))
             .transpose()?,
         claim_approval: req.claim_approval,
+        fair_share: req
+            .fair_share
+            .map(|w| input::int_in("fair_share", Some(i64::from(w)), 1, 1, 1000))
+            .transpose()?,
         max_open_prs_per_worker: match req.max_open_prs_per_worker {
             None => None,
             Some(0) => Some(None),

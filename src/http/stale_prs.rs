@@ -1,10 +1,12 @@
 //! Stale PRs over the API: list them, and close them in bulk, so a PR nobody merges or
-//! closes cannot hold its repo's review slot forever.
+//! closes cannot hold its repo's review slot forever. A repository-scoped admin sees and
+//! closes its own repositories' only (another's task is skipped as `not_stale`, as a task that does not exist is).
 
 use axum::extract::State;
 use axum::Json;
 
-use super::extract::{ApiJson, ApiQuery, AuthAdmin};
+use super::extract::{ApiJson, ApiQuery, RepoAdmin};
+use super::scope;
 use crate::app::AppContext;
 use crate::domain::ids::TaskId;
 use crate::domain::input::{self, Invalid};
@@ -26,13 +28,14 @@ const MAX_BATCH: i64 = 500;
     responses((status = 200, body = StalePrsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_stale_prs(
     State(app): State<AppContext>,
-    _admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     ApiQuery(q): ApiQuery<StalePrsQuery>,
 ) -> Result<Json<StalePrsResponse>, ApiError> {
     let limit = input::int_in("limit", q.limit, 100, 1, MAX_BATCH)?;
     let repo = input::optional_text("repo", q.repo.as_deref(), 200)?;
+    let repos = scope::repos_filter(&admin, repo)?;
     let stale_after = app.settings.pr_stale_after;
-    let tasks = stale_prs::list(&app.pool, stale_after, repo.as_deref(), i64::from(limit)).await?;
+    let tasks = stale_prs::list(&app.pool, stale_after, repos.as_deref(), i64::from(limit)).await?;
     Ok(Json(StalePrsResponse {
         stale_after_seconds: stale_after.as_secs(),
         tasks,
@@ -46,7 +49,7 @@ pub async fn list_stale_prs(
     responses((status = 200, body = CloseStaleResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn close_stale_prs(
     State(app): State<AppContext>,
-    admin: AuthAdmin,
+    RepoAdmin(admin): RepoAdmin,
     ApiJson(req): ApiJson<CloseStaleRequest>,
 ) -> Result<Json<CloseStaleResponse>, ApiError> {
     let stale_after = app.settings.pr_stale_after;
@@ -56,13 +59,15 @@ pub async fn close_stale_prs(
             return Err(Invalid::new("task_ids", "must hold 1-500 task ids").into());
         }
         Some(ids) => {
-            let stale = stale_prs::which_are_stale(&app.pool, stale_after, &ids).await?;
+            let in_scope = admin.scope.repos();
+            let stale = stale_prs::which_are_stale(&app.pool, stale_after, &ids, in_scope).await?;
             (ids, stale)
         }
         None => {
             let repo = input::optional_text("repo", req.repo.as_deref(), 200)?;
+            let repos = scope::repos_filter(&admin, repo)?;
             let listed: Vec<String> =
-                stale_prs::list(&app.pool, stale_after, repo.as_deref(), MAX_BATCH)
+                stale_prs::list(&app.pool, stale_after, repos.as_deref(), MAX_BATCH)
                     .await?
                     .into_iter()
                     .map(|t| t.task_id)

@@ -65,6 +65,7 @@ async fn claim(app: &AppContext, req: &ClaimRequest<'_>) -> Result<Attempt<Vec<L
         answer: claimed.leases,
         new: claimed.new,
         can_take_more: claimed.can_take_more,
+        rank: Some(claimed.score),
     })
 }
 

@@ -24,6 +24,8 @@ pub use queue::{Waiter, Wake, Wakeups, RELAYS};
 
 /// The most waiting polls one change wakes directly (woken polls pass it on).
 const MAX_WAKE: usize = 64;
+/// Workers whose rank a replica remembers before it starts over.
+const MAX_REMEMBERED: usize = 100_000;
 
 /// Why a waiting poll was woken (the `cause` label of `owp_long_poll_wakeups_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +75,9 @@ pub struct Attempt<T> {
     pub new: usize,
     /// The worker had room for more (capacity left, not paused): worth waiting for.
     pub can_take_more: bool,
+    /// The worker's reputation score, when the claim read it: its rank among waiting
+    /// polls from now on (higher is woken first).
+    pub rank: Option<i16>,
 }
 
 /// When a poll that may wait `wait` gives up: a little before, at random (up to a tenth
@@ -97,6 +102,9 @@ pub struct LongPoll {
     /// Workers whose last long poll here claimed nothing though they had room, with the
     /// epoch it saw: while the epoch stands, their next poll need not claim again.
     idle: Mutex<HashMap<String, u64>>,
+    /// Each worker's rank as its last claim here read it (its reputation score): a poll
+    /// queues by it before its first claim of the call.
+    ranks: Mutex<HashMap<String, i16>>,
     /// Work made claimable here since the last `NOTIFY` (`server::work_signals`).
     unannounced: AtomicUsize,
     /// Polls woken, by cause (indexed like `WakeCause::ALL`).
@@ -168,11 +176,16 @@ impl LongPoll {
         G: Future<Output = Result<Option<T>, E>>,
     {
         let Some(deadline) = poll.wait_until else {
-            return claim().await.map(|a| a.answer);
+            let a = claim().await?;
+            if let Some(r) = a.rank {
+                self.remember_rank(poll.worker_id, r);
+            }
+            return Ok(a.answer);
         };
         tokio::pin!(stopped);
         let me = poll.worker_id;
-        let mut waiter = self.queue.wait();
+        let mut rank = self.rank_of(me);
+        let mut waiter = self.queue.wait(rank);
         let mut answer = None;
         if self.nothing_new_for(me) {
             answer = repoll().await?;
@@ -185,6 +198,13 @@ impl LongPoll {
                 None => {
                     let epoch = self.epoch.load(Ordering::Relaxed);
                     let a = claim().await?;
+                    if let Some(r) = a.rank.filter(|r| *r != rank) {
+                        rank = r;
+                        self.remember_rank(me, r);
+                        // queue again at the rank the claim read; a wake the old place
+                        // took is handed on (possibly to the new place), not lost
+                        waiter = self.queue.wait(rank);
+                    }
                     if a.new > 0 || !a.can_take_more {
                         self.forget_idle(me);
                         if a.new > 0 && relays_left.is_some() {
@@ -210,7 +230,7 @@ impl LongPoll {
             let Some(wake) = wake else {
                 return Ok(found);
             };
-            waiter = self.queue.wait();
+            waiter = self.queue.wait(rank);
             relays_left = Some(wake.relays_left);
         }
     }
@@ -221,6 +241,34 @@ impl LongPoll {
         }
         self.wakes[cause as usize].fetch_add(n as u64, Ordering::Relaxed);
         crate::metrics::long_poll_wakeups(cause.as_str(), n);
+    }
+
+    /// The rank a worker's poll queues at before it claims: its last claim's, else neutral.
+    fn rank_of(&self, worker_id: &str) -> i16 {
+        let ranks = self.ranks.lock().expect("ranks lock");
+        ranks
+            .get(worker_id)
+            .copied()
+            .unwrap_or(crate::domain::reputation::NEUTRAL_SCORE)
+    }
+
+    fn remember_rank(&self, worker_id: &str, rank: i16) {
+        let mut ranks = self.ranks.lock().expect("ranks lock");
+        // one entry per worker that long-polls here; a replica that saw a huge fleet
+        // starts over rather than keep them all
+        if ranks.len() >= MAX_REMEMBERED {
+            ranks.clear();
+        }
+        ranks.insert(worker_id.to_string(), rank);
+    }
+
+    /// Whether the worker's last long poll here claimed nothing though it had room (it
+    /// waits, or would repoll).
+    pub fn is_idle(&self, worker_id: &str) -> bool {
+        self.idle
+            .lock()
+            .expect("idle polls lock")
+            .contains_key(worker_id)
     }
 
     /// The worker's long poll claimed nothing at `epoch` though it had room.
@@ -272,6 +320,7 @@ mod tests {
                 answer: 0u32,
                 new: 0,
                 can_take_more: true,
+                rank: None,
             })
         };
         let short = || Poll {
@@ -318,6 +367,7 @@ mod tests {
                         answer: new,
                         new,
                         can_take_more: true,
+                        rank: None,
                     })
                 };
                 lp.poll(
@@ -348,6 +398,7 @@ mod tests {
                 answer: 0usize,
                 new: 0,
                 can_take_more: true,
+                rank: None,
             })
         };
         let waiting = lp.poll(waiting_poll("v", 30), stopped, nothing, empty);
@@ -366,6 +417,7 @@ mod tests {
                 answer: 3u32,
                 new: 0,
                 can_take_more: false,
+                rank: None,
             })
         };
         let answer = lp

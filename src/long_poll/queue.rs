@@ -1,9 +1,12 @@
-//! The queue of waiting polls, oldest first: a waiter holds no transaction and no
-//! database connection. A wake goes to the oldest live waiter; one taken by a waiter that
-//! left before looking goes on to the next, so no wake is lost.
+//! The queue of waiting polls, by rank, then oldest first: a waiter holds no transaction
+//! and no database connection. A wake goes to the live waiter of the highest rank (its
+//! worker's reputation score: reputation decides who gets scarce work first, not only who
+//! may have it), the oldest of those; one taken by a waiter that left before looking goes
+//! on to the next, so no wake is lost.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -18,11 +21,15 @@ pub struct Wake {
     pub relays_left: u8,
 }
 
-type Queue = Arc<Mutex<VecDeque<oneshot::Sender<Wake>>>>;
+/// Highest rank first, then the order they joined.
+type Place = (Reverse<i16>, u64);
+type Queue = Arc<Mutex<BTreeMap<Place, oneshot::Sender<Wake>>>>;
 
 #[derive(Default)]
 pub struct Wakeups {
     queue: Queue,
+    /// The order waiters joined in.
+    joined: AtomicU64,
     /// Waiters registered and not yet dropped (the queue may also hold dropped ones).
     live: Arc<AtomicUsize>,
 }
@@ -48,7 +55,7 @@ fn wake_in(queue: &Queue, n: usize, relays_left: u8) -> usize {
     let mut woken = 0;
     let mut q = queue.lock().expect("wakeups lock");
     while woken < n {
-        let Some(tx) = q.pop_front() else { break };
+        let Some((_, tx)) = q.pop_first() else { break };
         if tx.send(Wake { relays_left }).is_ok() {
             woken += 1;
         }
@@ -72,16 +79,17 @@ impl Waiter {
 }
 
 impl Wakeups {
-    /// Joins the back of the queue.
-    pub fn wait(&self) -> Waiter {
+    /// Joins the queue behind the waiters of its rank and above.
+    pub fn wait(&self, rank: i16) -> Waiter {
         let (tx, rx) = oneshot::channel();
         let live = self.live.fetch_add(1, Ordering::Relaxed) + 1;
+        let seq = self.joined.fetch_add(1, Ordering::Relaxed);
         let mut q = self.queue.lock().expect("wakeups lock");
         // waiters that timed out stay queued until popped: compact when they dominate
         if q.len() > 64 && q.len() > 2 * live {
-            q.retain(|w| !w.is_closed());
+            q.retain(|_, w| !w.is_closed());
         }
-        q.push_back(tx);
+        q.insert((Reverse(rank), seq), tx);
         Waiter {
             rx,
             queue: self.queue.clone(),
@@ -89,7 +97,7 @@ impl Wakeups {
         }
     }
 
-    /// Wakes up to `n` waiters, oldest first; how many were woken.
+    /// Wakes up to `n` waiters, highest rank first, then oldest; how many were woken.
     pub fn wake(&self, n: usize, relays_left: u8) -> usize {
         wake_in(&self.queue, n, relays_left)
     }
@@ -107,9 +115,9 @@ mod tests {
     #[tokio::test]
     async fn waiters_are_woken_oldest_first_and_only_as_many_as_asked() {
         let w = Wakeups::default();
-        let mut a = w.wait();
-        let mut b = w.wait();
-        let mut c = w.wait();
+        let mut a = w.wait(50);
+        let mut b = w.wait(50);
+        let mut c = w.wait(50);
         assert_eq!(w.waiting(), 3);
         assert_eq!(w.wake(1, RELAYS), 1);
         assert_eq!(
@@ -130,25 +138,41 @@ mod tests {
     #[tokio::test]
     async fn a_wake_taken_by_a_waiter_that_leaves_goes_to_the_next() {
         let w = Wakeups::default();
-        let first = w.wait();
-        let mut second = w.wait();
+        let first = w.wait(50);
+        let mut second = w.wait(50);
         assert_eq!(w.wake(1, 2), 1);
         // the first poll claimed before it looked at its waiter: the wake moves on
         drop(first);
         assert_eq!(second.woken().await, Some(Wake { relays_left: 2 }));
         // a wake that was taken is not passed on again
         drop(second);
-        let mut third = w.wait();
+        let mut third = w.wait(50);
         assert!(third.rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn the_highest_rank_is_woken_first_then_the_oldest() {
+        let w = Wakeups::default();
+        let mut low = w.wait(10);
+        let mut first = w.wait(80);
+        let mut second = w.wait(80);
+        assert_eq!(w.wake(1, 0), 1);
+        assert!(first.woken().await.is_some());
+        assert!(second.rx.try_recv().is_err() && low.rx.try_recv().is_err());
+        assert_eq!(w.wake(1, 0), 1);
+        assert!(second.woken().await.is_some());
+        assert!(low.rx.try_recv().is_err(), "rank before age");
+        assert_eq!(w.wake(1, 0), 1);
+        assert!(low.woken().await.is_some());
     }
 
     #[test]
     fn timed_out_waiters_do_not_pile_up() {
         let w = Wakeups::default();
         for _ in 0..10_000 {
-            drop(w.wait());
+            drop(w.wait(50));
         }
-        let keep = w.wait();
+        let keep = w.wait(50);
         assert!(w.queue.lock().unwrap().len() <= 130);
         assert_eq!(w.waiting(), 1);
         drop(keep);

@@ -24,6 +24,8 @@ pub struct RepoSettings {
     pub min_trust_tier: Option<i16>,
     /// `None` keeps the choice.
     pub claim_approval: Option<bool>,
+    /// `None` keeps the weight.
+    pub fair_share: Option<i32>,
 }
 
 pub enum Upserted {
@@ -65,9 +67,9 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
     sqlx::query!(
         "insert into repositories (repo, max_open_prs, area_locks_enabled, pr_url_prefix, github_write_back,
                                    max_open_prs_per_worker, allow_workers, deny_workers, min_trust_tier,
-                                   claim_approval)
+                                   claim_approval, fair_share)
          values ($1, $2, $3, $5, coalesce($6, false), $8, $10::text[], coalesce($11::text[], '{}'), coalesce($12::int2, 0),
-                 coalesce($13, false))
+                 coalesce($13, false), coalesce($14::int4, 1))
          on conflict (repo) do update
              set max_open_prs = excluded.max_open_prs,
                  area_locks_enabled = excluded.area_locks_enabled,
@@ -81,6 +83,7 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
                  deny_workers = coalesce($11::text[], repositories.deny_workers),
                  min_trust_tier = coalesce($12::int2, repositories.min_trust_tier),
                  claim_approval = coalesce($13, repositories.claim_approval),
+                 fair_share = coalesce($14::int4, repositories.fair_share),
                  updated_at = now()",
         r.repo,
         r.max_open_prs,
@@ -95,6 +98,7 @@ pub async fn upsert_repo(pool: &Db, r: &RepoSettings, actor: &str) -> StoreResul
         r.deny_workers.as_deref() as Option<&[String]>,
         r.min_trust_tier,
         r.claim_approval,
+        r.fair_share,
     )
     .execute(&mut *tx)
     .await?;
@@ -173,6 +177,7 @@ async fn record(
                 "max_open_prs_per_worker": r.max_open_prs_per_worker,
                 "allow_workers": r.allow_workers, "deny_workers": r.deny_workers,
                 "min_trust_tier": r.min_trust_tier, "claim_approval": r.claim_approval,
+                "fair_share": r.fair_share,
             })),
             ..Event::default()
         },

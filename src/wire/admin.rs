@@ -51,6 +51,12 @@ pub struct RepoRequest {
     /// (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_approval: Option<bool>,
+    /// This repository's weight when repositories share the pool's workers (1-1000;
+    /// omitted keeps it, default 1): a claim takes from the repository with the least open
+    /// work per unit of weight first (PROTOCOL.md "Fair share").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub fair_share: Option<i32>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -207,6 +207,8 @@ pub struct RepoView {
     pub claim_approval: bool,
     /// Claims waiting for that approval now.
     pub awaiting_approval: i64,
+    /// Its weight when repositories share the pool's workers.
+    pub fair_share: i32,
     /// Open slots in use: leased, in_progress, blocked or pr_opened tasks.
     pub open_slots: i64,
     pub ready: i64,

@@ -73,6 +73,8 @@ async fn admin_commands_drive_the_operator_api(pool: PgPool) {
             "w_b",
             "--min-trust-tier",
             "basic",
+            "--fair-share",
+            "3",
         ],
     )
     .await;
@@ -81,9 +83,15 @@ async fn admin_commands_drive_the_operator_api(pool: PgPool) {
         (
             &r["allow_workers"],
             &r["deny_workers"],
-            &r["min_trust_tier"]
+            &r["min_trust_tier"],
+            &r["fair_share"]
         ),
-        (&json!(["w_a", "w_b"]), &json!(["w_b"]), &json!("basic"))
+        (
+            &json!(["w_a", "w_b"]),
+            &json!(["w_b"]),
+            &json!("basic"),
+            &json!(3)
+        )
     );
     admin_json(
         &app,

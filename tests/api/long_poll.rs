@@ -294,3 +294,50 @@ async fn a_repoll_with_nothing_new_still_lists_leases_and_keeps_the_worker_alive
         "{leases:?}"
     );
 }
+
+#[sqlx::test]
+async fn new_work_wakes_the_waiting_poll_of_the_best_reputation_first(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.create_repo("acme/r", 100, false).await;
+    let novice = app.register("novice", &[], 10, 5).await;
+    let pro = app.register("pro", &[], 10, 5).await;
+    // histories as the lease-end trigger counts them: many merged PRs, and many expiries
+    for (w, delivered, expired, merged) in [(&pro, 40, 0, 30), (&novice, 2, 20, 0)] {
+        sqlx::query(
+            "insert into worker_reputation (worker_id, attempts, delivered, on_time, expired, prs_merged)
+             values ($1, $2 + $3, $2, $2, $3, $4)",
+        )
+        .bind(w.id.as_str())
+        .bind(delivered)
+        .bind(expired)
+        .bind(merged)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // a poll of each tells this replica their ranks (a first long poll learns it from its
+    // first claim); then the novice waits longest, and the pro comes second
+    app.poll(&novice).await;
+    app.poll(&pro).await;
+    let waiting_novice = long_poll(&app, &novice, 5);
+    let idle = |w: &Worker| {
+        let (app, id) = (&app, w.id.clone());
+        async move { app.ctx.long_poll.is_idle(&id) }
+    };
+    eventually("the novice waits", Duration::from_secs(20), || {
+        idle(&novice)
+    })
+    .await;
+    let waiting_pro = long_poll(&app, &pro, 30);
+    eventually("the pro waits", Duration::from_secs(20), || idle(&pro)).await;
+    until_waiting(&app, 2).await;
+    let task = app
+        .create_task(json!({"repo": "acme/r", "title": "the one task"}))
+        .await;
+    let (got, novice_got) = (waiting_pro.await.unwrap(), waiting_novice.await.unwrap());
+    assert_eq!(
+        (ids(&got), ids(&novice_got)),
+        (vec![task], vec![]),
+        "the better reputation is woken first"
+    );
+}

@@ -14,6 +14,7 @@ mod concurrency;
 mod dashboard;
 mod db_down;
 mod errors;
+mod fair_share;
 mod github;
 mod guarded;
 mod hostile;

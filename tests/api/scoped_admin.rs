@@ -14,9 +14,13 @@ const CAROL: &str = "carol-scoped-token-0001";
 const ROOT: &str = "root-pool-wide-token-01";
 
 async fn pool_with_scoped_admin(pool: PgPool) -> TestApp {
+    pool_with_scoped_admin_and(pool, test_settings()).await
+}
+
+async fn pool_with_scoped_admin_and(pool: PgPool, settings: owp_pool::config::Settings) -> TestApp {
     let ctx = AppContext::new(
         pool,
-        test_settings(),
+        settings,
         TokenSet::named([
             format!("carol@acme/web={CAROL}"),
             format!("carol@acme/docs={CAROL}"),
@@ -296,7 +300,6 @@ async fn pool_wide_routes_refuse_a_scoped_token(pool: PgPool) {
         (Method::GET, "/v1/admin/state".to_string(), None),
         (Method::GET, "/v1/admin/state/stream".to_string(), None),
         (Method::GET, "/v1/admin/github/outbox".to_string(), None),
-        (Method::GET, "/v1/admin/stale-prs".to_string(), None),
         (Method::GET, "/v1/admin/throughput".to_string(), None),
         (Method::POST, format!("/v1/workers/{}/pause", w.id), None),
         (Method::POST, format!("/v1/workers/{}/revoke", w.id), None),
@@ -395,4 +398,52 @@ async fn the_admin_cli_works_with_a_scoped_token(pool: PgPool) {
     assert_eq!(repos, ["acme/web"]);
     let err = cli::failed(&run(&["state"]).await);
     assert!(err.contains("pool-wide admin token"), "{err}");
+}
+
+#[sqlx::test]
+async fn a_scoped_admin_sees_and_closes_only_its_own_stale_prs(pool: PgPool) {
+    let mut settings = test_settings();
+    settings.pr_stale_after = std::time::Duration::from_millis(100);
+    let app = pool_with_scoped_admin_and(pool, settings).await;
+    let (web, api) = two_repos(&app).await;
+    let w = app.register("w", &[], 5, 2).await;
+    for l in app.poll(&w).await {
+        let (task, repo) = (l["task_id"].as_str().unwrap(), l["repo"].as_str().unwrap());
+        app.report(
+            &w,
+            task,
+            json!({"status": "pr_opened", "lease_id": l["lease_id"], "pr_url": pr_link(repo)}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (s, listed) = carol(&app, Method::GET, "/v1/admin/stale-prs", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let ids: Vec<&str> = listed["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [web.as_str()]);
+    let (s, _) = carol(&app, Method::GET, "/v1/admin/stale-prs?repo=acme/api", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, closed) = carol(
+        &app,
+        Method::POST,
+        "/v1/admin/stale-prs/close",
+        Some(json!({"task_ids": [web, api]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{closed}");
+    assert_eq!(closed["closed"], json!([web]));
+    assert_eq!(closed["skipped"][0]["task_id"], api.as_str());
+    let other = app
+        .admin(Method::GET, &format!("/v1/tasks/{api}"), None)
+        .await;
+    assert_eq!(
+        other.body["status"], "pr_opened",
+        "another repository's PR stays open"
+    );
 }

@@ -1383,6 +1383,13 @@ export interface components {
              */
             deny_workers?: components["schemas"]["IdItem"][] | null;
             /**
+             * Format: int32
+             * @description This repository's weight when repositories share the pool's workers (1-1000;
+             *     omitted keeps it, default 1): a claim takes from the repository with the least open
+             *     work per unit of weight first (PROTOCOL.md "Fair share").
+             */
+            fair_share?: number | null;
+            /**
              * @description Comment on and label the GitHub issues this repo's tasks came from as they are
              *     leased, get a PR, are merged or fail for good (needs OWP_GITHUB_TOKEN). Omitted
              *     keeps the current choice (default false).
@@ -1446,6 +1453,11 @@ export interface components {
             created_at: string;
             /** @description These workers may never take work here. */
             deny_workers: string[];
+            /**
+             * Format: int32
+             * @description Its weight when repositories share the pool's workers.
+             */
+            fair_share: number;
             /** @description Progress is written back to the GitHub issues the repo's tasks came from. */
             github_write_back: boolean;
             /** @description Areas held by an open task (with area locks on). */

@@ -107,6 +107,9 @@ pub struct RepoFields {
     /// An untrusted worker's claim waits for your approval (true/false).
     #[arg(long)]
     pub claim_approval: Option<bool>,
+    /// Weight when repositories share the pool's workers (1-1000; default 1).
+    #[arg(long)]
+    pub fair_share: Option<i32>,
 }
 
 impl RepoFields {

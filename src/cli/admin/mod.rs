@@ -127,6 +127,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                 deny_workers,
                 min_trust_tier,
                 claim_approval: f.claim_approval,
+                fair_share: f.fair_share,
             };
             let created = client.upsert_repo(&req).await?;
             done(
@@ -165,6 +166,7 @@ async fn repo(client: &Client, c: RepoCommand, json: bool) -> anyhow::Result<()>
                 deny_workers,
                 min_trust_tier,
                 claim_approval: f.claim_approval,
+                fair_share: f.fair_share,
             };
             client.upsert_repo(&req).await?;
             done(

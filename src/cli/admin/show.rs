@@ -10,6 +10,7 @@ pub fn repos(list: &RepoList) {
         "repo",
         "budget",
         "open",
+        "share",
         "ready",
         "area locks",
         "held areas",
@@ -21,6 +22,7 @@ pub fn repos(list: &RepoList) {
             r.repo.clone(),
             r.max_open_prs.to_string(),
             r.open_slots.to_string(),
+            r.fair_share.to_string(),
             r.ready.to_string(),
             r.area_locks_enabled.to_string(),
             if r.held_areas.is_empty() {

@@ -84,7 +84,9 @@ pub(super) struct Candidate {
 }
 
 /// Locks up to `want` plus some slack of the ready tasks this worker may claim, in claim
-/// order (highest priority, then oldest).
+/// order: repositories by fair share (the least open work per unit of `fair_share`
+/// first), and within one, highest priority, then oldest; never more of a repository's
+/// tasks than its free review slots.
 pub(super) async fn select_candidates(
     tx: &mut PgConnection,
     worker_id: &str,
@@ -93,7 +95,8 @@ pub(super) async fn select_candidates(
     want: i64,
     offering: bool,
 ) -> StoreResult<Vec<Candidate>> {
-    // The only good plan walks tasks_ready_queue in order and stops at the LIMIT. Right
+    // The only good plan walks each repository's tasks_ready_by_repo in order, repositories
+    // in fair-share order (a sort of the few open repositories), and stops at the LIMIT. Right
     // after a bulk import the statistics say almost nothing is ready, and the planner may
     // prefer to sort every ready task (20-40 ms per poll at 20k ready). Sorts are forbidden
     // for the claim's transaction (claim_in's capacity statement sets it), which leaves the
@@ -105,12 +108,16 @@ pub(super) async fn select_candidates(
     // keep full repos' tasks, and repos that do not admit this worker (domain::access;
     // decided again under the repo lock), from crowding the candidate list. Their open tasks come from
     // the kept counts (store::open_counts), not a count of every repo's open tasks per poll.
-    // Uses tasks_ready_queue and tasks_one_per_area.
+    // Uses tasks_ready_by_repo and tasks_one_per_area.
     let candidates = sqlx::query_as!(
         Candidate,
         r#"with changes as (select repo, sum(delta) as delta from repo_open_changes group by repo),
            open_repos as materialized (
-               select r.repo, r.area_locks_enabled from repositories r
+               select r.repo, r.area_locks_enabled,
+                      r.max_open_prs - coalesce(c.open, 0) - coalesce(d.delta, 0) as free,
+                      -- fair share (domain docs): open work per unit of weight, least first
+                      (coalesce(c.open, 0) + coalesce(d.delta, 0))::float8 / r.fair_share as used_share
+               from repositories r
                left join repo_open_counts c on c.repo = r.repo
                left join changes d on d.repo = r.repo
                where r.max_open_prs > coalesce(c.open, 0) + coalesce(d.delta, 0)
@@ -118,31 +125,36 @@ pub(super) async fn select_candidates(
                  and (r.allow_workers is null or $5 = any(r.allow_workers))
                  and not ($5 = any(r.deny_workers))
                  and ($8::text[] is null or r.repo = any($8)))
-           select t.id, t.repo, t.area, t.estimate_points
-           from tasks t join open_repos r on r.repo = t.repo
-           where t.status = 'ready'
-             and t.required_skills <@ $1
-             and t.estimate_points <= $2
-             and t.tier <= $3
-             and t.min_reputation <= $6
-             -- a task the worker rejected is never offered to it again
-             and not ($7 and exists (select 1 from offers o where o.task_id = t.id and o.worker_id = $5
-                                     and o.outcome = 'rejected'))
-             -- retry backoff (domain::retry): nobody before retry_at, the worker that
-             -- lost the attempt not before withheld_until
-             and (t.retry_at is null or t.retry_at <= now())
-             -- planned work (issue 27): due, held for nobody else, its dependencies done
-             and (t.not_before is null or t.not_before <= now())
-             and (t.reserved_for is null or t.reserved_for = $5 or t.reserved_until <= now())
-             and (t.depends_on = '{}' or not exists (
-                 select 1 from tasks d where d.id = any(t.depends_on)
-                   and not task_is_delivered(d.status)))
-             and (t.withheld_from is distinct from $5 or t.withheld_until <= now())
-             and not (r.area_locks_enabled and t.area is not null and exists (
-                 select 1 from tasks a where a.repo = t.repo and a.area = t.area and a.holds_area_lock))
-           order by t.priority desc, t.created_at, t.id
-           limit $4
-           for update of t skip locked"#,
+           select c.id as "id!", c.repo as "repo!", c.area, c.estimate_points as "estimate_points!"
+           from (select * from open_repos order by used_share, repo) r
+           cross join lateral (
+               select t.id, t.repo, t.area, t.estimate_points
+               from tasks t
+               where t.repo = r.repo and t.status = 'ready'
+                 and t.required_skills <@ $1
+                 and t.estimate_points <= $2
+                 and t.tier <= $3
+                 and t.min_reputation <= $6
+                 -- a task the worker rejected is never offered to it again
+                 and not ($7 and exists (select 1 from offers o where o.task_id = t.id and o.worker_id = $5
+                                         and o.outcome = 'rejected'))
+                 -- retry backoff (domain::retry): nobody before retry_at, the worker that
+                 -- lost the attempt not before withheld_until
+                 and (t.retry_at is null or t.retry_at <= now())
+                 -- planned work (issue 27): due, held for nobody else, its dependencies done
+                 and (t.not_before is null or t.not_before <= now())
+                 and (t.reserved_for is null or t.reserved_for = $5 or t.reserved_until <= now())
+                 and (t.depends_on = '{}' or not exists (
+                     select 1 from tasks d where d.id = any(t.depends_on)
+                       and not task_is_delivered(d.status)))
+                 and (t.withheld_from is distinct from $5 or t.withheld_until <= now())
+                 and not (r.area_locks_enabled and t.area is not null and exists (
+                     select 1 from tasks a where a.repo = t.repo and a.area = t.area and a.holds_area_lock))
+               order by t.priority desc, t.created_at, t.id
+               -- no more of a repository's tasks than its free slots
+               limit least($4, r.free)
+               for update of t skip locked) c
+           limit $4"#,
         eligible.skills,
         free_points,
         eligible.tier,

@@ -33,8 +33,8 @@ use sqlx::PgConnection;
 use crate::config::TierCaps;
 use crate::domain::ids::WorkerId;
 use crate::domain::ids::{LeaseId, OfferId};
-use crate::domain::reputation::Counts;
 use crate::domain::status::WorkerStatus;
+use crate::store::reputation::counts_of_row;
 use crate::store::StoreResult;
 use crate::wire::work::Lease;
 
@@ -75,6 +75,8 @@ pub struct Claimed {
     pub new: usize,
     /// The worker could take more work now (capacity left, not paused): worth waiting for.
     pub can_take_more: bool,
+    /// The worker's reputation score as the claim read it (its long poll's rank).
+    pub score: i16,
 }
 
 /// What one claim granted.
@@ -82,6 +84,7 @@ struct Reserved {
     /// Lease or offer ids.
     ids: Vec<String>,
     can_take_more: bool,
+    score: i16,
 }
 
 /// A candidate chosen under the repo locks: whether it takes its area's lock, and whether
@@ -110,6 +113,7 @@ pub async fn claim_leases(pool: &Db, req: &ClaimRequest<'_>) -> StoreResult<Clai
         leases,
         new: granted.ids.len(),
         can_take_more: granted.can_take_more,
+        score: granted.score,
     })
 }
 
@@ -148,29 +152,23 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
     .fetch_one(&mut *tx)
     .await?;
     // the score tasks' min_reputation is compared with (domain::reputation)
-    let score = Counts {
-        attempts: w.attempts,
-        delivered: w.delivered,
-        on_time: w.on_time,
-        failed: w.failed,
-        expired: w.expired,
-        prs_merged: w.prs_merged,
-        prs_closed: w.prs_closed,
-        quality_sum: w.quality_sum,
-        quality_count: w.quality_count,
-    }
-    .score();
+    let score = counts_of_row!(w).score();
     if w.stale {
         // the poll is a sign of life
         super::workers::touch_locked(tx, req.worker_id).await?;
     }
     // Live leases and open offers alike hold capacity (I2): counted by a statement of its
     // own after the lock, so its snapshot has every claim of this worker committed before
-    // the lock was granted. It also sets the candidate query's planning for the rest of the
-    // transaction, saving a round trip (see select_candidates).
+    // the lock was granted. It also sets the candidate query's planning (no sorts, no JIT,
+    // the generic plan) for the rest of the transaction, saving a round trip (see
+    // select_candidates).
     let used = sqlx::query!(
         r#"select coalesce(sum(estimate_points), 0)::int as "points!", count(*)::int as "leases!",
                   set_config('enable_sort', 'off', true) as "no_sort!",
+                  -- the candidates' sort of repositories carries the disabled cost (10^10),
+                  -- past jit_above_cost: seconds of JIT per poll where the connection did
+                  -- not turn JIT off already (Db's options do; a pool of another's may not)
+                  set_config('jit', 'off', true) as "no_jit!",
                   set_config('plan_cache_mode', 'force_generic_plan', true) as "generic_plan!"
            from tasks where worker_id = $1 and task_holds_capacity(status)"#,
         req.worker_id.as_str()
@@ -190,6 +188,7 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
         return Ok(Reserved {
             ids: Vec::new(),
             can_take_more: false,
+            score,
         });
     }
     let eligible = Eligibility {
@@ -207,6 +206,7 @@ async fn claim_in(tx: &mut PgConnection, req: &ClaimRequest<'_>) -> StoreResult<
     Ok(Reserved {
         ids: granted.ids,
         can_take_more,
+        score,
     })
 }
 

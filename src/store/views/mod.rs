@@ -280,7 +280,7 @@ pub async fn repos_in(
            select r.repo, r.max_open_prs, r.area_locks_enabled, r.pr_url_prefix, r.github_write_back,
                   r.max_open_prs_per_worker, r.allow_workers, r.deny_workers,
                   r.min_trust_tier as "min_trust_tier: TrustTier", r.claim_approval,
-                  coalesce(c.awaiting, 0) as "awaiting_approval!",
+                  coalesce(c.awaiting, 0) as "awaiting_approval!", r.fair_share,
                   coalesce(c.open, 0) as "open_slots!", coalesce(c.ready, 0) as "ready!",
                   coalesce(c.areas, '{}') as "held_areas!: Vec<String>",
                   coalesce(c.stale, 0) as "stale_prs!", r.created_at, r.updated_at
