@@ -14,7 +14,9 @@ use crate::domain::retry::Backoff;
 use crate::limits::Limits;
 use crate::liveness::LivenessStamps;
 use crate::long_poll::LongPoll;
+use crate::report_batch::ReportQueue;
 use crate::store::claim::ClaimCaps;
+use crate::store::tasks::GuardedRules;
 use crate::store::PoolSettings;
 use crate::supervisor::Supervisor;
 
@@ -39,6 +41,8 @@ pub struct Inner {
     pub tasks: Supervisor,
     /// This process's name in work signals (replica ids may repeat, e.g. in tests).
     pub instance: String,
+    /// Guarded status reports waiting for their batch statement (group commit).
+    pub reports: ReportQueue,
     /// The automatic promotion rule (`OWP_PROMOTE_BASIC_AFTER`), parsed once.
     pub promotion: Option<PromotionRule>,
 }
@@ -54,8 +58,18 @@ impl AppContext {
         admin: TokenSet,
         registration: Registration,
     ) -> Self {
+        let pool: Db = pool.into();
+        let reports = ReportQueue::new(
+            pool.clone(),
+            GuardedRules {
+                lease_ttl: settings.lease_ttl,
+                tier_lease_ttl: settings.tier_lease_ttl.clone(),
+                on_time_per_point: settings.on_time_per_point,
+            },
+            settings.reports.limits(),
+        );
         Self(Arc::new(Inner {
-            pool: pool.into(),
+            pool,
             limits: Limits::new(&settings.limits),
             claim_caps: ClaimCaps {
                 tier_max_concurrent: settings.tier_max_concurrent.clone(),
@@ -63,6 +77,7 @@ impl AppContext {
                 max_open_prs_per_worker: settings.max_open_prs_per_worker,
             },
             promotion: promotion_rule(&settings),
+            reports,
             settings,
             admin,
             registration,

@@ -229,6 +229,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<crate::report_batch::QueueFull> for ApiError {
+    fn from(_: crate::report_batch::QueueFull) -> Self {
+        Self::Busy("this replica's report queue is full (OWP_REPORT_QUEUE)")
+    }
+}
+
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
         Self::Validation(e.details())

@@ -28,6 +28,7 @@ pub mod limits;
 pub mod liveness;
 pub mod long_poll;
 pub mod metrics;
+pub mod report_batch;
 pub mod scheduler;
 pub mod server;
 pub mod store;

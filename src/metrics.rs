@@ -57,6 +57,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 const COUNT_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 1000.0];
 
+mod reports;
+pub use reports::*;
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide recorder once (tests start many apps in one process).
@@ -69,7 +72,8 @@ pub fn install() -> PrometheusHandle {
                     b.set_buckets_for_metric(Matcher::Full(CLAIMED_PER_POLL.into()), COUNT_BUCKETS)
                 })
                 .and_then(|b| {
-                    b.set_buckets_for_metric(Matcher::Full(SWEEP_ROWS.into()), COUNT_BUCKETS)
+                    // the sweeps' rows and the report batches' (`reports`)
+                    b.set_buckets_for_metric(Matcher::Suffix("_rows".into()), COUNT_BUCKETS)
                 })
                 .expect("bucket lists are non-empty constants")
                 .build_recorder();
@@ -79,6 +83,7 @@ pub fn install() -> PrometheusHandle {
             }
             describe();
             describe_pool_gauges();
+            reports::describe();
             handle
         })
         .clone()

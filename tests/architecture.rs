@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["github"],
     &["error"],
     &["app"],
+    &["report_batch"],
     &["liveness", "long_poll", "store"],
     &["wire"],
     &["domain"],

@@ -12,6 +12,7 @@ mod github;
 mod http_limits;
 mod notify;
 mod parse;
+mod report_batch;
 mod secrets;
 mod tier_caps;
 
@@ -19,6 +20,7 @@ pub use github::GithubSettings;
 pub use http_limits::{parse_cidr, Cidr, HttpLimits};
 pub use notify::NotifySettings;
 use parse::*;
+pub use report_batch::{BatchLimits, ReportBatchSettings};
 pub use secrets::{DatabaseUrl, Secret};
 pub use tier_caps::TierCaps;
 
@@ -123,6 +125,13 @@ impl ServeConfig {
     pub fn validate(&self) -> Result<(), String> {
         let d = &self.db;
         in_range("OWP_DB_MAX_CONNECTIONS", d.db_max_connections, 2, 10_000)?;
+        if self.settings.reports.report_writers >= d.db_max_connections as usize {
+            return Err(format!(
+                "OWP_REPORT_WRITERS ({}) must be below OWP_DB_MAX_CONNECTIONS ({}), \
+                 or the report statements take every connection polls need",
+                self.settings.reports.report_writers, d.db_max_connections
+            ));
+        }
         duration_in(
             "OWP_DB_ACQUIRE_TIMEOUT",
             d.db_acquire_timeout,
@@ -247,6 +256,9 @@ pub struct Settings {
 
     #[command(flatten)]
     pub notify: NotifySettings,
+
+    #[command(flatten)]
+    pub reports: ReportBatchSettings,
 
     /// How long a dashboard sign-in lasts.
     #[arg(long, env = "OWP_DASHBOARD_SESSION_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
@@ -427,6 +439,7 @@ impl Settings {
         self.limits.validate()?;
         self.github.validate()?;
         self.notify.validate()?;
+        self.reports.validate()?;
         duration_in(
             "OWP_DASHBOARD_SESSION_TTL",
             self.dashboard_session_ttl,

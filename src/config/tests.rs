@@ -91,6 +91,12 @@ fn nonsense_settings_are_refused_naming_the_setting() {
         ..Settings::defaults()
     };
     refused(expiry, "OWP_LEASE_EXPIRY_INTERVAL");
+    let mut no_batch = Settings::defaults();
+    no_batch.reports.report_batch = 0;
+    refused(no_batch, "OWP_REPORT_BATCH");
+    let mut no_queue = Settings::defaults();
+    no_queue.reports.report_queue = 0;
+    refused(no_queue, "OWP_REPORT_QUEUE");
 }
 
 #[test]

@@ -76,9 +76,23 @@ struct World {
     lease: String,
 }
 
+/// Through the report queue: the batch statement (guarded_batch.sql), one report at a time.
 #[sqlx::test]
 async fn the_guarded_report_answers_and_writes_as_the_locking_path_does(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+    against_the_locking_path(pool, test_settings()).await;
+}
+
+/// With `OWP_REPORT_BATCH=1`: the single statement (guarded.sql), which is also what a
+/// failed batch falls back to.
+#[sqlx::test]
+async fn the_single_guarded_statement_answers_and_writes_as_the_locking_path_does(pool: PgPool) {
+    let mut settings = test_settings();
+    settings.reports.report_batch = 1;
+    against_the_locking_path(pool, settings).await;
+}
+
+async fn against_the_locking_path(pool: PgPool, settings: owp_pool::config::Settings) {
+    let app = spawn_app_with(pool.clone(), settings).await;
     app.create_repo("acme/guarded", 10_000, false).await;
     let other = app.register("other", &[], 10, 2).await;
     let mut runner = TestRunner::deterministic();

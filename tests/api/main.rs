@@ -30,6 +30,7 @@ mod pr_slots;
 mod reliability;
 mod replan;
 mod replicas;
+mod report_batch;
 mod reputation;
 mod retention;
 mod retries;

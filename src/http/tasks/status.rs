@@ -96,9 +96,9 @@ pub async fn report_status(
     let lease_id = req.lease_id.clone().filter(|l| !l.trim().is_empty());
     let c = validate(req, app.settings.max_artifact_extra)?;
     let caller = match token {
-        CallerToken::Worker(token) => match guarded(&app, &task_id, lease_id.as_deref(), &c) {
+        CallerToken::Worker(token) => match guarded(&task_id, lease_id.as_deref(), &c) {
             None => Caller::Worker(token.authenticate(&app).await?),
-            Some(g) => match tasks::report_guarded(&app.pool, &token.key, &g).await? {
+            Some(g) => match app.reports.report(&token.key, g).await?? {
                 Guarded::Applied {
                     worker,
                     status,
@@ -162,26 +162,14 @@ pub async fn report_status(
     }
 }
 
-/// A worker's report that may take the one-statement path: no artifact to check or record,
-/// and a report and lease the domain's guard covers (`store::tasks::guarded`).
-fn guarded<'a>(
-    app: &'a AppContext,
-    task_id: &'a str,
-    lease_id: Option<&'a str>,
-    c: &'a ValidReport,
-) -> Option<GuardedReport<'a>> {
+/// A worker's report that may take the one-statement path (through the report queue,
+/// `report_batch`): no artifact to check or record, and a report and lease the domain's
+/// guard covers (`store::tasks::guarded`).
+fn guarded(task_id: &str, lease_id: Option<&str>, c: &ValidReport) -> Option<GuardedReport> {
     if !c.artifact.is_empty() || c.quality.is_some() {
         return None;
     }
-    GuardedReport::new(
-        task_id,
-        lease_id,
-        c.report,
-        c.message.as_deref(),
-        app.settings.lease_ttl,
-        &app.settings.tier_lease_ttl,
-        app.settings.on_time_per_point,
-    )
+    GuardedReport::new(task_id, lease_id, c.report, c.message.as_deref())
 }
 
 /// The answer to an applied report; a report that frees capacity, a slot or the task

@@ -4,7 +4,7 @@
 mod guarded;
 mod report;
 
-pub use guarded::{report_guarded, Guarded, GuardedReport};
+pub use guarded::{report_guarded, report_guarded_many, Guarded, GuardedReport, GuardedRules};
 pub use report::{update_status, Artifact, StatusResult, StatusUpdate};
 
 use crate::store::Db;
