@@ -74,6 +74,7 @@ pub async fn run(args: BenchHeartbeatArgs) -> anyhow::Result<()> {
             timeout: args.duration * 3,
             rounds: 1,
             open_loop: None,
+            open_rate: None,
         }))
     });
     let mut beats = Vec::with_capacity(args.workers);

@@ -66,6 +66,11 @@ pub struct BenchArgs {
     /// latency at a fixed load (`bench::open_loop`).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub open_loop: Option<Duration>,
+
+    /// The open loop's offered rate, lifecycles/s (default: half the closed-loop rate), so
+    /// two servers can be compared at the same load.
+    #[arg(long)]
+    pub open_rate: Option<f64>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -121,7 +126,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     if let (Some(window), Some(&rate)) = (args.open_loop, rates.last()) {
-        let offered = (rate / 2.0).max(1.0);
+        let offered = args.open_rate.unwrap_or(rate / 2.0).max(1.0);
         let n = (offered * window.as_secs_f64()).ceil() as usize + args.workers;
         create_tasks(&admin, &repos, n).await?;
         super::open_loop::run(&clients, offered, window).await?;

@@ -233,3 +233,44 @@ async fn a_failing_batch_writes_its_reports_one_by_one(pool: PgPool) {
     );
     assert_invariants(&pool).await;
 }
+
+/// Reports the table refuses ride in the same batches as those it allows: 30 tasks
+/// `blocked`, 30 `in_progress`, then `completed` for all 60 at once through one writer.
+/// `blocked -> completed` is not a transition, so those 30 answer 409 invalid_transition and
+/// stay blocked with no event; the others complete, each once.
+#[sqlx::test]
+async fn a_batch_applies_only_what_the_transition_table_allows(pool: PgPool) {
+    let app = spawn_app_with(pool.clone(), batching(1, 10_000)).await;
+    let held = holders(&app, "acme/table", 30, 2).await;
+    let (blocked, working): (Vec<_>, Vec<_>) = held
+        .iter()
+        .cloned()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
+    let blocked: Vec<_> = blocked.into_iter().map(|(_, h)| h).collect();
+    let working: Vec<_> = working.into_iter().map(|(_, h)| h).collect();
+    for (code, _, body) in report_all(&app, &blocked, "blocked").await {
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    for (code, _, body) in report_all(&app, &working, "in_progress").await {
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    let answers = report_all(&app, &held, "completed").await;
+    for (i, ((_, task, _), (code, _, body))) in held.iter().zip(&answers).enumerate() {
+        let completions = events_to(&pool, task, "completed").await.len();
+        if i % 2 == 0 {
+            assert_eq!(*code, StatusCode::CONFLICT, "{task}: {body}");
+            assert_eq!(
+                body["details"], "invalid_transition: blocked -> completed",
+                "{body}"
+            );
+            assert_eq!(app.task_row(task).await.0, "blocked");
+            assert_eq!(completions, 0, "{task}");
+        } else {
+            assert_eq!(*code, StatusCode::OK, "{task}: {body}");
+            assert_eq!(app.task_row(task).await.0, "completed");
+            assert_eq!(completions, 1, "{task}");
+        }
+    }
+    assert_invariants(&pool).await;
+}

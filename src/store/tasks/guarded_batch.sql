@@ -14,9 +14,12 @@ with i as (
     select * from unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::bool[], $7::bool[], $8::text[])
         with ordinality as i(digest, task, lease, from_list, report, ends, frees, message, n)),
+-- a lateral lookup per report: one index probe each, whatever the planner guesses of the
+-- array's length against the workers table's size
 w as (
-    select i.n, wk.id, wk.trust_tier from i join workers wk on wk.token_digest = i.digest
-    where wk.revoked_at is null and wk.online),
+    select i.n, wk.id, wk.trust_tier from i cross join lateral (
+        select id, trust_tier from workers
+        where token_digest = i.digest and revoked_at is null and online) wk),
 old as (
     select t.id, t.status, t.repo, t.lease_id, t.estimate_points, t.pr_url,
            t.status = i.report as repeated, i.n, i.report, i.ends, i.frees, i.message,
