@@ -91,7 +91,7 @@ pub async fn list_channels(
     State(app): State<AppContext>,
     RepoAdmin(admin): RepoAdmin,
 ) -> Result<Json<ChannelList>, ApiError> {
-    let rows = store::list_channels(&app.pool, admin.scope.repos()).await?;
+    let rows = store::list_channels(&app.pool, admin.scope.repos(), None).await?;
     Ok(Json(ChannelList {
         channels: rows.into_iter().map(channel_view).collect(),
     }))
@@ -204,8 +204,8 @@ async fn channel_in_view(
     admin: &AuthAdmin,
     id: &str,
 ) -> Result<Option<Channel>, ApiError> {
-    let rows = store::list_channels(&app.pool, admin.scope.repos()).await?;
-    Ok(rows.into_iter().find(|c| c.id == id).map(channel_view))
+    let rows = store::list_channels(&app.pool, admin.scope.repos(), Some(id)).await?;
+    Ok(rows.into_iter().next().map(channel_view))
 }
 
 fn channel_view(c: Channel) -> Channel {

@@ -102,9 +102,14 @@ pub async fn create_channel(pool: &Db, c: &NewChannel<'_>, actor: &str) -> Store
     Ok(Created::Done)
 }
 
-/// Channels, of these repositories only (`None`: all, pool-wide ones too), with their
-/// delivery counts; the URL whole (the HTTP layer shows only its host).
-pub async fn list_channels(pool: &Db, repos: Option<&[String]>) -> StoreResult<Vec<Channel>> {
+/// Channels, of these repositories only (`None`: all, pool-wide ones too), or only the one
+/// `only` names if it is among them, with their delivery counts; the URL whole (the HTTP
+/// layer shows only its host).
+pub async fn list_channels(
+    pool: &Db,
+    repos: Option<&[String]>,
+    only: Option<&str>,
+) -> StoreResult<Vec<Channel>> {
     let rows = sqlx::query_as!(
         Channel,
         r#"select c.id, c.name, c.kind, c.url, c.events, c.repo, c.created_by, c.created_at,
@@ -114,9 +119,10 @@ pub async fn list_channels(pool: &Db, repos: Option<&[String]>) -> StoreResult<V
                    where o.channel_id = c.id and o.gave_up_at is not null) as "failed!",
                   (select max(o.delivered_at) from notification_outbox o where o.channel_id = c.id) as last_delivered_at
            from notification_channels c
-           where $1::text[] is null or c.repo = any($1)
+           where ($1::text[] is null or c.repo = any($1)) and ($2::text is null or c.id = $2)
            order by c.created_at, c.id"#,
-        repos as Option<&[String]>
+        repos as Option<&[String]>,
+        only
     )
     .fetch_all(pool)
     .await?;
